@@ -1,0 +1,1 @@
+"""The ``kgan`` command-line interface."""

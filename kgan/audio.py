@@ -1,0 +1,152 @@
+"""Audio in and out.
+
+Files on disk are read with soundfile (wav, flac, ogg/vorbis, mp3 through
+libsndfile >= 1.1) with librosa/audioread as a fallback, downmixed to mono and
+resampled with soxr. Inside ``tf.data`` audio is decoded with tensorflow-io's
+decoders (:func:`tf_load`). Every error names the file and the problem in
+one line (:class:`AudioError`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import soundfile as sf
+
+from kgan.io_utils import atomic_path
+
+__all__ = ["AudioError", "AUDIO_EXTENSIONS", "info_seconds", "load", "resample", "write", "tf_load"]
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
+
+
+class AudioError(ValueError):
+    """A file that cannot be used as audio; ``str()`` is a one-line message naming the file."""
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+def _decode(path: str) -> tuple[np.ndarray, int]:
+    """Return (samples [frames, channels] float32, rate) or raise AudioError."""
+    if not os.path.exists(path):
+        raise AudioError(path, "file not found")
+    if os.path.getsize(path) == 0:
+        raise AudioError(path, "file is empty (0 bytes)")
+    try:
+        data, rate = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as sf_error:  # libsndfile could not decode it: try audioread (mp3 on old libsndfile)
+        first_line = str(sf_error).strip().splitlines()[0] if str(sf_error).strip() else type(sf_error).__name__
+        if not path.lower().endswith(".mp3"):
+            raise AudioError(path, f"cannot decode audio ({first_line})") from None
+        try:
+            import librosa
+
+            mono, rate = librosa.load(path, sr=None, mono=False)
+        except Exception:
+            raise AudioError(path, f"cannot decode audio ({first_line})") from None
+        data = np.atleast_2d(mono).T.astype(np.float32)
+    return data, int(rate)
+
+
+def info_seconds(path: str | os.PathLike) -> float:
+    """Duration in seconds from the header (0.0 when it cannot be read)."""
+    try:
+        return float(sf.info(os.fspath(path)).duration)
+    except Exception:
+        return 0.0
+
+
+def resample(audio: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
+    """Resample along the last axis with soxr (high quality). No-op when the rates match."""
+    if orig_rate == target_rate:
+        return audio
+    import soxr
+
+    x = np.asarray(audio, dtype=np.float32)
+    if x.ndim == 1:
+        return soxr.resample(x, orig_rate, target_rate, quality="HQ").astype(np.float32)
+    return soxr.resample(x.T, orig_rate, target_rate, quality="HQ").T.astype(np.float32)
+
+
+def load(
+    path: str | os.PathLike, sample_rate: int | None = None, mono: bool = True
+) -> tuple[np.ndarray, int]:
+    """Read an audio file.
+
+    Returns ``(audio, rate)``: ``audio`` is float32 ``[samples]`` when ``mono``
+    (channels averaged) else ``[channels, samples]``; ``rate`` is
+    ``sample_rate`` when given (the audio is resampled to it) else the file's.
+
+    Raises AudioError for a missing, empty, undecodable, zero-length or
+    non-finite file.
+    """
+    path = os.fspath(path)
+    data, rate = _decode(path)
+    if data.shape[0] == 0:
+        raise AudioError(path, "audio has zero length")
+    if not np.all(np.isfinite(data)):
+        bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
+        raise AudioError(path, f"audio contains {bad} NaN/Inf sample(s)")
+    audio = data.mean(axis=1) if mono else data.T
+    if sample_rate is not None and sample_rate != rate:
+        audio = resample(audio, rate, sample_rate)
+        rate = sample_rate
+    return np.ascontiguousarray(audio, dtype=np.float32), rate
+
+
+def write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, subtype: str | None = None) -> None:
+    """Write ``[samples]`` or ``[channels, samples]`` audio to wav or flac, atomically.
+
+    ``subtype`` defaults to 16-bit PCM (samples are clipped to [-1, 1]);
+    pass ``"FLOAT"`` for a bit-exact float32 wav.
+    """
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".wav", ".flac"):
+        raise AudioError(path, f"can only write .wav or .flac, not {ext or 'no extension'!r}")
+    x = np.asarray(audio, dtype=np.float32)
+    x = x.T if x.ndim == 2 else x
+    subtype = subtype or "PCM_16"
+    if subtype.startswith("PCM"):
+        x = np.clip(x, -1.0, 1.0)
+    with atomic_path(path) as tmp:
+        sf.write(tmp, x, int(sample_rate), subtype=subtype, format=ext[1:].upper())
+
+
+def tf_load(path, sample_rate: int):
+    """Read an audio file inside a tf graph (e.g. ``tf.data``) with tensorflow-io's decoders.
+
+    ``path`` is a scalar string tensor naming a wav, flac, mp3 or ogg file.
+    Returns mono float32 ``[samples]`` at ``sample_rate`` (channels averaged;
+    resampled with tensorflow-io when the file's rate differs). The file's rate
+    is read from its header by tensorflow-io's audio reader.
+    """
+    import tensorflow as tf
+    import tensorflow_io as tfio
+    from tensorflow_io.python.ops import core_ops
+
+    path = tf.convert_to_tensor(path, tf.string)
+    contents = tf.io.read_file(path)
+    _, _, rate = core_ops.io_audio_readable_spec(core_ops.io_audio_readable_init(path))
+    lower = tf.strings.lower(path)
+
+    def pcm(decoded):
+        return tf.cast(decoded, tf.float32) / 32768.0
+
+    branches = [
+        (tf.strings.regex_full_match(lower, r".*\.flac"), lambda: pcm(tfio.audio.decode_flac(contents, dtype=tf.int16))),
+        (tf.strings.regex_full_match(lower, r".*\.mp3"), lambda: tfio.audio.decode_mp3(contents)),
+        (tf.strings.regex_full_match(lower, r".*\.ogg"), lambda: tfio.audio.decode_vorbis(contents)),
+    ]
+    audio = tf.case(branches, default=lambda: pcm(tfio.audio.decode_wav(contents, dtype=tf.int16)), exclusive=True)
+    mono = tf.reduce_mean(audio, axis=-1)
+    rate = tf.cast(rate, tf.int64)
+    return tf.cond(
+        tf.equal(rate, sample_rate),
+        lambda: mono,
+        lambda: tfio.audio.resample(mono, rate_in=rate, rate_out=sample_rate),
+    )

@@ -1,0 +1,259 @@
+"""One configuration for every stage: frozen dataclasses, JSON load/save, presets.
+
+A run directory, a preprocessed data set and an export all carry the resolved
+config as JSON, and every later stage rebuilds itself from that file rather
+than from repeated command-line flags.
+
+Geometry of the ``default`` preset (22.05 kHz, n_fft 1024, hop 256):
+
+* the STFT has 513 bins; the model sees the lowest 512 (0 .. 10.75 kHz) and the
+  Nyquist bin is set to silence on the way back;
+* a window is 128 frames = 128 * 256 / 22050 = 1.49 s;
+* a 7-level U-Net halves both axes 7 times: 512 x 128 -> 4 x 1.
+
+The ``seed`` preset reproduces the earlier attempt's geometry for comparison
+(44.1 kHz, n_fft 2048, hop 128, 1024 bins x 1024 frames = 2.97 s).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+__all__ = [
+    "AudioConfig",
+    "STFTConfig",
+    "WindowConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "Config",
+    "PRESETS",
+    "get_preset",
+    "load",
+    "save",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioConfig:
+    """Waveforms are mono float32 at ``sample_rate``."""
+
+    sample_rate: int = 22050
+
+
+@dataclasses.dataclass(frozen=True)
+class STFTConfig:
+    """Framing and the global log-magnitude scale.
+
+    Magnitudes are divided by ``sum(window) / 2`` so that a full-scale sine
+    reads 1.0 (0 dBFS), then mapped linearly in dB from
+    ``[db_floor, db_ceiling]`` onto ``[-1, 1]``: the floor (silence) is -1,
+    which the generator's float32 tanh reaches exactly.
+    """
+
+    n_fft: int = 1024
+    hop_length: int = 256
+    db_floor: float = -80.0
+    db_ceiling: float = 10.0
+
+    @property
+    def num_bins(self) -> int:
+        """Bins the model sees: the full spectrum less the Nyquist bin."""
+        return self.n_fft // 2
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowConfig:
+    """Training windows and the vocal-activity gate.
+
+    ``frames`` is the window width in STFT frames. A frame is voiced when its
+    vocal level is above ``gate_db`` relative to the song's reference level
+    (the 95th percentile of its frame levels); a window is kept when at least
+    ``min_voiced`` of its frames are voiced. Windows are considered every
+    ``stride`` frames.
+    """
+
+    frames: int = 128
+    stride: int = 32
+    gate_db: float = -40.0
+    min_voiced: float = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    depth: int = 7
+    base_filters: int = 32
+    max_filters: int = 256
+    dropout: float = 0.5
+    norm: str = "batch"  # "batch" (synchronised under a strategy) or "instance"
+    upsample: str = "transpose"  # "transpose" or "resize" (resize + conv)
+    disc_layers: int = 3
+    disc_filters: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 8  # global batch size, over all replicas
+    learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    l1_weight: float = 100.0
+    gan_weight: float = 1.0
+    gan_loss: str = "bce"  # "bce" or "lsgan"
+    d_steps: int = 1
+    vocal_noise_std: float = 0.05
+    steps: int = 20000
+    checkpoint_every: int = 500
+    summary_every: int = 50
+    image_every: int = 500
+    val_fraction: float = 0.1
+    seed: int = 0
+
+
+_SECTIONS = {
+    "audio": AudioConfig,
+    "stft": STFTConfig,
+    "window": WindowConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    audio: AudioConfig = AudioConfig()
+    stft: STFTConfig = STFTConfig()
+    window: WindowConfig = WindowConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    preset: str = "default"
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field when the geometry cannot work."""
+        s, w, m = self.stft, self.window, self.model
+        if s.n_fft <= 0 or s.n_fft & (s.n_fft - 1):
+            raise ValueError(f"stft.n_fft must be a positive power of two. Received: {s.n_fft}")
+        if not 0 < s.hop_length <= s.n_fft // 2:
+            raise ValueError(
+                f"stft.hop_length must be in (0, n_fft/2] for an exact inverse. Received: {s.hop_length}"
+            )
+        if s.n_fft % s.hop_length:
+            raise ValueError(
+                f"stft.hop_length must divide n_fft. Received: n_fft={s.n_fft}, hop_length={s.hop_length}"
+            )
+        if not s.db_floor < s.db_ceiling:
+            raise ValueError(
+                f"stft.db_floor must be below stft.db_ceiling. Received: {s.db_floor}, {s.db_ceiling}"
+            )
+        unit = 2**m.depth
+        for name, value in (("stft.num_bins (n_fft/2)", s.num_bins), ("window.frames", w.frames)):
+            if value % unit:
+                raise ValueError(
+                    f"{name} must be divisible by 2**model.depth = {unit}. Received: {value}"
+                )
+        if not 0 < w.stride <= w.frames:
+            raise ValueError(f"window.stride must be in (0, frames]. Received: {w.stride}")
+        if not 0.0 <= w.min_voiced <= 1.0:
+            raise ValueError(f"window.min_voiced must be in [0, 1]. Received: {w.min_voiced}")
+        if m.norm not in ("batch", "instance"):
+            raise ValueError(f"model.norm must be 'batch' or 'instance'. Received: {m.norm!r}")
+        if m.upsample not in ("transpose", "resize"):
+            raise ValueError(f"model.upsample must be 'transpose' or 'resize'. Received: {m.upsample!r}")
+        if self.train.gan_loss not in ("bce", "lsgan"):
+            raise ValueError(f"train.gan_loss must be 'bce' or 'lsgan'. Received: {self.train.gan_loss!r}")
+
+    @property
+    def window_seconds(self) -> float:
+        return self.window.frames * self.stft.hop_length / self.audio.sample_rate
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Config":
+        unknown = set(data) - set(_SECTIONS) - {"preset"}
+        if unknown:
+            raise ValueError(f"unknown config section(s): {sorted(unknown)}")
+        sections = {}
+        for name, klass in _SECTIONS.items():
+            values = data.get(name, {})
+            fields = {f.name for f in dataclasses.fields(klass)}
+            bad = set(values) - fields
+            if bad:
+                raise ValueError(f"unknown field(s) in config section {name!r}: {sorted(bad)}")
+            sections[name] = klass(**values)
+        return cls(**sections, preset=data.get("preset", "custom"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        return cls.from_dict(json.loads(text))
+
+    def override(self, **dotted: Any) -> "Config":
+        """A copy with ``section.field=value`` overrides, e.g. ``override(**{"train.steps": 10})``."""
+        data = self.to_dict()
+        for key, value in dotted.items():
+            section, _, field = key.partition(".")
+            if section not in _SECTIONS or field not in data[section]:
+                raise ValueError(f"unknown config field {key!r}")
+            current = data[section][field]
+            if isinstance(current, bool):
+                value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+            elif not isinstance(value, type(current)) and current is not None:
+                value = type(current)(value)
+            data[section][field] = value
+        return Config.from_dict(data)
+
+
+PRESETS: dict[str, Config] = {
+    "default": Config(),
+    # The earlier attempt's geometry: 44.1 kHz, 2048/128, 1024 bins x 1024 frames.
+    "seed": Config(
+        audio=AudioConfig(sample_rate=44100),
+        stft=STFTConfig(n_fft=2048, hop_length=128),
+        window=WindowConfig(frames=1024, stride=256),
+        model=ModelConfig(depth=8, base_filters=64, max_filters=512),
+        train=TrainConfig(batch_size=1),
+        preset="seed",
+    ),
+    # Tiny shapes for tests and smoke runs: 8 kHz, 128 bins x 32 frames.
+    "tiny": Config(
+        audio=AudioConfig(sample_rate=8000),
+        stft=STFTConfig(n_fft=256, hop_length=64),
+        window=WindowConfig(frames=32, stride=16),
+        model=ModelConfig(depth=4, base_filters=8, max_filters=32, disc_filters=8, disc_layers=2),
+        train=TrainConfig(batch_size=4, steps=20, checkpoint_every=10, summary_every=5, image_every=10),
+        preset="tiny",
+    ),
+}
+
+
+def get_preset(name: str) -> Config:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}") from None
+
+
+def load(path: str | os.PathLike) -> Config:
+    """Read a config JSON file; a preset name is accepted too."""
+    if str(path) in PRESETS:
+        return PRESETS[str(path)]
+    with open(path, encoding="utf-8") as f:
+        try:
+            return Config.from_json(f.read())
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{path}: invalid config: {e}") from None
+
+
+def save(config: Config, path: str | os.PathLike) -> None:
+    """Write the config as JSON atomically (temp file, then rename)."""
+    from kgan.io_utils import atomic_write_text
+
+    atomic_write_text(path, config.to_json() + "\n")

@@ -1,0 +1,105 @@
+"""TFRecord shards (from ``kgan preprocess``) -> ``tf.data`` pipelines of training windows.
+
+Each element is a pair ``(vocal, accompaniment)`` of float32 tensors
+``[B, F, T, 1]`` in [-1, 1] (``F`` = ``stft.num_bins`` frequency rows, low to
+high; ``T`` = ``window.frames``), with ``B`` the *global* batch size, ready for
+``strategy.experimental_distribute_dataset``.
+
+Training pipelines shuffle the shards, read them interleaved, cut each voiced
+segment into windows every ``window.stride`` frames with a random jitter (so
+long segments give proportionally more windows and every epoch sees other
+offsets), shuffle, repeat and batch with ``drop_remainder``. The randomness is
+stateless and seeded per element, so the pipeline is deterministic for a seed
+and its position can be saved in a checkpoint. Evaluation pipelines tile each
+segment into non-overlapping windows, in order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from kgan.config import Config
+
+__all__ = ["read_metadata", "shard_paths", "parse_segment", "windows_dataset"]
+
+
+def read_metadata(data_dir: str) -> dict:
+    path = os.path.join(data_dir, "dataset.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: not found; run `kgan preprocess` to make a data set") from None
+
+
+def shard_paths(data_dir: str, split: str) -> list[str]:
+    """Shards of ``split`` that hold at least one segment, as listed in ``dataset.json``."""
+    meta = read_metadata(data_dir)
+    return [os.path.join(data_dir, s["shard"]) for s in meta["songs"] if s["split"] == split and s["segments"] > 0]
+
+
+def parse_segment(record, bins: int):
+    """A serialised segment -> ``(vocal, accompaniment)`` float32 ``[frames, bins]``."""
+    spec = {
+        "frames": tf.io.FixedLenFeature([], tf.int64),
+        "vocal": tf.io.FixedLenFeature([], tf.string),
+        "accompaniment": tf.io.FixedLenFeature([], tf.string),
+    }
+    ex = tf.io.parse_single_example(record, spec)
+
+    def decode(raw):
+        x = tf.io.decode_raw(raw, tf.float16, little_endian=True)
+        return tf.cast(tf.reshape(x, [-1, bins]), tf.float32)
+
+    return decode(ex["vocal"]), decode(ex["accompaniment"])
+
+
+def _to_image(window, bins: int, frames: int):
+    """[T, F] -> [F, T, 1]: frequency as image height, time as width (static shape)."""
+    return tf.ensure_shape(tf.transpose(window)[..., None], [bins, frames, 1])
+
+
+def windows_dataset(data_dir: str, split: str, config: Config, global_batch_size: int | None = None,
+                    training: bool = True, seed: int | None = None, drop_remainder: bool = True,
+                    shuffle_buffer: int = 512) -> tf.data.Dataset:
+    """Batches of ``(vocal, accompaniment)`` windows ``[B, F, T, 1]`` from ``data_dir``'s ``split``."""
+    files = shard_paths(data_dir, split)
+    if not files:
+        raise ValueError(f"{data_dir}: no {split} segments in dataset.json (is the data set empty?)")
+    bins, frames, stride = config.stft.num_bins, config.window.frames, config.window.stride
+    batch = global_batch_size or config.train.batch_size
+    seed = config.train.seed if seed is None else seed
+    autotune = tf.data.AUTOTUNE
+
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if training:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(8, len(files)), num_parallel_calls=autotune,
+                       deterministic=True)
+    ds = ds.map(lambda r: parse_segment(r, bins), num_parallel_calls=autotune, deterministic=True)
+    ds = ds.enumerate()
+
+    def crops(index, pair):
+        vocal, accompaniment = pair
+        length = tf.shape(vocal)[0]
+        if training:
+            count = (length - frames) // stride + 1
+            jitter = tf.random.stateless_uniform([count], seed=tf.stack([tf.cast(seed, tf.int64), index]),
+                                                 minval=0, maxval=stride, dtype=tf.int32)
+            offsets = tf.minimum(tf.range(count) * stride + jitter, length - frames)
+        else:
+            offsets = tf.range(length // frames) * frames
+        return tf.data.Dataset.from_tensor_slices(offsets).map(
+            lambda o: (vocal[o : o + frames], accompaniment[o : o + frames])
+        )
+
+    ds = ds.flat_map(crops)
+    ds = ds.map(lambda v, a: (_to_image(v, bins, frames), _to_image(a, bins, frames)),
+                num_parallel_calls=autotune, deterministic=True)
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch, drop_remainder=drop_remainder)
+    return ds.prefetch(autotune)

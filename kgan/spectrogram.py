@@ -1,0 +1,154 @@
+"""The spectrogram contract: STFT, its exact inverse, the global [-1, 1] scale, Griffin-Lim.
+
+Shapes (``B`` any leading batch dimensions, ``L`` samples):
+
+* ``forward``:   waveform ``[B, L]``                -> complex64 ``[B, T, n_fft/2 + 1]``
+* ``inverse``:   complex ``[B, T, n_fft/2 + 1]``, L -> waveform ``[B, L]``
+* ``normalise``: magnitude ``[..., K]``             -> float32 in [-1, 1], same shape
+* ``to_model``:  waveform ``[B, L]``                -> ``[B, T, n_fft/2]`` in [-1, 1] (Nyquist bin dropped)
+* ``from_model``: ``[B, T, n_fft/2]``               -> magnitude ``[B, T, n_fft/2 + 1]``
+
+Framing. Plain ``tf.signal.stft``/``inverse_stft`` reconstruct only the
+samples covered by a full set of ``n_fft / hop`` overlapping frames: the first
+and last ``n_fft - hop`` samples come back wrong. ``forward`` therefore pads
+``n_fft - hop`` zeros in front and enough at the end to complete the last
+frame, and ``inverse`` crops them off again, so the round trip is exact over
+every sample. Frame ``t`` covers samples ``[t*hop - (n_fft - hop), t*hop + hop)``.
+
+Scale. Magnitudes are divided by ``sum(window) / 2`` (a full-scale sine reads
+1.0 = 0 dBFS) and mapped linearly in dB from ``[db_floor, db_ceiling]`` onto
+``[-1, 1]``. The mapping is global: the same for every song and every crop, so
+a generated window means the same loudness wherever it came from. Silence and
+anything quieter than the floor map to exactly -1, which a float32 tanh
+produces (``tanh(-10.0) == -1.0`` in float32); the inverse of -1 is the floor
+magnitude, not zero, so ``normalise(denormalise(x)) == x`` for all x in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from kgan.config import STFTConfig
+
+__all__ = ["Spectrogram", "spectral_convergence"]
+
+
+class Spectrogram:
+    """One STFT object for the whole package (preprocessing, training, export)."""
+
+    def __init__(self, config: STFTConfig):
+        self.config = config
+        self.n_fft = config.n_fft
+        self.hop = config.hop_length
+        self.pad = self.n_fft - self.hop
+        self._window_fn = tf.signal.hann_window  # periodic Hann, as librosa's default
+        self._inverse_window_fn = tf.signal.inverse_stft_window_fn(self.hop, forward_window_fn=self._window_fn)
+        # sum(hann(n_fft)) / 2 = n_fft / 4: the STFT magnitude of a unit-amplitude sine
+        self.scale = self.n_fft / 4.0
+        self.db_floor = float(config.db_floor)
+        self.db_ceiling = float(config.db_ceiling)
+        self.floor_magnitude = 10.0 ** (self.db_floor / 20.0)
+
+    # ----------------------------------------------------------------- framing
+    def num_frames(self, num_samples):
+        """Frames that ``forward`` returns for ``num_samples`` samples (int or scalar tensor)."""
+        return 1 + (num_samples + self.pad - 1) // self.hop
+
+    def _padded(self, waveform):
+        length = tf.shape(waveform)[-1]
+        total = (self.num_frames(length) - 1) * self.hop + self.n_fft
+        rank = len(waveform.shape)
+        paddings = [[0, 0]] * (rank - 1) + [[self.pad, total - length - self.pad]]
+        return tf.pad(waveform, paddings)
+
+    def forward(self, waveform):
+        """Complex STFT ``[..., T, n_fft/2 + 1]`` of a float waveform ``[..., L]``."""
+        x = self._padded(tf.convert_to_tensor(waveform, tf.float32))
+        return tf.signal.stft(x, self.n_fft, self.hop, fft_length=self.n_fft, window_fn=self._window_fn)
+
+    def inverse(self, stft, length):
+        """Waveform ``[..., length]`` from a complex STFT made by ``forward``."""
+        x = tf.signal.inverse_stft(
+            tf.convert_to_tensor(stft, tf.complex64),
+            self.n_fft,
+            self.hop,
+            fft_length=self.n_fft,
+            window_fn=self._inverse_window_fn,
+        )
+        return x[..., self.pad : self.pad + length]
+
+    # ------------------------------------------------------------------- scale
+    def magnitude(self, stft):
+        """Magnitude in full-scale units (a unit sine reads 1.0)."""
+        return tf.abs(stft) / self.scale
+
+    def normalise(self, magnitude):
+        """Full-scale magnitude -> [-1, 1] on the global dB scale (clipped at both ends)."""
+        mag = tf.maximum(tf.convert_to_tensor(magnitude, tf.float32), self.floor_magnitude)
+        db = 20.0 * tf.math.log(mag) / math.log(10.0)
+        x = 2.0 * (db - self.db_floor) / (self.db_ceiling - self.db_floor) - 1.0
+        return tf.clip_by_value(x, -1.0, 1.0)
+
+    def denormalise(self, x):
+        """[-1, 1] -> full-scale magnitude; the exact inverse of ``normalise`` on [-1, 1]."""
+        x = tf.clip_by_value(tf.convert_to_tensor(x, tf.float32), -1.0, 1.0)
+        db = (x + 1.0) * 0.5 * (self.db_ceiling - self.db_floor) + self.db_floor
+        return tf.exp(db * (math.log(10.0) / 20.0))
+
+    # ------------------------------------------------------------ model views
+    def to_model(self, waveform):
+        """Waveform ``[..., L]`` -> normalised ``[..., T, n_fft/2]`` (Nyquist bin dropped)."""
+        return self.normalise(self.magnitude(self.forward(waveform)))[..., : self.n_fft // 2]
+
+    def from_model(self, x):
+        """Normalised ``[..., T, n_fft/2]`` -> full-scale magnitude ``[..., T, n_fft/2 + 1]``.
+
+        The dropped Nyquist bin comes back as silence (the floor magnitude).
+        """
+        mag = self.denormalise(x)
+        nyquist = tf.fill(tf.concat([tf.shape(mag)[:-1], [1]], 0), tf.constant(self.floor_magnitude, tf.float32))
+        return tf.concat([mag, nyquist], axis=-1)
+
+    # ------------------------------------------------------------- Griffin-Lim
+    def griffin_lim(self, magnitude, length, n_iter: int = 32, momentum: float = 0.99, seed: int = 0):
+        """Waveform ``[..., length]`` whose STFT magnitude approximates ``magnitude``.
+
+        ``magnitude`` is full-scale ``[..., T, n_fft/2 + 1]`` as from ``magnitude``
+        or ``from_model``. Fast Griffin-Lim (Perraudin, Balazs & Sondergaard,
+        "A fast Griffin-Lim algorithm", WASPAA 2013): each iteration projects
+        onto consistent spectrograms and onto the target magnitude, then
+        extrapolates by ``momentum`` times the last step; ``momentum=0`` is the
+        original algorithm of Griffin & Lim (1984). The initial phase is
+        pseudo-random from a fixed ``seed`` (a stateless op), so results are
+        deterministic. Pure TF ops, usable inside an exported graph.
+        """
+        mag = tf.convert_to_tensor(magnitude, tf.float32) * self.scale
+        mag_c = tf.complex(mag, tf.zeros_like(mag))
+        phase = tf.random.stateless_uniform(tf.shape(mag), seed=[seed, 0], minval=-math.pi, maxval=math.pi)
+        spec = mag_c * tf.exp(tf.complex(tf.zeros_like(phase), phase))
+        alpha = tf.complex(tf.constant(momentum, tf.float32), 0.0)
+
+        def project(s):  # onto the consistent set: STFT(iSTFT(s))
+            return self.forward(self.inverse(s, length))
+
+        def impose(s):  # onto the set with the target magnitude
+            return mag_c * tf.math.exp(tf.complex(tf.zeros_like(mag), tf.math.angle(s)))
+
+        def body(i, s, prev_c):
+            c = project(s)
+            t = c + alpha * (c - prev_c)
+            return i + 1, impose(t), c
+
+        _, spec, _ = tf.while_loop(
+            lambda i, *_: i < n_iter, body, (tf.constant(0), spec, project(spec)), parallel_iterations=1
+        )
+        return self.inverse(spec, length)
+
+
+def spectral_convergence(target_magnitude, estimate_magnitude):
+    """``||target - estimate||_F / ||target||_F`` over the last two axes (lower is better)."""
+    t = tf.convert_to_tensor(target_magnitude, tf.float32)
+    e = tf.convert_to_tensor(estimate_magnitude, tf.float32)
+    return tf.norm(t - e, axis=[-2, -1]) / tf.maximum(tf.norm(t, axis=[-2, -1]), 1e-12)

@@ -1,0 +1,68 @@
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REAL = os.path.join(os.path.dirname(ROOT), "shared", "data", "real")
+MUSDB_SONG = os.path.join(REAL, "musdb18-sample", "Music Delta - 80s Rock")
+REAL_MP3 = os.path.join(REAL, "slow-motion-dream-excerpt.mp3")
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    from kgan.config import get_preset
+
+    return get_preset("tiny")
+
+
+@pytest.fixture(scope="session")
+def real_song():
+    if not os.path.isdir(MUSDB_SONG):
+        pytest.fail(f"real test data missing: {MUSDB_SONG} (../shared must sit beside the repository)")
+    return MUSDB_SONG
+
+
+@pytest.fixture(scope="session")
+def chorale_dir(tmp_path_factory, tiny_config):
+    """Three rendered chorales (train, val and test splits) at the tiny preset's rate."""
+    from kgan.corpus import build_chorales
+
+    out = str(tmp_path_factory.mktemp("chorales"))
+    build_chorales(out, tiny_config.audio.sample_rate, n=3, progress=False)
+    return out
+
+
+def tone(seconds, rate, freq=220.0, amp=0.3, vibrato=0.0):
+    t = np.arange(int(seconds * rate)) / rate
+    phase = 2 * np.pi * freq * t + vibrato * np.sin(2 * np.pi * 5 * t)
+    return (amp * np.sin(phase)).astype(np.float32)
+
+
+def make_song(folder, rate, seconds=6.0, silent_vocal_after=None, stems=False, ext=".wav"):
+    """A synthetic song folder: a vocal tone (optionally silent after some seconds) and a chord."""
+    import soundfile as sf
+
+    os.makedirs(folder, exist_ok=True)
+    vocal = tone(seconds, rate, 440.0, vibrato=3.0)
+    if silent_vocal_after is not None:
+        vocal[int(silent_vocal_after * rate):] = 0.0
+    chord = [tone(seconds, rate, f, 0.1) for f in (110.0, 138.6, 164.8)]
+    sf.write(os.path.join(folder, "vocals" + ext), vocal, rate)
+    if stems:
+        for name, x in zip(("drums", "bass", "other"), chord):
+            sf.write(os.path.join(folder, name + ext), x, rate)
+    else:
+        sf.write(os.path.join(folder, "accompaniment" + ext), sum(chord), rate)
+    return folder
+
+
+def copy_song(src, dst, keep=None):
+    os.makedirs(dst, exist_ok=True)
+    for name in os.listdir(src):
+        if keep is None or os.path.splitext(name)[0] in keep:
+            shutil.copy(os.path.join(src, name), os.path.join(dst, name))
+    return dst

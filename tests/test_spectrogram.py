@@ -1,0 +1,117 @@
+import librosa
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kgan.config import STFTConfig
+from kgan.spectrogram import Spectrogram, spectral_convergence
+from tests.conftest import tone
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return Spectrogram(STFTConfig(n_fft=512, hop_length=128))
+
+
+@pytest.mark.parametrize("length", [1, 100, 383, 384, 512, 4096, 8001])
+def test_round_trip_is_exact_over_every_sample(spec, length):
+    x = np.random.default_rng(length).uniform(-1, 1, size=(2, length)).astype(np.float32)
+    stft = spec.forward(x)
+    assert stft.shape == (2, spec.num_frames(length), 257)
+    y = spec.inverse(stft, length).numpy()
+    assert y.shape == x.shape
+    assert np.max(np.abs(y - x)) < 1e-5
+
+
+def test_plain_tf_signal_gets_the_edges_wrong(spec):
+    """Why forward/inverse pad: without it the first n_fft - hop samples do not come back."""
+    x = np.random.default_rng(0).uniform(-1, 1, 4096).astype(np.float32)
+    window_fn = tf.signal.inverse_stft_window_fn(128)
+    y = tf.signal.inverse_stft(tf.signal.stft(x, 512, 128), 512, 128, window_fn=window_fn).numpy()
+    assert np.max(np.abs(y[: 512 - 128] - x[: 512 - 128])) > 1e-2
+
+
+def test_forward_agrees_with_librosa_on_the_same_framing(spec):
+    x = np.random.default_rng(1).normal(size=3000).astype(np.float32)
+    padded = spec._padded(tf.constant(x)).numpy()
+    reference = librosa.stft(padded, n_fft=512, hop_length=128, window="hann", center=False).T
+    ours = spec.forward(x).numpy()
+    assert ours.shape == reference.shape
+    assert np.max(np.abs(ours - reference)) < 1e-4 * np.max(np.abs(reference))
+
+
+def test_full_scale_sine_reads_zero_dbfs(spec):
+    rate = 8000
+    x = tone(1.0, rate, 1000.0, amp=1.0)  # 1000 Hz is exactly bin 64 of 512 at 8 kHz
+    mag = spec.magnitude(spec.forward(x)).numpy()
+    assert abs(mag[10, 64] - 1.0) < 1e-3
+
+
+def test_normalise_maps_onto_exactly_minus_one_to_one_with_exact_inverse(spec):
+    x = np.linspace(-1.0, 1.0, 1001, dtype=np.float32)
+    back = spec.normalise(spec.denormalise(x)).numpy()
+    np.testing.assert_allclose(back, x, atol=2e-6)
+    mags = np.array([0.0, 1e-9, spec.floor_magnitude, 1.0, 10 ** (10 / 20), 1e3], np.float32)
+    y = spec.normalise(mags).numpy()
+    assert y.min() == -1.0 and y.max() == 1.0
+    np.testing.assert_allclose(y, [-1.0, -1.0, -1.0, 2 * 80 / 90 - 1, 1.0, 1.0], atol=1e-6)
+
+
+def test_silence_floor_is_a_value_the_generator_can_produce(spec):
+    silence = spec.to_model(np.zeros((1, 2048), np.float32)).numpy()
+    assert np.all(silence == -1.0)
+    tanh_min = tf.math.tanh(tf.constant(-10.0, tf.float32)).numpy()
+    assert tanh_min == -1.0  # float32 tanh reaches the floor exactly
+    assert spec.normalise(spec.denormalise(tanh_min)).numpy() == -1.0
+
+
+def test_normalisation_is_global_not_per_crop(spec):
+    """A quiet crop must stay quiet: the same magnitude always maps to the same value."""
+    x = tone(2.0, 8000, 440.0, 0.5)
+    whole = spec.to_model(x).numpy()
+    quiet = spec.to_model(0.01 * x).numpy()
+    crop = spec.to_model(x[:4000]).numpy()
+    np.testing.assert_allclose(crop[5:20], whole[5:20], atol=1e-5)  # interior frames of the crop
+    assert quiet.max() < whole.max() - 0.5  # -34 dB is 0.76 lower on the 90 dB scale
+
+
+def test_model_view_drops_and_restores_the_nyquist_bin(spec):
+    x = tone(0.5, 8000, 300.0)
+    m = spec.to_model(x)
+    assert m.shape[-1] == 256
+    mag = spec.from_model(m).numpy()
+    assert mag.shape[-1] == 257
+    np.testing.assert_allclose(mag[..., -1], spec.floor_magnitude, rtol=1e-5)
+    np.testing.assert_allclose(mag[..., :-1], spec.magnitude(spec.forward(x)).numpy()[..., :-1].clip(spec.floor_magnitude),
+                               rtol=1e-3, atol=1e-6)
+
+
+def _music(rate=8000, seconds=2.0):
+    t = np.arange(int(rate * seconds)) / rate
+    x = sum(np.sin(2 * np.pi * f * t * (1 + 0.01 * np.sin(2 * np.pi * 3 * t))) / k
+            for k, f in enumerate((220.0, 330.0, 440.0, 660.0), 1))
+    return (0.2 * x * (1 + np.sin(2 * np.pi * 1.5 * t)) / 2).astype(np.float32)
+
+
+def test_griffin_lim_converges_and_fast_beats_plain(spec):
+    x = _music()
+    target = spec.magnitude(spec.forward(x))
+
+    def sc(n_iter, momentum):
+        y = spec.griffin_lim(target, len(x), n_iter=n_iter, momentum=momentum)
+        return float(spectral_convergence(target, spec.magnitude(spec.forward(y))))
+
+    fast = [sc(n, 0.99) for n in (2, 8, 32)]
+    plain = sc(32, 0.0)
+    assert fast[0] > fast[1] > fast[2]  # falls with iterations
+    assert fast[2] < 0.75 * plain  # the momentum variant converges faster
+    assert fast[2] < 0.2
+
+
+def test_griffin_lim_is_deterministic_and_batched(spec):
+    x = np.stack([_music(), 0.5 * _music()])
+    target = spec.magnitude(spec.forward(x))
+    a = spec.griffin_lim(target, x.shape[-1], n_iter=4).numpy()
+    b = spec.griffin_lim(target, x.shape[-1], n_iter=4).numpy()
+    assert a.shape == x.shape
+    np.testing.assert_array_equal(a, b)
