@@ -40,6 +40,7 @@ def _decode(path: str) -> tuple[np.ndarray, int]:
         data, rate = sf.read(path, dtype="float32", always_2d=True)
     except Exception as sf_error:  # libsndfile could not decode it: try audioread (mp3 on old libsndfile)
         first_line = str(sf_error).strip().splitlines()[0] if str(sf_error).strip() else type(sf_error).__name__
+        first_line = first_line.replace(f"Error opening {path!r}: ", "")  # the path is already in front
         if not path.lower().endswith(".mp3"):
             raise AudioError(path, f"cannot decode audio ({first_line})") from None
         try:

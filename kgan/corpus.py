@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 import time
 from typing import Iterable, Sequence
 
@@ -195,7 +196,7 @@ def build_chorales(out_dir: str, rate: int, n: int | None = None, transpositions
                 vocals, accompaniment = render_piece(piece, rate, t, bpm, voice_program, accompaniment_program)
             except Exception as e:  # a piece music21 cannot parse is skipped, not fatal
                 failed.append(f"{piece.path}: {e}")
-                bar.write(f"error: {piece.path}: {e}")
+                bar.write(f"error: {piece.path}: {e}", file=sys.stderr)
                 continue
             for key, x in (("vocals", vocals), ("accompaniment", accompaniment), ("mixture", vocals + accompaniment)):
                 audio_io.write(stems[key], x, rate)

@@ -310,11 +310,11 @@ def preprocess(input_dir: str, out_dir: str, config: Config, progress: bool = Tr
             bar.update(round(state["result"]["seconds"], 1))
         except (SongError, audio_io.AudioError) as e:
             failed.append(str(e))
-            bar.write(f"error: {e}")
+            bar.write(f"error: {e}", file=sys.stderr)
         except Exception as e:  # anything else is still one song's problem, reported in one line
             line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             failed.append(f"{folder}: {type(e).__name__}: {line}")
-            bar.write(f"error: {folder}: {type(e).__name__}: {line}")
+            bar.write(f"error: {folder}: {type(e).__name__}: {line}", file=sys.stderr)
     bar.close()
     elapsed = time.perf_counter() - started
 

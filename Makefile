@@ -1,0 +1,37 @@
+# Set-up and everyday targets. Everything installs into .venv from the package registry.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO ?= build/demo
+DEMO_SONGS ?= 12
+
+.PHONY: install demo test test-fast bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[corpus,serving,dev]'
+	# tinysoundfont renders the corpus offline; --no-deps skips pyaudio (live playback only, needs PortAudio)
+	$(BIN)/pip install --quiet --no-deps 'tinysoundfont==0.3.7'
+	touch $@
+
+## demo: render chorales, preprocess them, write spectrogram pictures
+demo: install
+	$(BIN)/kgan corpus chorales $(DEMO)/chorales --n $(DEMO_SONGS)
+	$(BIN)/kgan preprocess $(DEMO)/chorales $(DEMO)/data --plot 4
+	@echo "demo: pictures in $(DEMO)/data/plots, data set summary in $(DEMO)/data/dataset.json"
+
+## test: the whole suite, slow end-to-end tests included
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: install
+	$(BIN)/python benchmarks/preprocess.py
+
+clean:
+	rm -rf build .pytest_cache
