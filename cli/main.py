@@ -79,6 +79,83 @@ def preprocess(input_dir, out_dir, preset, config_path, overrides, n_plots, no_p
         sys.exit(1)
 
 
+@main.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@_config_options
+@click.option("--steps", type=int, default=None, help="Train to this step (default: train.steps).")
+@click.option("--cpu-replicas", type=int, default=1, show_default=True,
+              help="Without GPUs, split the CPU into this many logical devices and mirror over them.")
+@click.option("--deterministic", is_flag=True, help="Turn on TensorFlow op determinism (slower).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def train(data_dir, run_dir, preset, config_path, overrides, steps, cpu_replicas, deterministic, no_progress):
+    """Train the U-Net generator and PatchGAN discriminator on a preprocessed data set.
+
+    Audio, STFT and window settings come from DATA_DIR/dataset.json; model and training
+    settings from --preset/--config/--set. Re-running the same command resumes from the
+    newest checkpoint in RUN_DIR. With TF_CONFIG set, trains with MultiWorkerMirroredStrategy.
+    TensorBoard logs go to RUN_DIR/logs.
+
+    \b
+    Example:
+      kgan train data/chorales-tfr runs/chorales --steps 5000
+      tensorboard --logdir runs/chorales/logs
+    """
+    from kgan import training
+
+    if cpu_replicas > 1:
+        training.split_cpu(cpu_replicas)  # before TensorFlow starts
+    cfg = _resolve_config(preset, config_path, overrides)
+    if steps is not None:
+        cfg = cfg.override(**{"train.steps": steps})
+    cfg = _check_data_config(cfg, data_dir)
+    if os.path.exists(os.path.join(run_dir, "config.json")):
+        previous = training.read_run_config(run_dir)
+        diff = training.config_difference(previous, cfg)
+        if diff:
+            raise click.ClickException(
+                f"{run_dir} holds a run with another config ({diff}); use a new RUN_DIR or the same settings"
+            )
+    if deterministic:
+        import keras
+        import tensorflow as tf
+
+        keras.utils.set_random_seed(cfg.train.seed)
+        tf.config.experimental.enable_op_determinism()
+    trainer = training.Trainer(cfg, run_dir, training.make_strategy(cpu_replicas))
+    if trainer.chief:
+        training.write_run_config(run_dir, cfg, ["kgan", *sys.argv[1:]])
+    click.echo(f"training on {trainer.strategy.num_replicas_in_sync} replica(s), "
+               f"generator {trainer.generator.count_params():,} and discriminator "
+               f"{trainer.discriminator.count_params():,} parameters", err=True)
+    try:
+        metrics = trainer.fit(data_dir, progress=not no_progress)
+    except training.TrainingDiverged as e:
+        raise click.ClickException(str(e)) from None
+    if metrics:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        click.echo(f"step {int(trainer.step.numpy())}: {shown}; checkpoints in {trainer.manager.directory}")
+
+
+def _check_data_config(cfg, data_dir):
+    """Take audio/STFT/window from the data set; refuse a config whose geometry differs from it."""
+    from kgan.config import Config
+    from kgan.dataset import read_metadata
+
+    try:
+        data_cfg = Config.from_dict(read_metadata(data_dir)["config"])
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    for section in ("audio", "stft", "window"):
+        if getattr(data_cfg, section) != getattr(cfg, section):
+            raise click.ClickException(
+                f"{data_dir} was preprocessed with other {section} settings ({getattr(data_cfg, section)}) "
+                f"than the training config ({getattr(cfg, section)}); pass --preset {data_cfg.preset} "
+                "or preprocess again"
+            )
+    return cfg
+
+
 @main.group()
 def corpus():
     """Build the bundled real-music corpus."""

@@ -56,6 +56,10 @@ class Spectrogram:
         """Frames that ``forward`` returns for ``num_samples`` samples (int or scalar tensor)."""
         return 1 + (num_samples + self.pad - 1) // self.hop
 
+    def num_samples(self, num_frames: int) -> int:
+        """The longest waveform whose ``forward`` has ``num_frames`` frames (e.g. a model window's audio)."""
+        return num_frames * self.hop - self.pad
+
     def _padded(self, waveform):
         length = tf.shape(waveform)[-1]
         total = (self.num_frames(length) - 1) * self.hop + self.n_fft

@@ -1,0 +1,56 @@
+"""Building blocks shared by the U-Net and the PatchGAN (pix2pix conventions).
+
+Every convolution is 4 x 4 with weights drawn from N(0, 0.02) (Isola et al. 2017,
+after Radford et al. 2016); a convolution followed by a normalisation has no
+bias. Each call makes new, named layers: no layer instance is reused across
+levels.
+"""
+
+from __future__ import annotations
+
+import keras
+
+INIT_STDDEV = 0.02
+
+
+def initializer():
+    return keras.initializers.RandomNormal(0.0, INIT_STDDEV)
+
+
+def normalization(kind: str, name: str):
+    """Batch norm synchronised across replicas (plain Keras 3 BN drifts apart under a strategy), or instance norm."""
+    if kind == "batch":
+        return keras.layers.BatchNormalization(synchronized=True, momentum=0.9, epsilon=1e-5, name=name)
+    if kind == "instance":
+        return keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)  # one group per channel
+    raise ValueError(f"normalization must be 'batch' or 'instance'. Received: {kind!r}")
+
+
+def downsample(x, filters: int, name: str, norm: str | None, strides: int = 2):
+    """Conv 4x4 (stride 2 halves both axes) -> norm -> LeakyReLU(0.2)."""
+    x = keras.layers.Conv2D(filters, 4, strides=strides, padding="same", use_bias=norm is None,
+                            kernel_initializer=initializer(), name=f"{name}_conv")(x)
+    if norm is not None:
+        x = normalization(norm, f"{name}_norm")(x)
+    return keras.layers.LeakyReLU(0.2, name=f"{name}_act")(x)
+
+
+def upsample_conv(x, filters: int, name: str, mode: str, use_bias: bool):
+    """Double both axes: a 4x4 transposed conv, or nearest resize + 4x4 conv (no checkerboard artefacts)."""
+    if mode == "transpose":
+        return keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=use_bias,
+                                            kernel_initializer=initializer(), name=f"{name}_deconv")(x)
+    if mode == "resize":
+        x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
+        return keras.layers.Conv2D(filters, 4, padding="same", use_bias=use_bias,
+                                   kernel_initializer=initializer(), name=f"{name}_conv")(x)
+    raise ValueError(f"upsample must be 'transpose' or 'resize'. Received: {mode!r}")
+
+
+def upsample(x, filters: int, name: str, norm: str, mode: str, dropout: float):
+    """Upsample -> norm -> dropout (if > 0) -> ReLU."""
+    x = upsample_conv(x, filters, name, mode, use_bias=False)
+    x = normalization(norm, f"{name}_norm")(x)
+    if dropout > 0:
+        x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return keras.layers.ReLU(name=f"{name}_act")(x)

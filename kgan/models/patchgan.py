@@ -1,0 +1,70 @@
+"""The conditional PatchGAN discriminator."""
+
+from __future__ import annotations
+
+import keras
+
+from kgan.models import blocks
+
+
+def receptive_field(layers: int) -> int:
+    """Input pixels seen by one output logit: ``layers`` stride-2 and two stride-1 4x4 convolutions."""
+    field = 1
+    for stride in reversed([2] * layers + [1, 1]):
+        field = (field - 1) * stride + 4
+    return field
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class PatchGANDiscriminator(keras.Model):
+    """(vocal, accompaniment) ``[B, F, T, 1]`` each -> patch logits ``[B, F/2^L, T/2^L, 1]``.
+
+    Conditional on the vocal (the pair is concatenated on channels), then
+    ``layers`` 4x4 stride-2 convolutions (filters ``base_filters * 2**i``, capped
+    at 512; no normalisation on the first), one 4x4 stride-1 convolution and a
+    4x4 stride-1 convolution to one logit per patch. With ``layers=3`` each
+    logit sees a 70 x 70 patch (Isola et al. 2017). Outputs are logits: no
+    sigmoid.
+
+    Raises:
+        ValueError: when ``bins`` or ``frames`` is not divisible by ``2**layers``.
+    """
+
+    def __init__(self, bins: int = 512, frames: int = 128, layers: int = 3, base_filters: int = 64,
+                 norm: str = "batch", name: str = "patchgan_discriminator", **kwargs):
+        unit = 2**layers
+        if layers < 1 or bins % unit or frames % unit:
+            raise ValueError(
+                f"PatchGANDiscriminator needs bins and frames divisible by 2**layers = {unit}. "
+                f"Received: bins={bins}, frames={frames}, layers={layers}"
+            )
+        vocal = keras.Input((bins, frames, 1), name="vocal")
+        accompaniment = keras.Input((bins, frames, 1), name="accompaniment")
+        x = keras.layers.Concatenate(name="pair")([vocal, accompaniment])  # (B, F, T, 2)
+        for i in range(layers):  # (B, F/2^(i+1), T/2^(i+1), filters)
+            x = blocks.downsample(x, min(base_filters * 2**i, 512), f"down{i + 1}", norm=None if i == 0 else norm)
+        x = blocks.downsample(x, min(base_filters * 2**layers, 512), "features", norm=norm, strides=1)
+        logits = keras.layers.Conv2D(1, 4, padding="same", kernel_initializer=blocks.initializer(),
+                                     name="logits", dtype="float32")(x)  # (B, F/2^L, T/2^L, 1)
+        super().__init__(inputs=[vocal, accompaniment], outputs=logits, name=name, **kwargs)
+        self.bins, self.frames, self.layers_count = bins, frames, layers
+        self.base_filters, self.norm = base_filters, norm
+
+    @property
+    def receptive_field(self) -> int:
+        return receptive_field(self.layers_count)
+
+    def get_config(self):
+        return {"bins": self.bins, "frames": self.frames, "layers": self.layers_count,
+                "base_filters": self.base_filters, "norm": self.norm, "name": self.name,
+                "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    @classmethod
+    def from_kgan_config(cls, config) -> "PatchGANDiscriminator":
+        m = config.model
+        return cls(bins=config.stft.num_bins, frames=config.window.frames, layers=m.disc_layers,
+                   base_filters=m.disc_filters, norm=m.norm)

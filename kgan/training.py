@@ -1,0 +1,370 @@
+"""The Trainer: strategy, models, optimizers, the compiled step, checkpoints and summaries.
+
+Distribution. ``make_strategy`` picks ``MultiWorkerMirroredStrategy`` when
+``TF_CONFIG`` is set, else ``MirroredStrategy`` over all GPUs, else over
+``cpu_replicas`` logical CPU devices (``split_cpu`` makes them; one by
+default), so the multi-replica path runs and is tested without GPUs.
+
+Losses are per example, scaled by hand with ``tf.nn.compute_average_loss`` by
+the *global* batch: Keras 3's optimizer sums gradients across replicas, so the
+sum of the per-replica scaled gradients is the gradient of the global mean, and
+a step on N replicas equals a step on one replica over the same global batch
+(tested). Batch norm is synchronised across replicas (``kgan.models.blocks``).
+
+Generator loss: ``gan_weight * GAN + l1_weight * L1`` (pix2pix, lambda = 100).
+Discriminator loss: half the sum of its losses on real and generated pairs.
+GAN losses are vanilla (sigmoid cross-entropy on logits) or least squares.
+
+Resuming. ``tf.train.CheckpointManager`` saves both models, both optimizers
+and the step every ``checkpoint_every`` steps. The input pipeline is
+deterministic for its seed, so its position is restored by rebuilding it and
+skipping the batches already consumed; the vocal noise is drawn from a
+stateless generator keyed by (seed, step, replica) and dropout's seed state is a
+model variable, so a resumed run continues exactly as an uninterrupted one
+would (tested with op determinism on).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kgan import __version__
+from kgan.config import Config
+from kgan.dataset import windows_dataset
+from kgan.io_utils import atomic_write_text
+from kgan.models import PatchGANDiscriminator, UNetGenerator
+from kgan.spectrogram import Spectrogram
+
+__all__ = ["split_cpu", "make_strategy", "Trainer", "TrainingDiverged", "write_run_config", "read_run_config"]
+
+METRICS = ("g_total", "g_gan", "g_l1", "d_loss", "d_real", "d_fake")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or Inf; the message says which step and which checkpoint was kept."""
+
+
+def split_cpu(n: int) -> None:
+    """Split the CPU into ``n`` logical devices. Call before TensorFlow runs anything."""
+    if n <= 1:
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+
+
+def make_strategy(cpu_replicas: int = 1) -> tf.distribute.Strategy:
+    """MultiWorkerMirrored with TF_CONFIG; else Mirrored over all GPUs, else over ``cpu_replicas`` CPUs."""
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        return tf.distribute.MirroredStrategy([d.name for d in gpus])
+    cpus = tf.config.list_logical_devices("CPU")
+    if cpu_replicas > len(cpus):
+        raise ValueError(
+            f"{cpu_replicas} CPU replicas requested but only {len(cpus)} logical CPU device(s) exist; "
+            "call kgan.training.split_cpu before TensorFlow starts"
+        )
+    return tf.distribute.MirroredStrategy([d.name for d in cpus[:cpu_replicas]])
+
+
+def _task() -> tuple[str | None, int]:
+    spec = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
+    return spec.get("type"), int(spec.get("index", 0))
+
+
+def is_chief() -> bool:
+    task_type, index = _task()
+    return task_type in (None, "chief") or (task_type == "worker" and index == 0 and
+                                            "chief" not in json.loads(os.environ["TF_CONFIG"]).get("cluster", {}))
+
+
+def write_run_config(run_dir: str, config: Config, command: list[str]) -> None:
+    data = {"config": config.to_dict(), "command": command, "kgan_version": __version__}
+    atomic_write_text(os.path.join(run_dir, "config.json"), json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_run_config(run_dir: str) -> Config:
+    path = os.path.join(run_dir, "config.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return Config.from_dict(json.load(f)["config"])
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: not found; is {run_dir} a `kgan train` run directory?") from None
+
+
+class Trainer:
+    """Owns the strategy, G, D, both optimizers, the step and the CheckpointManager."""
+
+    def __init__(self, config: Config, run_dir: str, strategy: tf.distribute.Strategy | None = None,
+                 max_checkpoints: int = 3):
+        self.config = config
+        self.run_dir = run_dir
+        self.strategy = strategy or make_strategy()
+        self.chief = is_chief()
+        t = config.train
+        with self.strategy.scope():
+            self.generator = UNetGenerator.from_kgan_config(config)
+            self.discriminator = PatchGANDiscriminator.from_kgan_config(config)
+            self.g_optimizer = keras.optimizers.Adam(t.learning_rate, beta_1=t.beta_1, name="g_adam")
+            self.d_optimizer = keras.optimizers.Adam(t.learning_rate, beta_1=t.beta_1, name="d_adam")
+            # Build the optimizers here, in cross-replica context: creating their slots
+            # lazily inside strategy.run fails.
+            self.g_optimizer.build(self.generator.trainable_variables)
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
+                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.checkpoint = tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
+                                              g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
+                                              step=self.step)
+        task_type, index = _task()
+        ckpt_dir = os.path.join(run_dir, "checkpoints" if self.chief else f"checkpoints-{task_type}{index}")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, max_to_keep=max_checkpoints)
+        self.spec = Spectrogram(config.stft)
+        self._train_step = None
+
+    # ------------------------------------------------------------------ losses
+    def _gan_loss(self, logits, real: bool):
+        """Per-example GAN loss, averaged over patches: ``[B]``."""
+        label = tf.ones_like(logits) if real else tf.zeros_like(logits)
+        if self.config.train.gan_loss == "lsgan":
+            per_patch = tf.square(logits - label)
+        else:
+            per_patch = tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=logits)
+        return tf.reduce_mean(per_patch, axis=[1, 2, 3])
+
+    def _d_score(self, logits):
+        """Mean D output per example: probability for BCE, raw score for LSGAN."""
+        score = logits if self.config.train.gan_loss == "lsgan" else tf.sigmoid(logits)
+        return tf.reduce_mean(score, axis=[1, 2, 3])
+
+    # -------------------------------------------------------------------- step
+    def _replica_step(self, vocal, target, step):
+        t = self.config.train
+        batch = t.batch_size
+
+        def average(per_example):
+            return tf.nn.compute_average_loss(per_example, global_batch_size=batch)
+
+        replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+        if t.vocal_noise_std > 0:
+            seed = tf.stack([tf.constant(t.seed, tf.int64), step * 1024 + replica])
+            noise = tf.random.stateless_normal(tf.shape(vocal), seed=seed, stddev=t.vocal_noise_std)
+            vocal = tf.clip_by_value(vocal + noise, -1.0, 1.0)
+
+        def d_losses(fake):
+            d_real = self.discriminator([vocal, target], training=True)
+            d_fake = self.discriminator([vocal, fake], training=True)
+            per_example = 0.5 * (self._gan_loss(d_real, True) + self._gan_loss(d_fake, False))
+            return per_example, d_real, d_fake
+
+        for _ in range(t.d_steps - 1):  # extra discriminator updates (D:G ratio > 1)
+            fake = self.generator(vocal, training=True)
+            with tf.GradientTape() as tape:
+                loss = average(d_losses(tf.stop_gradient(fake))[0])
+            grads = tape.gradient(loss, self.discriminator.trainable_variables)
+            self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake = self.generator(vocal, training=True)
+            d_per_example, d_real, d_fake = d_losses(fake)
+            g_gan = self._gan_loss(d_fake, True)
+            g_l1 = tf.reduce_mean(tf.abs(target - fake), axis=[1, 2, 3])
+            g_per_example = t.gan_weight * g_gan + t.l1_weight * g_l1
+            g_loss = average(g_per_example)
+            d_loss = average(d_per_example)
+        g_vars = self.generator.trainable_variables
+        d_vars = self.discriminator.trainable_variables
+        g_grads = g_tape.gradient(g_loss, g_vars)
+        d_grads = d_tape.gradient(d_loss, d_vars)
+        self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
+        if t.gan_weight > 0:
+            self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
+        return {
+            "g_total": g_loss, "g_gan": average(g_gan), "g_l1": average(g_l1), "d_loss": d_loss,
+            "d_real": average(self._d_score(d_real)), "d_fake": average(self._d_score(d_fake)),
+        }
+
+    def train_step(self, distributed_batch) -> dict[str, tf.Tensor]:
+        """One compiled step over a global batch (as from ``experimental_distribute_dataset``)."""
+        if self._train_step is None:
+            @tf.function
+            def step_fn(batch):
+                vocal, target = batch
+                step = self.step.read_value()
+                per_replica = self.strategy.run(self._replica_step, args=(vocal, target, step))
+                self.step.assign_add(1)
+                return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                        for k, v in per_replica.items()}
+
+            self._train_step = step_fn
+        return self._train_step(distributed_batch)
+
+    # -------------------------------------------------------------------- data
+    def dataset(self, data_dir: str):
+        """The distributed training pipeline, positioned after the batches already consumed."""
+        ds = windows_dataset(data_dir, "train", self.config, self.config.train.batch_size, training=True)
+        ds = ds.skip(int(self.step.numpy()))
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        options.deterministic = True
+        return self.strategy.experimental_distribute_dataset(ds.with_options(options))
+
+    # ---------------------------------------------------------------- restore
+    def restore(self) -> int:
+        """Restore the newest checkpoint, if any; returns the step to continue from."""
+        latest = self.manager.latest_checkpoint
+        if latest:
+            # Inside the scope, so that anything restore creates is mirrored like the rest.
+            with self.strategy.scope():
+                self.checkpoint.restore(latest).assert_existing_objects_matched()
+        return int(self.step.numpy())
+
+    # --------------------------------------------------------------- evaluate
+    def validation_l1(self, data_dir: str, max_batches: int = 20) -> float | None:
+        """Mean L1 of the generator (inference mode) over up to ``max_batches`` validation batches."""
+        try:
+            ds = windows_dataset(data_dir, "val", self.config, self.config.train.batch_size, training=False,
+                                 drop_remainder=False)
+        except ValueError:
+            return None
+        total, count = 0.0, 0
+        for vocal, target in ds.take(max_batches):
+            fake = self._predict(vocal)
+            total += float(tf.reduce_sum(tf.reduce_mean(tf.abs(target - fake), axis=[1, 2, 3])))
+            count += int(vocal.shape[0])
+        return total / count if count else None
+
+    @tf.function(reduce_retracing=True)
+    def _predict(self, vocal):
+        return self.generator(vocal, training=False)
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, data_dir: str, steps: int | None = None, progress: bool = True,
+            log: Callable[[str], None] | None = None, val_batches: int = 20) -> dict:
+        """Train to ``steps`` (default ``train.steps``), resuming from the newest checkpoint.
+
+        Returns the last metrics. Raises TrainingDiverged on a non-finite loss,
+        keeping the last good checkpoint.
+        """
+        from tqdm import tqdm
+
+        log = log or (lambda line: print(line, file=sys.stderr))
+        t = self.config.train
+        steps = t.steps if steps is None else steps
+        start = self.restore()
+        if start:
+            log(f"resumed from {self.manager.latest_checkpoint} at step {start}")
+        if start >= steps:
+            log(f"already at step {start} >= {steps}: nothing to do")
+            return {}
+        writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "logs", "train")) if self.chief else None
+        preview = self._preview_batch(data_dir) if self.chief else None
+        iterator = iter(self.dataset(data_dir))
+        bar = tqdm(total=steps, initial=start, unit="step", desc="train", disable=not progress or not self.chief,
+                   dynamic_ncols=True)
+        metrics: dict[str, float] = {}
+        window_start, window_steps = time.perf_counter(), 0
+        step = start
+        while step < steps:
+            result = self.train_step(next(iterator))
+            metrics = {k: float(v) for k, v in result.items()}
+            step += 1
+            window_steps += 1
+            bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+            if bad:
+                kept = self.manager.latest_checkpoint or "none (no checkpoint was written yet)"
+                raise TrainingDiverged(
+                    f"step {step}: non-finite loss ({', '.join(f'{k}={metrics[k]}' for k in bad)}); "
+                    f"stopped; last good checkpoint kept: {kept}"
+                )
+            bar.update(1)
+            if step % t.summary_every == 0 or step == steps:
+                rate = window_steps / max(time.perf_counter() - window_start, 1e-9)
+                window_start, window_steps = time.perf_counter(), 0
+                bar.set_postfix_str(f"L1 {metrics['g_l1']:.3f} D(real) {metrics['d_real']:.2f} "
+                                    f"D(fake) {metrics['d_fake']:.2f}")
+                if self.chief:
+                    self._append_history({"step": step, **metrics, "steps_per_second": round(rate, 3)})
+                if writer:
+                    with writer.as_default(step=step):
+                        for k, v in metrics.items():
+                            tf.summary.scalar(f"loss/{k}" if k not in ("d_real", "d_fake") else f"d/{k}", v)
+                        tf.summary.scalar("steps_per_second", rate)
+            if step % t.image_every == 0 or step == steps:
+                val = self.validation_l1(data_dir, val_batches) if self.chief else None
+                if writer:
+                    with writer.as_default(step=step):
+                        if val is not None:
+                            tf.summary.scalar("loss/val_l1", val)
+                        self._write_media(preview)
+                    writer.flush()
+                if val is not None:
+                    metrics["val_l1"] = val
+                    self._append_history({"step": step, "val_l1": val})
+                    bar.write(f"step {step}: train L1 {metrics['g_l1']:.4f}, val L1 {val:.4f}", file=sys.stderr)
+            if step % t.checkpoint_every == 0 or step == steps:
+                self.manager.save(checkpoint_number=step)
+        bar.close()
+        if writer:
+            writer.flush()
+        return metrics
+
+    def _append_history(self, record: dict) -> None:
+        """One JSON line per summary in ``RUN_DIR/metrics.jsonl`` (a resumed run may repeat steps; last wins)."""
+        os.makedirs(self.run_dir, exist_ok=True)
+        with open(os.path.join(self.run_dir, "metrics.jsonl"), "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    # ---------------------------------------------------------------- media
+    def _preview_batch(self, data_dir: str, count: int = 3):
+        for split in ("val", "train"):
+            try:
+                ds = windows_dataset(data_dir, split, self.config, count, training=False, drop_remainder=False)
+                return next(iter(ds))
+            except (ValueError, StopIteration):
+                continue
+        return None
+
+    def _write_media(self, preview) -> None:
+        """TensorBoard images (vocal | generated | target) and audio of the generated accompaniment."""
+        if preview is None:
+            return
+        vocal, target = preview
+        fake = self._predict(vocal)
+        sep = tf.ones_like(vocal[:, :, :4])
+        panel = tf.concat([vocal, sep, fake, sep, target], axis=2)  # (B, F, 3T + 8, 1)
+        image = tf.reverse((panel + 1.0) / 2.0, axis=[1])  # low frequencies at the bottom
+        tf.summary.image("spectrograms/vocal|generated|target", image, max_outputs=int(vocal.shape[0]))
+        mags = self.spec.from_model(tf.transpose(fake[..., 0], [0, 2, 1]))  # (B, T, F+1)
+        length = self.spec.num_samples(int(mags.shape[1]))
+        wave = self.spec.griffin_lim(mags, length, n_iter=32)
+        peak = tf.reduce_max(tf.abs(wave), axis=-1, keepdims=True)
+        wave = wave / tf.maximum(peak, 1e-3) * 0.9
+        tf.summary.audio("generated_accompaniment", wave[..., None], self.config.audio.sample_rate,
+                         max_outputs=int(vocal.shape[0]))
+
+
+def generator_weights(trainer: Trainer) -> list[np.ndarray]:
+    return [np.array(v) for v in trainer.generator.weights]
+
+
+def config_difference(a: Config, b: Config, ignore: tuple[str, ...] = ("train.steps",)) -> str | None:
+    """The first differing ``section.field`` of two configs (ignoring ``ignore``), as text, or None."""
+    for section in ("audio", "stft", "window", "model", "train"):
+        sa, sb = getattr(a, section), getattr(b, section)
+        for f in dataclasses.fields(sa):
+            key = f"{section}.{f.name}"
+            if key not in ignore and getattr(sa, f.name) != getattr(sb, f.name):
+                return f"{key}: {getattr(sa, f.name)!r} vs {getattr(sb, f.name)!r}"
+    return None
