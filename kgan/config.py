@@ -90,7 +90,7 @@ class ModelConfig:
     norm: str = "batch"  # "batch" (synchronised under a strategy) or "instance"
     upsample: str = "transpose"  # "transpose" or "resize" (resize + conv)
     disc_layers: int = 3
-    disc_filters: int = 64
+    disc_filters: int = 32
 
 
 @dataclasses.dataclass(frozen=True)

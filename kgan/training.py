@@ -103,6 +103,16 @@ def read_run_config(run_dir: str) -> Config:
         raise FileNotFoundError(f"{path}: not found; is {run_dir} a `kgan train` run directory?") from None
 
 
+def _seed_states(model: keras.Model) -> dict:
+    """The random-seed state of every layer that draws random numbers (dropout), by layer name.
+
+    Keras keeps these out of the model's tracked variables, so a checkpoint of
+    the model alone would restart dropout's random stream on resume.
+    """
+    return {layer.name: layer.seed_generator.state.value for layer in model.layers
+            if getattr(layer, "seed_generator", None) is not None}
+
+
 class Trainer:
     """Owns the strategy, G, D, both optimizers, the step and the CheckpointManager."""
 
@@ -126,7 +136,7 @@ class Trainer:
                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.checkpoint = tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
                                               g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
-                                              step=self.step)
+                                              step=self.step, random_state=_seed_states(self.generator))
         task_type, index = _task()
         ckpt_dir = os.path.join(run_dir, "checkpoints" if self.chief else f"checkpoints-{task_type}{index}")
         self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, max_to_keep=max_checkpoints)
@@ -289,7 +299,7 @@ class Trainer:
                     f"stopped; last good checkpoint kept: {kept}"
                 )
             bar.update(1)
-            if step % t.summary_every == 0 or step == steps:
+            if step % t.summary_every == 0 or step == steps or step == start + 1:
                 rate = window_steps / max(time.perf_counter() - window_start, 1e-9)
                 window_start, window_steps = time.perf_counter(), 0
                 bar.set_postfix_str(f"L1 {metrics['g_l1']:.3f} D(real) {metrics['d_real']:.2f} "

@@ -6,6 +6,12 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# Two logical CPU devices for the whole session, so multi-replica code paths run without GPUs.
+# This must happen before TensorFlow runs any op.
+from kgan.training import split_cpu  # noqa: E402
+
+split_cpu(2)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL = os.path.join(os.path.dirname(ROOT), "shared", "data", "real")
 MUSDB_SONG = os.path.join(REAL, "musdb18-sample", "Music Delta - 80s Rock")

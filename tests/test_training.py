@@ -1,0 +1,190 @@
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kgan.preprocess import preprocess
+from kgan.training import Trainer, TrainingDiverged, make_strategy
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory, chorale_dir, tiny_config):
+    out = str(tmp_path_factory.mktemp("tiny-data"))
+    preprocess(chorale_dir, out, tiny_config, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def fixed_batch(tiny_data, tiny_config):
+    from kgan.dataset import windows_dataset
+
+    vocal, target = next(iter(windows_dataset(tiny_data, "train", tiny_config, 4, seed=3)))
+    return vocal.numpy(), target.numpy()
+
+
+def _distributed(trainer, batch):
+    ds = tf.data.Dataset.from_tensors(batch).repeat()
+    return iter(trainer.strategy.experimental_distribute_dataset(ds))
+
+
+def _weights(trainer):
+    return [np.array(v) for v in trainer.generator.weights + trainer.discriminator.weights]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_two_replicas_equal_one_replica_over_the_same_global_batch(tmp_path, tiny_config, fixed_batch, optimizer):
+    cfg = tiny_config.override(**{"model.dropout": 0.0, "train.vocal_noise_std": 0.0})
+    trainers = []
+    for replicas in (1, 2):
+        keras.utils.set_random_seed(7)
+        trainer = Trainer(cfg, str(tmp_path / f"r{replicas}"), make_strategy(replicas))
+        assert trainer.strategy.num_replicas_in_sync == replicas
+        if optimizer == "sgd":  # plain SGD is sensitive to the gradient's scale, unlike Adam
+            with trainer.strategy.scope():
+                trainer.g_optimizer = keras.optimizers.SGD(0.5)
+                trainer.d_optimizer = keras.optimizers.SGD(0.5)
+                trainer.g_optimizer.build(trainer.generator.trainable_variables)
+                trainer.d_optimizer.build(trainer.discriminator.trainable_variables)
+        trainers.append(trainer)
+    one, two = trainers
+    initial = _weights(one)
+    for w1, w2 in zip(initial, _weights(two)):
+        np.testing.assert_array_equal(w1, w2)
+    it1, it2 = _distributed(one, fixed_batch), _distributed(two, fixed_batch)
+    for _ in range(3):
+        m1, m2 = one.train_step(next(it1)), two.train_step(next(it2))
+        for k in m1:
+            assert float(m1[k]) == pytest.approx(float(m2[k]), rel=1e-4, abs=1e-6), k
+    for w1, w2 in zip(_weights(one), _weights(two)):
+        np.testing.assert_allclose(w1, w2, atol=1e-5)
+    assert any(not np.array_equal(w0, w1) for w0, w1 in zip(initial, _weights(one)))  # the step did something
+    assert int(one.step.numpy()) == int(two.step.numpy()) == 3
+
+
+def test_loss_falls_within_a_few_dozen_steps(tmp_path, tiny_config, fixed_batch):
+    keras.utils.set_random_seed(1)
+    cfg = tiny_config.override(**{"train.learning_rate": 1e-3})
+    trainer = Trainer(cfg, str(tmp_path / "run"), make_strategy(1))
+    it = _distributed(trainer, fixed_batch)
+    l1 = [float(trainer.train_step(next(it))["g_l1"]) for _ in range(40)]
+    assert np.mean(l1[-5:]) < 0.6 * np.mean(l1[:5]), l1
+
+
+def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, tiny_config,
+                                                                                        tiny_data):
+    cfg = tiny_config.override(**{"train.learning_rate": 1e30, "train.checkpoint_every": 1})
+    trainer = Trainer(cfg, str(tmp_path / "run"), make_strategy(1))
+    with pytest.raises(TrainingDiverged, match=r"step \d+: non-finite loss \(.*\); stopped; last good checkpoint kept: "):
+        trainer.fit(tiny_data, steps=20, progress=False)
+    step = int(trainer.step.numpy())
+    assert trainer.manager.latest_checkpoint.endswith(f"ckpt-{step - 1}")
+    reader = tf.train.load_checkpoint(trainer.manager.latest_checkpoint)
+    for name in reader.get_variable_to_shape_map():
+        value = reader.get_tensor(name)
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+            assert np.all(np.isfinite(value)), name
+
+
+def _cli(args, env=None):
+    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _checkpoint_values(path):
+    reader = tf.train.load_checkpoint(path)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if "save_counter" not in name and not name.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")}
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path, tiny_data):
+    common = ["--preset", "tiny", "--deterministic", "--no-progress", "--set", "train.checkpoint_every=10",
+              "--set", "train.image_every=1000"]
+    ref = _cli(["train", tiny_data, str(tmp_path / "ref"), "--steps", "60", *common])
+    _, err = ref.communicate(timeout=600)
+    assert ref.returncode == 0, err
+
+    run = str(tmp_path / "run")
+    proc = _cli(["train", tiny_data, run, "--steps", "60", *common])
+    deadline = time.time() + 300
+    while time.time() < deadline and not os.path.exists(os.path.join(run, "checkpoints", "checkpoint")):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not os.path.exists(os.path.join(run, "checkpoints", "ckpt-60.index")), "finished before the kill"
+    again = _cli(["train", tiny_data, run, "--steps", "60", *common])
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err
+    resumed_at = int(err.split("resumed from ")[1].split(" at step ")[1].split()[0])
+    assert resumed_at >= 10  # at most one checkpoint interval lost
+
+    a = _checkpoint_values(os.path.join(tmp_path, "ref", "checkpoints", "ckpt-60"))
+    b = _checkpoint_values(os.path.join(run, "checkpoints", "ckpt-60"))
+    assert a.keys() == b.keys() and any("generator" in k for k in a)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.mark.slow
+def test_cli_writes_config_checkpoints_and_tensorboard_events(tmp_path, tiny_data):
+    run = tmp_path / "run"
+    proc = _cli(["train", tiny_data, str(run), "--preset", "tiny", "--steps", "10", "--cpu-replicas", "2",
+                 "--set", "train.image_every=5", "--set", "train.summary_every=5"])
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert "training on 2 replica(s)" in err and "step 10:" in out
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["config"]["preset"] == "tiny" and meta["command"][:2] == ["kgan", "train"] and meta["kgan_version"]
+    assert (run / "checkpoints" / "ckpt-10.index").exists()
+    events = glob.glob(str(run / "logs" / "train" / "events.out.tfevents.*"))
+    assert events
+    tags = set()
+    for event in tf.compat.v1.train.summary_iterator(events[0]):
+        tags |= {v.tag for v in event.summary.value}
+    assert {"loss/g_l1", "loss/g_gan", "loss/d_loss", "d/d_real", "d/d_fake", "steps_per_second",
+            "loss/val_l1"} <= tags
+    assert any(t.startswith("spectrograms/") for t in tags) and any(t.startswith("generated_accompaniment") for t in tags)
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history if "g_l1" in h] == [1, 5, 10]
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_on_loopback_end_with_identical_weights(tmp_path, tiny_data):
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers},
+                                                     "task": {"type": "worker", "index": index}}))
+        procs.append(_cli(["train", tiny_data, str(tmp_path / f"w{index}"), "--preset", "tiny", "--steps", "4",
+                           "--no-progress", "--set", "train.checkpoint_every=2", "--set", "train.image_every=1000"],
+                          env=env))
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    chief = _checkpoint_values(str(tmp_path / "w0" / "checkpoints" / "ckpt-4"))
+    other = _checkpoint_values(str(tmp_path / "w1" / "checkpoints-worker1" / "ckpt-4"))
+    names = [k for k in chief if k.startswith("generator/") or k.startswith("discriminator/")]
+    assert names and chief.keys() == other.keys()
+    initial = _checkpoint_values(str(tmp_path / "w0" / "checkpoints" / "ckpt-2"))
+    assert any(not np.array_equal(chief[k], initial[k]) for k in names)  # they trained
+    for k in names:
+        np.testing.assert_array_equal(chief[k], other[k], err_msg=k)
