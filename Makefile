@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO ?= build/demo
 DEMO_SONGS ?= 12
+DEMO_STEPS ?= 300
 
 .PHONY: install demo test test-fast bench clean
 
@@ -17,11 +18,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps 'tinysoundfont==0.3.7'
 	touch $@
 
-## demo: render chorales, preprocess them, write spectrogram pictures
+## demo: render chorales, preprocess them, write spectrogram pictures, train briefly
 demo: install
 	$(BIN)/kgan corpus chorales $(DEMO)/chorales --n $(DEMO_SONGS)
 	$(BIN)/kgan preprocess $(DEMO)/chorales $(DEMO)/data --plot 4
-	@echo "demo: pictures in $(DEMO)/data/plots, data set summary in $(DEMO)/data/dataset.json"
+	$(BIN)/kgan train $(DEMO)/data $(DEMO)/run --steps $(DEMO_STEPS) --set train.image_every=100
+	$(BIN)/python -m kgan.plots $(DEMO)/run $(DEMO)/run/loss.png
+	@echo "demo: window pictures in $(DEMO)/data/plots, loss curves in $(DEMO)/run/loss.png,"
+	@echo "      TensorBoard: $(BIN)/tensorboard --logdir $(DEMO)/run/logs"
 
 ## test: the whole suite, slow end-to-end tests included
 test: install

@@ -48,3 +48,51 @@ def plot_spectrograms(panels: Sequence[tuple[str, np.ndarray]], config: Config, 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
+
+
+def read_history(path: str) -> list[dict]:
+    """``metrics.jsonl`` records, the last one per (step, kind) kept (a resumed run may repeat steps)."""
+    import json
+
+    latest: dict[tuple[int, bool], dict] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                record = json.loads(line)
+                latest[(record["step"], "val_l1" in record)] = record
+    return [latest[k] for k in sorted(latest)]
+
+
+def plot_history(run_dir: str, path: str) -> None:
+    """Loss curves of a run: train and validation L1 (log scale), and mean D(real) / D(fake)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = read_history(os.path.join(run_dir, "metrics.jsonl"))
+    train = [h for h in history if "g_l1" in h]
+    val = [h for h in history if "val_l1" in h]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    top.plot([h["step"] for h in train], [h["g_l1"] for h in train], label="train L1 (per batch)")
+    top.plot([h["step"] for h in val], [h["val_l1"] for h in val], "o-", label="validation L1")
+    top.set_yscale("log")
+    top.set_ylabel("L1 on the [-1, 1] scale")
+    top.grid(True, which="both", alpha=0.3)
+    top.legend()
+    bottom.plot([h["step"] for h in train], [h["d_real"] for h in train], label="mean D(real)")
+    bottom.plot([h["step"] for h in train], [h["d_fake"] for h in train], label="mean D(fake)")
+    bottom.set_ylim(0, 1)
+    bottom.set_xlabel("step")
+    bottom.grid(True, alpha=0.3)
+    bottom.legend()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+if __name__ == "__main__":  # python -m kgan.plots RUN_DIR OUT.png
+    import sys
+
+    plot_history(sys.argv[1], sys.argv[2])
+    print(f"wrote {sys.argv[2]}")

@@ -23,6 +23,13 @@ def test_round_trip_is_exact_over_every_sample(spec, length):
     assert np.max(np.abs(y - x)) < 1e-5
 
 
+@pytest.mark.parametrize("frames", [4, 32, 128])
+def test_num_samples_is_the_longest_waveform_with_that_many_frames(spec, frames):
+    n = spec.num_samples(frames)
+    assert spec.num_frames(n) == frames and spec.num_frames(n + 1) == frames + 1
+    assert spec.forward(np.zeros(n, np.float32)).shape[0] == frames
+
+
 def test_plain_tf_signal_gets_the_edges_wrong(spec):
     """Why forward/inverse pad: without it the first n_fft - hop samples do not come back."""
     x = np.random.default_rng(0).uniform(-1, 1, 4096).astype(np.float32)
