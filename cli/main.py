@@ -156,6 +156,63 @@ def _check_data_config(cfg, data_dir):
     return cfg
 
 
+@main.command("export")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("export_base", type=click.Path(file_okay=False))
+@click.option("--version", "version", type=int, default=None,
+              help="Version directory to write (default: one above the newest in EXPORT_BASE).")
+@click.option("--griffin-lim-iters", type=int, default=32, show_default=True,
+              help="Fast Griffin-Lim iterations baked into the serving graph.")
+def export_cmd(run_dir, export_base, version, griffin_lim_iters):
+    """Export the newest checkpoint of RUN_DIR as a SavedModel in TF Serving's layout (EXPORT_BASE/N).
+
+    \b
+    Example:
+      kgan export runs/chorales exports/kgan
+      saved_model_cli show --dir exports/kgan/1 --all
+    """
+    from kgan.export import export, forbidden_ops
+
+    try:
+        path = export(run_dir, export_base, version, griffin_lim_iters)
+    except (FileNotFoundError, FileExistsError) as e:
+        raise click.ClickException(str(e)) from None
+    bad = forbidden_ops(path)
+    if bad:
+        raise click.ClickException(f"{path}: graph holds ops stock TF Serving lacks: {', '.join(bad)}")
+    click.echo(f"exported {path} (signatures: serving_default, spectrogram)")
+
+
+@main.command()
+@click.argument("vocals", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--out-dir", required=True, type=click.Path(file_okay=False), help="Where to write results.")
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="An export: EXPORT_BASE (newest version is used) or EXPORT_BASE/N.")
+@click.option("--chunk-seconds", type=float, default=30.0, show_default=True,
+              help="Songs are generated this many seconds at a time (with a 1 s cross-fade).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def generate(vocals, out_dir, model_dir, chunk_seconds, no_progress):
+    """Generate the accompaniment of each VOCAL file (wav, flac, mp3, ogg; any rate or channels).
+
+    Writes <name>_accompaniment.wav, <name>_remix.wav (vocal + accompaniment) and
+    <name>.png (vocal and generated spectrograms) into OUT_DIR. A bad file is reported
+    in one line and the others go on; the exit status is 1 if any failed.
+
+    \b
+    Example:
+      kgan generate my_vocal.mp3 -o karaoke --model exports/kgan
+    """
+    from kgan.generation import LocalModel, generate_files
+
+    model = LocalModel(model_dir)
+    failed = generate_files(vocals, out_dir, model, chunk_seconds, progress=not no_progress)
+    if failed:
+        click.echo(f"{len(failed)} file(s) failed:", err=True)
+        for line in failed:
+            click.echo(f"  {line}", err=True)
+        sys.exit(1)
+
+
 @main.group()
 def corpus():
     """Build the bundled real-music corpus."""

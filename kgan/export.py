@@ -1,0 +1,146 @@
+"""Export a trained generator as a SavedModel that stock TF Serving loads.
+
+``export(run_dir, export_base, version)`` writes ``EXPORT_BASE/VERSION/`` (TF
+Serving's layout) through a ``tf.Module`` with explicit input signatures:
+
+* ``serving_default``: ``vocal`` float32 ``[batch, samples]`` (mono at the
+  model's rate) -> ``accompaniment`` float32 ``[batch, samples]``, any length;
+* ``spectrogram``: ``vocal_spectrogram`` float32 ``[batch, bins, frames, 1]``
+  (normalised windows) -> ``accompaniment_spectrogram``, same shape.
+
+The generator runs in inference mode. ``assets/kgan_config.json`` carries the
+config (and the Griffin-Lim iterations); ``assets.extra/tf_serving_warmup_requests``
+holds warm-up requests for TF Serving. Keras' own export routes are not used:
+they store every variable twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from kgan.config import Config
+from kgan.inference import Generate
+
+__all__ = ["export", "load", "forbidden_ops", "EXPORT_CONFIG", "MODEL_NAME"]
+
+EXPORT_CONFIG = "kgan_config.json"
+MODEL_NAME = "kgan"
+
+
+class ServingModule(tf.Module):
+    def __init__(self, generator, config: Config, griffin_lim_iters: int, config_path: str):
+        super().__init__(name="kgan")
+        self.pipeline = Generate(generator, config, griffin_lim_iters)
+        self.config_asset = tf.saved_model.Asset(config_path)
+        bins, frames = config.stft.num_bins, config.window.frames
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="vocal")])
+        def serve(vocal):
+            return {"accompaniment": tf.identity(self.pipeline(vocal), name="accompaniment")}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, bins, frames, 1], tf.float32, name="vocal_spectrogram")])
+        def spectrogram(vocal_spectrogram):
+            out = self.pipeline.generator(vocal_spectrogram, training=False)
+            return {"accompaniment_spectrogram": tf.identity(out, name="accompaniment_spectrogram")}
+
+        self.serve = serve
+        self.spectrogram = spectrogram
+
+
+def _warmup_requests(path: str, rate: int, frames_per_window: int, bins: int) -> None:
+    """A TFRecord of PredictionLogs TF Serving replays at load time (one per signature)."""
+    import numpy as np
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    requests = [
+        ("serving_default", "vocal", np.zeros((1, rate), np.float32)),
+        ("spectrogram", "vocal_spectrogram", -np.ones((1, bins, frames_per_window, 1), np.float32)),
+    ]
+    with tf.io.TFRecordWriter(path) as writer:
+        for signature, key, value in requests:
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=MODEL_NAME, signature_name=signature))
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+
+
+def next_version(export_base: str) -> int:
+    versions = [int(d) for d in os.listdir(export_base) if d.isdigit()] if os.path.isdir(export_base) else []
+    return max(versions, default=0) + 1
+
+
+def export(run_dir: str, export_base: str, version: int | None = None, griffin_lim_iters: int = 32,
+           checkpoint: str | None = None) -> str:
+    """Write the newest (or given) checkpoint of ``run_dir`` as ``export_base/version``; returns that path."""
+    from kgan.models import UNetGenerator
+    from kgan.training import read_run_config
+
+    config = read_run_config(run_dir)
+    generator = UNetGenerator.from_kgan_config(config)
+    ckpt = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    if ckpt is None:
+        raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint to export; train first")
+    tf.train.Checkpoint(generator=generator).restore(ckpt).expect_partial().assert_existing_objects_matched()
+
+    version = next_version(export_base) if version is None else int(version)
+    final = os.path.join(export_base, str(version))
+    if os.path.exists(final):
+        raise FileExistsError(f"{final} exists; choose another --version")
+    os.makedirs(export_base, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".tmp-export-", dir=export_base)  # TF Serving ignores non-numeric names
+    try:
+        config_path = os.path.join(staging, EXPORT_CONFIG)
+        with open(config_path, "w", encoding="utf-8") as f:
+            json.dump({"config": config.to_dict(), "griffin_lim_iters": griffin_lim_iters,
+                       "checkpoint": os.path.basename(ckpt)}, f, indent=2, sort_keys=True)
+        module = ServingModule(generator, config, griffin_lim_iters, config_path)
+        model_dir = os.path.join(staging, "model")
+        tf.saved_model.save(module, model_dir,
+                            signatures={"serving_default": module.serve, "spectrogram": module.spectrogram})
+        extra = os.path.join(model_dir, "assets.extra")
+        os.makedirs(extra, exist_ok=True)
+        _warmup_requests(os.path.join(extra, "tf_serving_warmup_requests"), config.audio.sample_rate,
+                         config.window.frames, config.stft.num_bins)
+        os.replace(model_dir, final)  # appears whole, or not at all
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def load(export_dir: str):
+    """(SavedModel, Config, griffin_lim_iters) from an export version directory."""
+    with open(os.path.join(export_dir, "assets", EXPORT_CONFIG), encoding="utf-8") as f:
+        meta = json.load(f)
+    return tf.saved_model.load(export_dir), Config.from_dict(meta["config"]), meta["griffin_lim_iters"]
+
+
+def graph_ops(export_dir: str) -> set[str]:
+    """Every op type in the SavedModel's graph and its function library."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    sm = saved_model_pb2.SavedModel()
+    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
+        sm.ParseFromString(f.read())
+    ops, functions = set(), set()
+    for meta_graph in sm.meta_graphs:
+        library = meta_graph.graph_def.library
+        functions |= {fn.signature.name for fn in library.function}
+        ops |= {n.op for n in meta_graph.graph_def.node}
+        for fn in library.function:
+            ops |= {n.op for n in fn.node_def}
+    return ops - functions  # a node may call a library function directly by its name
+
+
+def forbidden_ops(export_dir: str) -> list[str]:
+    """Ops stock TF Serving lacks: tensorflow-io ops, Python callbacks, anything not a core TF op."""
+    bad = []
+    for op in sorted(graph_ops(export_dir)):
+        if op.startswith("IO>") or op in ("PyFunc", "EagerPyFunc", "PyFuncStateless") or not hasattr(tf.raw_ops, op):
+            bad.append(op)
+    return bad

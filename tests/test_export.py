@@ -1,0 +1,122 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kgan.export import export, forbidden_ops, load
+from kgan.inference import Generate, chunk_bounds, generate_song
+from kgan.preprocess import preprocess
+from kgan.training import Trainer, make_strategy, write_run_config
+from tests.conftest import REAL_MP3
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, chorale_dir, tiny_config):
+    root = tmp_path_factory.mktemp("export-run")
+    preprocess(chorale_dir, str(root / "data"), tiny_config, progress=False)
+    trainer = Trainer(tiny_config, str(root / "run"), make_strategy(1))
+    write_run_config(str(root / "run"), tiny_config, ["test"])
+    trainer.fit(str(root / "data"), steps=3, progress=False)
+    return str(root / "run"), trainer
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir, tmp_path_factory):
+    base = str(tmp_path_factory.mktemp("exports"))
+    return export(run_dir[0], base, griffin_lim_iters=8), base
+
+
+def test_export_layout_assets_and_warmup(exported):
+    path, base = exported
+    assert path == os.path.join(base, "1")
+    assert sorted(os.listdir(path)) == ["assets", "assets.extra", "fingerprint.pb", "saved_model.pb", "variables"]
+    assert [n for n in os.listdir(base) if n.startswith(".tmp")] == []
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
+            for r in tf.data.TFRecordDataset(os.path.join(path, "assets.extra", "tf_serving_warmup_requests"))]
+    assert sorted(log.predict_log.request.model_spec.signature_name for log in logs) == ["serving_default", "spectrogram"]
+
+
+def test_exported_model_equals_the_in_memory_pipeline(exported, run_dir, tiny_config):
+    saved, config, iters = load(exported[0])
+    assert config == tiny_config and iters == 8
+    pipeline = Generate(run_dir[1].generator, tiny_config, griffin_lim_iters=8)
+    x = (0.1 * np.random.default_rng(0).standard_normal((2, 9000))).astype(np.float32)
+    served = saved.signatures["serving_default"](vocal=x)["accompaniment"].numpy()
+    np.testing.assert_allclose(served, pipeline(x).numpy(), atol=1e-5)
+    windows = np.random.default_rng(1).uniform(-1, 1, (3, 128, 32, 1)).astype(np.float32)
+    out = saved.signatures["spectrogram"](vocal_spectrogram=windows)["accompaniment_spectrogram"].numpy()
+    np.testing.assert_allclose(out, run_dir[1].generator(windows, training=False).numpy(), atol=1e-5)
+
+
+def test_exported_graph_has_only_ops_stock_tf_serving_has(exported, tmp_path):
+    assert forbidden_ops(exported[0]) == []
+
+    class WithPython(tf.Module):  # a negative control: the check must catch a py_function
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+        def f(self, x):
+            return tf.py_function(lambda t: t * 2, [x], tf.float32)
+
+    tf.saved_model.save(WithPython(), str(tmp_path / "bad"))
+    assert "EagerPyFunc" in forbidden_ops(str(tmp_path / "bad"))
+
+
+def test_saved_model_cli_lists_both_signatures(exported):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    out = subprocess.run([cli, "show", "--dir", exported[0], "--all"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for text in ("signature_def['serving_default']", "signature_def['spectrogram']", "inputs['vocal']",
+                 "outputs['accompaniment']", "inputs['vocal_spectrogram']", "outputs['accompaniment_spectrogram']"):
+        assert text in out.stdout
+
+
+@pytest.mark.parametrize("seconds", [None, "window", 3.3])
+def test_any_length_comes_back_the_same_length(exported, tiny_config, seconds):
+    saved, config, _ = load(exported[0])
+    from kgan.spectrogram import Spectrogram
+
+    rate = config.audio.sample_rate
+    length = {None: 1, "window": Spectrogram(config.stft).num_samples(config.window.frames)}.get(seconds)
+    length = length or int(seconds * rate)
+    x = np.zeros((1, length), np.float32)
+    y = saved.signatures["serving_default"](vocal=x)["accompaniment"].numpy()
+    assert y.shape == (1, length) and np.all(np.isfinite(y))
+
+
+@pytest.mark.slow
+def test_ten_minutes_in_one_call(exported):
+    saved, config, _ = load(exported[0])
+    x = (0.05 * np.sin(np.arange(600 * config.audio.sample_rate) * 0.05)).astype(np.float32)[None]
+    y = saved.signatures["serving_default"](vocal=x)["accompaniment"].numpy()
+    assert y.shape == x.shape and np.all(np.isfinite(y))
+
+
+def test_chunks_cross_fade_to_exact_unity():
+    x = np.random.default_rng(0).standard_normal(10_000).astype(np.float32)
+    assert chunk_bounds(100, 200, 10) == [(0, 100)]
+    bounds = chunk_bounds(10_000, 3000, 500)
+    assert bounds[0] == (0, 3000) and bounds[-1][1] == 10_000
+    y = generate_song(lambda v: v, x, rate=1000, chunk_seconds=3.0, overlap_seconds=0.5)
+    np.testing.assert_allclose(y, x, atol=1e-6)  # fades sum to one over every overlap
+
+
+@pytest.mark.slow
+def test_cli_generate_writes_wavs_and_png_and_survives_a_bad_file(exported, tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    cmd = [sys.executable, "-m", "cli.main", "generate", REAL_MP3, str(bad), "-o", str(tmp_path / "out"),
+           "--model", exported[1], "--chunk-seconds", "4", "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert f"error: {bad}: cannot decode audio" in proc.stderr
+    import soundfile as sf
+
+    name = "slow-motion-dream-excerpt"
+    acc, rate = sf.read(tmp_path / "out" / f"{name}_accompaniment.wav")
+    remix, _ = sf.read(tmp_path / "out" / f"{name}_remix.wav")
+    assert rate == 8000 and len(acc) == len(remix) and abs(len(acc) / rate - 10.9) < 0.2
+    assert (tmp_path / "out" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
