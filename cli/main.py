@@ -186,12 +186,14 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters):
 @main.command()
 @click.argument("vocals", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("-o", "--out-dir", required=True, type=click.Path(file_okay=False), help="Where to write results.")
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="An export: EXPORT_BASE (newest version is used) or EXPORT_BASE/N.")
+@click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False),
+              help="Run an export here: EXPORT_BASE (newest version is used) or EXPORT_BASE/N.")
+@click.option("--server", metavar="HOST:PORT", help="Or ask a TF Serving (or `kgan serve`) gRPC server.")
+@click.option("--model-name", default="kgan", show_default=True, help="Model name on the server.")
 @click.option("--chunk-seconds", type=float, default=30.0, show_default=True,
               help="Songs are generated this many seconds at a time (with a 1 s cross-fade).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def generate(vocals, out_dir, model_dir, chunk_seconds, no_progress):
+def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, no_progress):
     """Generate the accompaniment of each VOCAL file (wav, flac, mp3, ogg; any rate or channels).
 
     Writes <name>_accompaniment.wav, <name>_remix.wav (vocal + accompaniment) and
@@ -201,16 +203,63 @@ def generate(vocals, out_dir, model_dir, chunk_seconds, no_progress):
     \b
     Example:
       kgan generate my_vocal.mp3 -o karaoke --model exports/kgan
+      kgan generate my_vocal.mp3 -o karaoke --server 127.0.0.1:8500
     """
+    if (model_dir is None) == (server is None):
+        raise click.UsageError("give exactly one of --model and --server")
     from kgan.generation import LocalModel, generate_files
 
-    model = LocalModel(model_dir)
+    if server:
+        import grpc
+
+        from kgan.client import RemoteModel
+
+        try:
+            model = RemoteModel(server, model_name)
+        except grpc.RpcError as e:
+            raise click.ClickException(f"{server}: {e.code().name}: {e.details()}") from None
+    else:
+        try:
+            model = LocalModel(model_dir)
+        except FileNotFoundError as e:
+            raise click.ClickException(str(e)) from None
     failed = generate_files(vocals, out_dir, model, chunk_seconds, progress=not no_progress)
     if failed:
         click.echo(f"{len(failed)} file(s) failed:", err=True)
         for line in failed:
             click.echo(f"  {line}", err=True)
         sys.exit(1)
+
+
+@main.command()
+@click.argument("export_base", type=click.Path(exists=True, file_okay=False))
+@click.option("--port", type=int, default=8500, show_default=True, help="gRPC port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0: all interfaces).")
+@click.option("--model-name", default="kgan", show_default=True, help="Model name requests must use.")
+@click.option("--max-seconds", type=float, default=1200.0, show_default=True,
+              help="Longest audio accepted in one request (longer songs: send chunks).")
+def serve(export_base, port, host, model_name, max_seconds):
+    """Serve EXPORT_BASE over gRPC with TF Serving's PredictionService (Predict, GetModelMetadata).
+
+    The newest numeric version folder is served, as TF Serving does. For machines without
+    TF Serving; stock TF Serving loads the same export (see serving/).
+
+    \b
+    Example:
+      kgan serve exports/kgan --port 8500
+      kgan generate my_vocal.wav -o karaoke --server 127.0.0.1:8500
+    """
+    from kgan.server import serve as start
+
+    try:
+        server, bound = start(export_base, host, port, model_name, max_seconds=max_seconds)
+    except (FileNotFoundError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"serving {model_name!r} from {export_base} on {host}:{bound} (Ctrl-C stops)", err=True)
+    try:
+        server.wait_for_termination()
+    except KeyboardInterrupt:
+        server.stop(grace=2)
 
 
 @main.group()

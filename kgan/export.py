@@ -6,7 +6,10 @@ Serving's layout) through a ``tf.Module`` with explicit input signatures:
 * ``serving_default``: ``vocal`` float32 ``[batch, samples]`` (mono at the
   model's rate) -> ``accompaniment`` float32 ``[batch, samples]``, any length;
 * ``spectrogram``: ``vocal_spectrogram`` float32 ``[batch, bins, frames, 1]``
-  (normalised windows) -> ``accompaniment_spectrogram``, same shape.
+  (normalised windows) -> ``accompaniment_spectrogram``, same shape;
+* ``metadata``: ``probe`` float32 ``[n]`` -> ``config`` (the config JSON) string
+  ``[n]`` and ``sample_rate``, ``window_frames``, ``bins`` int64 ``[n]``, so a
+  remote client learns the rate to send audio at and the spectrogram geometry.
 
 The generator runs in inference mode. ``assets/kgan_config.json`` carries the
 config (and the Griffin-Lim iterations); ``assets.extra/tf_serving_warmup_requests``
@@ -48,8 +51,19 @@ class ServingModule(tf.Module):
             out = self.pipeline.generator(vocal_spectrogram, training=False)
             return {"accompaniment_spectrogram": tf.identity(out, name="accompaniment_spectrogram")}
 
+        rate = config.audio.sample_rate
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="probe")])
+        def metadata(probe):
+            n = tf.shape(probe)[:1]  # batch-shaped, so TF Serving's request batching accepts it
+            return {"config": tf.fill(n, tf.constant(config.to_json())),
+                    "sample_rate": tf.fill(n, tf.constant(rate, tf.int64)),
+                    "window_frames": tf.fill(n, tf.constant(frames, tf.int64)),
+                    "bins": tf.fill(n, tf.constant(bins, tf.int64))}
+
         self.serve = serve
         self.spectrogram = spectrogram
+        self.metadata = metadata
 
 
 def _warmup_requests(path: str, rate: int, frames_per_window: int, bins: int) -> None:
@@ -102,7 +116,8 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
         module = ServingModule(generator, config, griffin_lim_iters, config_path)
         model_dir = os.path.join(staging, "model")
         tf.saved_model.save(module, model_dir,
-                            signatures={"serving_default": module.serve, "spectrogram": module.spectrogram})
+                            signatures={"serving_default": module.serve, "spectrogram": module.spectrogram,
+                                        "metadata": module.metadata})
         extra = os.path.join(model_dir, "assets.extra")
         os.makedirs(extra, exist_ok=True)
         _warmup_requests(os.path.join(extra, "tf_serving_warmup_requests"), config.audio.sample_rate,

@@ -42,6 +42,42 @@ def chorale_dir(tmp_path_factory, tiny_config):
     return out
 
 
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory, chorale_dir, tiny_config):
+    """A tiny model trained for 3 steps: (run directory, its Trainer)."""
+    from kgan.preprocess import preprocess
+    from kgan.training import Trainer, make_strategy, write_run_config
+
+    root = tmp_path_factory.mktemp("export-run")
+    preprocess(chorale_dir, str(root / "data"), tiny_config, progress=False)
+    trainer = Trainer(tiny_config, str(root / "run"), make_strategy(1))
+    write_run_config(str(root / "run"), tiny_config, ["test"])
+    trainer.fit(str(root / "data"), steps=3, progress=False)
+    return str(root / "run"), trainer
+
+
+@pytest.fixture(scope="session")
+def exported(run_dir, tmp_path_factory):
+    """(export version directory, export base) of ``run_dir``."""
+    from kgan.export import export
+
+    base = str(tmp_path_factory.mktemp("exports"))
+    return export(run_dir[0], base, griffin_lim_iters=8), base
+
+
+def free_ports(n=1):
+    """Free loopback ports (bound together so they differ, then closed again for the caller to use)."""
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
 def tone(seconds, rate, freq=220.0, amp=0.3, vibrato=0.0):
     t = np.arange(int(seconds * rate)) / rate
     phase = 2 * np.pi * freq * t + vibrato * np.sin(2 * np.pi * 5 * t)

@@ -6,27 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kgan.export import export, forbidden_ops, load
+from kgan.export import forbidden_ops, load
 from kgan.inference import Generate, chunk_bounds, generate_song
-from kgan.preprocess import preprocess
-from kgan.training import Trainer, make_strategy, write_run_config
 from tests.conftest import REAL_MP3
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, chorale_dir, tiny_config):
-    root = tmp_path_factory.mktemp("export-run")
-    preprocess(chorale_dir, str(root / "data"), tiny_config, progress=False)
-    trainer = Trainer(tiny_config, str(root / "run"), make_strategy(1))
-    write_run_config(str(root / "run"), tiny_config, ["test"])
-    trainer.fit(str(root / "data"), steps=3, progress=False)
-    return str(root / "run"), trainer
-
-
-@pytest.fixture(scope="module")
-def exported(run_dir, tmp_path_factory):
-    base = str(tmp_path_factory.mktemp("exports"))
-    return export(run_dir[0], base, griffin_lim_iters=8), base
 
 
 def test_export_layout_assets_and_warmup(exported):

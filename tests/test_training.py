@@ -2,7 +2,6 @@ import glob
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import tensorflow as tf
 
 from kgan.preprocess import preprocess
 from kgan.training import Trainer, TrainingDiverged, make_strategy
+from tests.conftest import free_ports
 
 
 @pytest.fixture(scope="module")
@@ -157,19 +157,9 @@ def test_cli_writes_config_checkpoints_and_tensorboard_events(tmp_path, tiny_dat
     assert [h["step"] for h in history if "g_l1" in h] == [1, 5, 10]
 
 
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 @pytest.mark.slow
 def test_two_workers_on_loopback_end_with_identical_weights(tmp_path, tiny_data):
-    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
     procs = []
     for index in range(2):
         env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers},

@@ -1,0 +1,81 @@
+"""A gRPC client for the exported model, on TF Serving's official protos.
+
+Works against stock TF Serving and ``kgan serve`` alike: ``PredictionServiceStub``
+with ``PredictRequest``. Message limits are raised well past gRPC's 4 MiB
+default (which caps a request at ~47 s of 22.05 kHz float32 audio), every call
+has a deadline, UNAVAILABLE is retried with back-off, and ``kgan.inference.generate_song``
+sends long songs in chunks.
+"""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
+
+from kgan.config import Config
+from kgan.export import MODEL_NAME
+
+__all__ = ["RemoteModel"]
+
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+
+class RemoteModel:
+    """Callable like ``LocalModel``: float32 ``[1, n]`` vocal -> ``[1, n]`` accompaniment."""
+
+    def __init__(self, target: str, model_name: str = MODEL_NAME, timeout: float = 300.0, retries: int = 4,
+                 version: int | None = None):
+        self.target, self.model_name, self.timeout, self.retries, self.version = (
+            target, model_name, timeout, retries, version)
+        self.channel = grpc.insecure_channel(target, options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ])
+        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        meta = self.predict({"probe": np.zeros(1, np.float32)}, "metadata")
+        self.sample_rate = int(meta["sample_rate"][0])
+        self.config = Config.from_json(meta["config"][0].decode())
+
+    def _call(self, method, request):
+        delay = 0.5
+        for attempt in range(self.retries + 1):
+            try:
+                return method(request, timeout=self.timeout)
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
+                    raise
+                time.sleep(delay)
+                delay *= 2
+
+    def _spec(self, spec, signature: str | None = None):
+        spec.name = self.model_name
+        if signature:
+            spec.signature_name = signature
+        if self.version is not None:
+            spec.version.value = self.version
+
+    def predict(self, inputs: dict[str, np.ndarray], signature: str = "serving_default") -> dict[str, np.ndarray]:
+        request = predict_pb2.PredictRequest()
+        self._spec(request.model_spec, signature)
+        for key, value in inputs.items():
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+        response = self._call(self.stub.Predict, request)
+        return {key: tf.make_ndarray(value) for key, value in response.outputs.items()}
+
+    def signatures(self) -> dict:
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        self._spec(request.model_spec)
+        response = self._call(self.stub.GetModelMetadata, request)
+        sig_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(sig_map)
+        return dict(sig_map.signature_def)
+
+    def __call__(self, vocal: np.ndarray) -> np.ndarray:
+        return self.predict({"vocal": np.asarray(vocal, np.float32)})["accompaniment"]
+
+    def close(self):
+        self.channel.close()
