@@ -1,0 +1,77 @@
+"""Latency of 10-second requests to `kgan serve` on loopback, with 1 and 4 concurrent clients.
+
+    python benchmarks/serving.py [--preset default] [--requests 12]
+
+Starts `kgan serve` in a subprocess over a freshly exported model, then sends
+``--requests`` requests per client through the gRPC client (`kgan.client`).
+Prints p50 / p99 latency and the throughput in seconds of audio per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--requests", type=int, default=12)
+    parser.add_argument("--port", type=int, default=8599)
+    args = parser.parse_args()
+
+    import numpy as np
+
+    from _common import fresh_export, percentile_table
+    from kgan.client import RemoteModel
+
+    _, base = fresh_export(args.preset)
+    server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", base, "--port", str(args.port)],
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        if "serving" not in server.stderr.readline():
+            raise SystemExit("kgan serve did not start")
+        target = f"127.0.0.1:{args.port}"
+        rate = RemoteModel(target).sample_rate
+        rng = np.random.default_rng(0)
+        vocal = (0.1 * rng.standard_normal((1, 10 * rate))).astype(np.float32)
+        RemoteModel(target)(vocal)  # warm-up
+        rows = []
+        for clients in (1, 4):
+            latencies: list[float] = []
+            lock = threading.Lock()
+
+            def work():
+                model = RemoteModel(target)
+                for _ in range(args.requests):
+                    start = time.perf_counter()
+                    model(vocal)
+                    with lock:
+                        latencies.append(time.perf_counter() - start)
+
+            start = time.perf_counter()
+            threads = [threading.Thread(target=work) for _ in range(clients)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - start
+            p50, p99 = np.percentile(latencies, [50, 99])
+            rows.append((clients, len(latencies), f"{p50:.2f}", f"{p99:.2f}", f"{10 * len(latencies) / wall:.1f}"))
+        print(f"\n10 s requests at {rate} Hz to kgan serve on loopback, preset {args.preset!r}, "
+              f"{os.cpu_count()} CPU core(s)\n")
+        print(percentile_table(rows, ["clients", "requests", "p50 s", "p99 s", "audio s / s"]))
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+if __name__ == "__main__":
+    main()
