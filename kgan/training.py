@@ -280,6 +280,13 @@ class Trainer:
             return {}
         writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "logs", "train")) if self.chief else None
         preview = self._preview_batch(data_dir) if self.chief else None
+        if start == 0 and self.chief:  # where validation starts, for judging how far it falls
+            val = self.validation_l1(data_dir, val_batches)
+            if val is not None:
+                self._append_history({"step": 0, "val_l1": val})
+                if writer:
+                    with writer.as_default(step=0):
+                        tf.summary.scalar("loss/val_l1", val)
         iterator = iter(self.dataset(data_dir))
         bar = tqdm(total=steps, initial=start, unit="step", desc="train", disable=not progress or not self.chief,
                    dynamic_ncols=True)

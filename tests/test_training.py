@@ -155,6 +155,7 @@ def test_cli_writes_config_checkpoints_and_tensorboard_events(tmp_path, tiny_dat
     assert any(t.startswith("spectrograms/") for t in tags) and any(t.startswith("generated_accompaniment") for t in tags)
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history if "g_l1" in h] == [1, 5, 10]
+    assert [h["step"] for h in history if "val_l1" in h] == [0, 5, 10]
 
 
 @pytest.mark.slow
