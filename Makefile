@@ -18,13 +18,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps 'tinysoundfont==0.3.7'
 	touch $@
 
-## demo: render chorales, preprocess them, write spectrogram pictures, train briefly
+## demo: render chorales, preprocess, train briefly, export, generate the karaoke track of a held-out vocal
 demo: install
 	$(BIN)/kgan corpus chorales $(DEMO)/chorales --n $(DEMO_SONGS)
 	$(BIN)/kgan preprocess $(DEMO)/chorales $(DEMO)/data --plot 4
 	$(BIN)/kgan train $(DEMO)/data $(DEMO)/run --steps $(DEMO_STEPS) --set train.image_every=100
 	$(BIN)/python -m kgan.plots $(DEMO)/run $(DEMO)/run/loss.png
+	rm -rf $(DEMO)/exports && $(BIN)/kgan export $(DEMO)/run $(DEMO)/exports
+	song=$$($(BIN)/python -c "import json; print(json.load(open('$(DEMO)/chorales/splits.json'))['test'][0])") && \
+	$(BIN)/kgan generate $(DEMO)/chorales/$$song/vocals.flac -o $(DEMO)/karaoke/$$song --model $(DEMO)/exports
 	@echo "demo: window pictures in $(DEMO)/data/plots, loss curves in $(DEMO)/run/loss.png,"
+	@echo "      karaoke track, remix and picture of a held-out test song in $(DEMO)/karaoke,"
 	@echo "      TensorBoard: $(BIN)/tensorboard --logdir $(DEMO)/run/logs"
 
 ## test: the whole suite, slow end-to-end tests included
@@ -36,6 +40,9 @@ test-fast: install
 
 bench: install
 	$(BIN)/python benchmarks/preprocess.py
+	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python benchmarks/inference.py
+	$(BIN)/python benchmarks/serving.py
 
 clean:
 	rm -rf build .pytest_cache

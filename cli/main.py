@@ -180,7 +180,7 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters):
     bad = forbidden_ops(path)
     if bad:
         raise click.ClickException(f"{path}: graph holds ops stock TF Serving lacks: {', '.join(bad)}")
-    click.echo(f"exported {path} (signatures: serving_default, spectrogram)")
+    click.echo(f"exported {path} (signatures: serving_default, spectrogram, metadata)")
 
 
 @main.command()

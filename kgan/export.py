@@ -52,11 +52,12 @@ class ServingModule(tf.Module):
             return {"accompaniment_spectrogram": tf.identity(out, name="accompaniment_spectrogram")}
 
         rate = config.audio.sample_rate
+        config_json = config.to_json()  # a Python string, made outside the traced function
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="probe")])
         def metadata(probe):
             n = tf.shape(probe)[:1]  # batch-shaped, so TF Serving's request batching accepts it
-            return {"config": tf.fill(n, tf.constant(config.to_json())),
+            return {"config": tf.fill(n, tf.constant(config_json)),
                     "sample_rate": tf.fill(n, tf.constant(rate, tf.int64)),
                     "window_frames": tf.fill(n, tf.constant(frames, tf.int64)),
                     "bins": tf.fill(n, tf.constant(bins, tf.int64))}
