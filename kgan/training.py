@@ -35,7 +35,6 @@ import time
 from typing import Callable
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from kgan import __version__
@@ -370,10 +369,6 @@ class Trainer:
         wave = wave / tf.maximum(peak, 1e-3) * 0.9
         tf.summary.audio("generated_accompaniment", wave[..., None], self.config.audio.sample_rate,
                          max_outputs=int(vocal.shape[0]))
-
-
-def generator_weights(trainer: Trainer) -> list[np.ndarray]:
-    return [np.array(v) for v in trainer.generator.weights]
 
 
 def config_difference(a: Config, b: Config, ignore: tuple[str, ...] = ("train.steps",)) -> str | None:
