@@ -13,7 +13,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[corpus,serving,dev]'
+	$(BIN)/pip install --quiet -e '.[corpus,serving,evaluation,dev]'
 	# tinysoundfont renders the corpus offline; --no-deps skips pyaudio (live playback only, needs PortAudio)
 	$(BIN)/pip install --quiet --no-deps 'tinysoundfont==0.3.7'
 	touch $@

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+
+from kgan import evaluation as ev
+
+RATE = 22050
+# C major: I - IV - V - I (MIDI notes), one chord per second
+PROGRESSION = [(60, 64, 67), (65, 69, 72), (67, 71, 74), (60, 64, 67)]
+
+
+def note(midi, seconds, rate=RATE, decay=True):
+    t = np.arange(int(seconds * rate)) / rate
+    f = 440.0 * 2 ** ((midi - 69) / 12)
+    env = np.exp(-3 * t) if decay else np.ones_like(t)
+    return env * sum(np.sin(2 * np.pi * k * f * t) / k for k in (1, 2, 3))
+
+
+def progression(shift=0, chords=PROGRESSION, seconds=1.0):
+    return (0.1 * np.concatenate([sum(note(m + shift, seconds) for m in chord) for chord in chords])).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def song():
+    return progression()
+
+
+def test_identical_signals_score_perfectly(song):
+    assert ev.chroma_fit(song, song, RATE) == pytest.approx(1.0, abs=1e-6)
+    assert ev.chroma_motion(song, song, RATE) == pytest.approx(1.0, abs=1e-6)
+    assert ev.key_score(song, song, RATE) == 1.0
+    assert ev.onset_correlation(song, song, RATE) == pytest.approx(1.0, abs=1e-6)
+    assert ev.log_spectral_distance(song, song) == 0.0
+    assert ev.spectral_convergence(song, song) == 0.0
+
+
+def test_key_of_the_progression_and_a_fifth_away(song):
+    assert ev.estimate_key(song, RATE) == "C major"
+    up_a_fifth = progression(7)
+    assert ev.estimate_key(up_a_fifth, RATE) == "G major"
+    assert ev.key_score(up_a_fifth, song, RATE) == 0.5  # mir_eval: a fifth apart scores 0.5
+    assert ev.chroma_fit(progression(1), song, RATE) < ev.chroma_fit(song, song, RATE) - 0.3
+
+
+def test_silence_and_a_drone_get_no_harmony_credit(song):
+    silence = np.zeros_like(song)
+    assert ev.chroma_fit(silence, song, RATE) == 0.0
+    assert ev.chroma_motion(silence, song, RATE) == 0.0
+    drone = (0.1 * sum(note(m, len(song) / RATE, decay=False) for m in (48, 55, 60, 64))).astype(np.float32)
+    assert ev.chroma_fit(drone, song, RATE) > 0.5  # the right key fools the plain cosine ...
+    assert abs(ev.chroma_motion(drone, song, RATE)) < 0.1  # ... but not the motion cosine (beating partials: ~0.07)
+    assert ev.onset_correlation(silence, song, RATE) == 0.0
+
+
+def test_spectral_distances_have_known_values_for_a_gain_change(song):
+    noise = 0.1 * np.random.default_rng(0).standard_normal(3 * RATE).astype(np.float32)  # every bin above the floor
+    assert ev.log_spectral_distance(0.9 * noise, noise) == pytest.approx(-20 * np.log10(0.9), abs=0.01)  # 0.915 dB
+    assert ev.spectral_convergence(0.9 * song, song) == pytest.approx(0.1, abs=1e-4)
+    assert ev.log_spectral_distance(0.9 * song, song) < 0.95  # clamped empty bins only lower it
+    far = progression(5)
+    assert ev.log_spectral_distance(far, song) > 5 and ev.spectral_convergence(far, song) > 0.5
+
+
+def test_beat_f_measure_rewards_the_same_pulse():
+    clicks = np.zeros(8 * RATE, np.float32)
+    for start in range(0, len(clicks) - 2000, RATE // 2):  # 120 bpm
+        clicks[start : start + 2000] += np.exp(-np.arange(2000) / 200.0) * np.sin(np.arange(2000) * 0.3)
+    assert ev.beat_f_measure(clicks, clicks, RATE) == pytest.approx(1.0)
+    shifted = np.roll(clicks, RATE // 4)  # off-beat by a quarter second
+    assert ev.beat_f_measure(shifted, clicks, RATE) < 0.5
+
+
+def test_frechet_distance_is_zero_for_the_same_set_and_grows_with_a_shift():
+    a = np.random.default_rng(0).standard_normal((200, 5))
+    assert ev.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert ev.frechet_distance(a, a + 1.0) == pytest.approx(5.0, rel=1e-6)  # |mean shift|^2 = 5
+
+
+def test_true_pairs_score_better_than_shuffled_pairs():
+    songs = [progression(shift, seconds=0.5) for shift in (0, 2, 5, 7, 9)]
+    refs = np.stack([ev.clip_embedding(s, RATE) for s in songs])
+    noisy = np.stack([ev.clip_embedding(s + 0.002 * np.random.default_rng(i).standard_normal(len(s)).astype(np.float32),
+                                        RATE) for i, s in enumerate(songs)])
+    assert refs.shape == (5, 78)
+    true_pairs = ev.pairing_accuracy(noisy, refs)
+    shuffled = ev.pairing_accuracy(noisy[[1, 2, 3, 4, 0]], refs)
+    assert true_pairs == 1.0 and shuffled < 0.5
+    with pytest.raises(ValueError, match="at least 2 songs"):
+        ev.pairing_accuracy(refs[:1], refs[:1])
