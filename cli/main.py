@@ -6,6 +6,7 @@ import os
 import sys
 
 import click
+import numpy as np
 
 # TensorFlow's C++ start-up chatter is not for users of a CLI.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -260,6 +261,82 @@ def serve(export_base, port, host, model_name, max_seconds):
         server.wait_for_termination()
     except KeyboardInterrupt:
         server.stop(grace=2)
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, file_okay=False))
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--out-dir", default="report", show_default=True, type=click.Path(file_okay=False))
+@click.option("--split", default="test", show_default=True,
+              help="Which songs of DATA_DIR/splits.json to evaluate ('' for every folder).")
+@click.option("--baselines", default="silence,echo,drone,running-chroma,retrieval", show_default=True,
+              help="Comma-separated: silence, echo, drone, running-chroma, mean (needs --train-data), "
+                   "retrieval (needs DATA_DIR/splits.json train songs).")
+@click.option("--train-data", type=click.Path(exists=True, file_okay=False),
+              help="A preprocessed training set, for the 'mean' baseline.")
+@click.option("--compare", "compare", multiple=True, metavar="NAME=EXPORT",
+              help="Another export to score through the same code, e.g. l1-only=exports/l1 (repeatable).")
+@click.option("--max-seconds", type=float, default=None, help="Score only the first seconds of each song.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def evaluate(model_path, data_dir, out_dir, split, baselines, train_data, compare, max_seconds, no_progress):
+    """Score generated accompaniments against the true ones, with baselines through the same code.
+
+    MODEL is an export (EXPORT_BASE or EXPORT_BASE/N). DATA_DIR holds songs in the stems
+    layout, e.g. a `kgan corpus` folder, whose test split is used. Writes report.json,
+    report.md (mean ± 95 % CI per metric), metrics.png and a triptych per song.
+
+    \b
+    Example:
+      kgan evaluate exports/kgan data/chorales -o report --compare l1-only=exports/l1
+    """
+    from kgan import evaluation as ev
+    from kgan.generation import LocalModel
+    from kgan.inference import generate_song
+
+    try:
+        model = LocalModel(model_path)
+    except FileNotFoundError as e:
+        raise click.ClickException(str(e)) from None
+    rate = model.sample_rate
+    songs = ev.load_songs(data_dir, rate, split or None, max_seconds)
+    if len(songs) < 2:
+        raise click.ClickException(f"{data_dir}: {len(songs)} song(s) in split {split!r}; need at least 2")
+
+    def run(m):
+        return lambda vocal, r: generate_song(m, vocal, r)
+
+    systems = {"model": run(model)}
+    for item in compare:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise click.UsageError(f"--compare expects NAME=EXPORT. Received: {item!r}")
+        systems[name] = run(LocalModel(path))
+    chosen = [b.strip() for b in baselines.split(",") if b.strip()]
+    unknown = set(chosen) - set(ev.BASELINES)
+    if unknown:
+        raise click.UsageError(f"unknown baseline(s) {sorted(unknown)}; expected some of {list(ev.BASELINES)}")
+    for b in chosen:
+        if b == "silence":
+            systems[b] = lambda vocal, r: np.zeros_like(vocal)
+        elif b == "echo":
+            systems[b] = lambda vocal, r: vocal
+        elif b == "drone":
+            systems[b] = ev.drone_baseline
+        elif b == "running-chroma":
+            systems[b] = ev.running_chroma_baseline
+        elif b == "mean":
+            if not train_data:
+                raise click.UsageError("the 'mean' baseline needs --train-data")
+            systems[b] = ev.MeanSpectrogram(train_data)
+        elif b == "retrieval":
+            train = ev.load_songs(data_dir, rate, "train", max_seconds)
+            if not train:
+                raise click.UsageError(f"the 'retrieval' baseline needs train songs in {data_dir}/splits.json")
+            systems[b] = ev.Retrieval([(v, a) for _, v, a in train], rate)
+    report = ev.evaluate(systems, songs, rate, progress=not no_progress)
+    ev.write_report(report, songs, out_dir, model.config)
+    click.echo(ev.markdown_table(report))
+    click.echo(f"report in {out_dir}")
 
 
 @main.group()

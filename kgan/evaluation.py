@@ -157,7 +157,8 @@ def clip_embedding(x: np.ndarray, rate: int) -> np.ndarray:
     features = [
         librosa.feature.mfcc(y=y, sr=rate, n_mfcc=20, hop_length=HOP),
         librosa.feature.chroma_stft(y=y, sr=rate, hop_length=HOP, tuning=0.0),
-        librosa.feature.spectral_contrast(y=y, sr=rate, hop_length=HOP),
+        # six octave bands from fmin; fmin drops below librosa's 200 Hz where Nyquist would be exceeded
+        librosa.feature.spectral_contrast(y=y, sr=rate, hop_length=HOP, fmin=min(200.0, 0.9 * rate / 2 / 2**6)),
     ]
     return np.concatenate([np.concatenate([f.mean(axis=1), f.std(axis=1)]) for f in features])
 
@@ -169,7 +170,11 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    import warnings
+
+    with warnings.catch_warnings():  # few clips and many features give singular covariances: expected
+        warnings.simplefilter("ignore")
+        root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
     root = root.real
     return float(max(0.0, np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b - 2 * root)))
 
@@ -191,3 +196,236 @@ def pairing_accuracy(generated: np.ndarray, reference: np.ndarray) -> float:
     dist = np.linalg.norm(g[:, None, :] - r[None, :, :], axis=-1)  # (generated i, reference j)
     wins = [dist[i, i] < dist[i, j] for i in range(n) for j in range(n) if j != i]
     return float(np.mean(wins))
+
+
+# --------------------------------------------------------------------------- per song
+
+SONG_METRICS = ("chroma_fit", "chroma_motion", "key_score", "onset_correlation", "beat_f_measure",
+                "log_spectral_distance", "spectral_convergence")
+HIGHER_IS_BETTER = {"chroma_fit": True, "chroma_motion": True, "key_score": True, "onset_correlation": True,
+                    "beat_f_measure": True, "log_spectral_distance": False, "spectral_convergence": False,
+                    "frechet_distance": False, "pairing_accuracy": True}
+
+
+def song_metrics(generated: np.ndarray, reference: np.ndarray, rate: int) -> dict[str, float]:
+    """Every per-song metric of a generated accompaniment against the true one."""
+    return {
+        "chroma_fit": chroma_fit(generated, reference, rate),
+        "chroma_motion": chroma_motion(generated, reference, rate),
+        "key_score": key_score(generated, reference, rate),
+        "onset_correlation": onset_correlation(generated, reference, rate),
+        "beat_f_measure": beat_f_measure(generated, reference, rate),
+        "log_spectral_distance": log_spectral_distance(generated, reference),
+        "spectral_convergence": spectral_convergence(generated, reference),
+    }
+
+
+def mean_ci(values) -> tuple[float, float]:
+    """Mean and the half-width of its 95 % confidence interval (Student t)."""
+    from scipy import stats
+
+    v = np.asarray(values, np.float64)
+    if v.size < 2:
+        return float(v.mean()) if v.size else float("nan"), float("nan")
+    return float(v.mean()), float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+
+
+# ------------------------------------------------------------------------- baselines
+
+def _chroma_tone(weights: np.ndarray, length: int, rate: int, octaves=(3, 4, 5)) -> np.ndarray:
+    """A sustained sound whose chroma follows ``weights`` ``[12]`` or ``[12, frames]`` (then per frame)."""
+    t = np.arange(length) / rate
+    w = np.asarray(weights, np.float64)
+    if w.ndim == 1:
+        w = w[:, None]
+    # frame weights -> per-sample envelopes by linear interpolation
+    frame_times = np.linspace(0, length / rate, w.shape[1]) if w.shape[1] > 1 else np.zeros(1)
+    out = np.zeros(length)
+    for pc in range(12):
+        env = np.interp(t, frame_times, w[pc]) if w.shape[1] > 1 else np.full(length, w[pc, 0])
+        if not np.any(env > 0):
+            continue
+        for octave in octaves:
+            freq = 440.0 * 2 ** ((12 * (octave + 1) + pc - 69) / 12)
+            out += env * np.sin(2 * np.pi * freq * t)
+    peak = np.max(np.abs(out))
+    return (0.3 * out / peak).astype(np.float32) if peak > 0 else out.astype(np.float32)
+
+
+def drone_baseline(vocal: np.ndarray, rate: int) -> np.ndarray:
+    """A sustained sound with the vocal's whole-song chroma (the right key, no chord changes)."""
+    return _chroma_tone(chroma(vocal, rate).mean(axis=1), len(vocal), rate)
+
+
+def running_chroma_baseline(vocal: np.ndarray, rate: int, seconds: float = 4.0) -> np.ndarray:
+    """A sound following the vocal's chroma averaged over a running window of a few seconds."""
+    from scipy.ndimage import uniform_filter1d
+
+    c = chroma(vocal, rate)
+    width = max(1, int(seconds * rate / HOP))
+    return _chroma_tone(uniform_filter1d(c, width, axis=1, mode="nearest"), len(vocal), rate)
+
+
+def fit_length(x: np.ndarray, length: int) -> np.ndarray:
+    """Crop, or repeat, to ``length`` samples."""
+    if len(x) >= length:
+        return x[:length]
+    return np.tile(x, -(-length // max(len(x), 1)))[:length]
+
+
+class Retrieval:
+    """The training accompaniment whose vocal's mean chroma is nearest (cosine), as in SingSong's evaluation."""
+
+    def __init__(self, songs: list[tuple[np.ndarray, np.ndarray]], rate: int):
+        self.rate = rate
+        self.keys = np.stack([chroma(v, rate).mean(axis=1) for v, _ in songs])
+        self.keys /= np.maximum(np.linalg.norm(self.keys, axis=1, keepdims=True), 1e-8)
+        self.accompaniments = [a for _, a in songs]
+
+    def __call__(self, vocal: np.ndarray, rate: int) -> np.ndarray:
+        key = chroma(vocal, rate).mean(axis=1)
+        key /= max(np.linalg.norm(key), 1e-8)
+        best = int(np.argmax(self.keys @ key))
+        return fit_length(self.accompaniments[best], len(vocal))
+
+
+class MeanSpectrogram:
+    """The mean training accompaniment spectrogram, the same every frame, with Griffin-Lim phase."""
+
+    def __init__(self, data_dir: str):
+        from kgan.config import Config
+        from kgan.dataset import read_metadata, windows_dataset
+
+        self.config = Config.from_dict(read_metadata(data_dir)["config"])
+        total, count = 0.0, 0
+        for _, target in windows_dataset(data_dir, "train", self.config, 16, training=False, drop_remainder=False):
+            total = total + target.numpy().sum(axis=(0, 2, 3))
+            count += target.shape[0] * target.shape[2]
+        self.mean = (total / count).astype(np.float32)  # [bins] on the normalised scale
+
+    def __call__(self, vocal: np.ndarray, rate: int) -> np.ndarray:
+        from kgan.spectrogram import Spectrogram
+
+        spec = Spectrogram(self.config.stft)
+        frames = spec.num_frames(len(vocal))
+        normalised = np.tile(self.mean[None, :], (frames, 1))[None]
+        return spec.griffin_lim(spec.from_model(normalised), len(vocal), n_iter=16).numpy()[0]
+
+
+# ---------------------------------------------------------------------------- report
+
+BASELINES = ("silence", "echo", "drone", "running-chroma", "mean", "retrieval")
+
+
+def load_songs(data_dir: str, rate: int, split: str | None = "test", max_seconds: float | None = None):
+    """(name, vocal, accompaniment) of the songs of ``split`` (from ``splits.json``; all folders without one)."""
+    import json
+    import os
+
+    from kgan.preprocess import find_sources, load_sources
+
+    names = sorted(e.name for e in os.scandir(data_dir) if e.is_dir() and not e.name.startswith("."))
+    splits_path = os.path.join(data_dir, "splits.json")
+    if split and os.path.exists(splits_path):
+        with open(splits_path, encoding="utf-8") as f:
+            wanted = set(json.load(f).get(split, []))
+        names = [n for n in names if n in wanted]
+    songs = []
+    for name in names:
+        vocal, accompaniment = load_sources(find_sources(os.path.join(data_dir, name)), rate)
+        if max_seconds:
+            vocal, accompaniment = vocal[: int(max_seconds * rate)], accompaniment[: int(max_seconds * rate)]
+        songs.append((name, vocal, accompaniment))
+    return songs
+
+
+def evaluate(systems: dict, songs, rate: int, progress: bool = True) -> dict:
+    """Run every system (``name -> f(vocal, rate) -> accompaniment``) on every song and score it."""
+    from tqdm import tqdm
+
+    references = np.stack([clip_embedding(a, rate) for _, _, a in songs])
+    report = {"sample_rate": rate, "songs": [n for n, _, _ in songs], "systems": {}, "outputs": {}}
+    for system, fn in systems.items():
+        per_song, embeddings, outputs = {}, [], {}
+        for name, vocal, accompaniment in tqdm(songs, desc=system, disable=not progress, unit="song"):
+            generated = np.asarray(fn(vocal, rate), np.float32)[: len(accompaniment)]
+            per_song[name] = song_metrics(generated, accompaniment, rate)
+            embeddings.append(clip_embedding(generated, rate))
+            outputs[name] = generated
+        embeddings = np.stack(embeddings)
+        summary = {m: mean_ci([per_song[n][m] for n in per_song]) for m in SONG_METRICS}
+        summary["frechet_distance"] = (frechet_distance(embeddings, references), float("nan"))
+        summary["pairing_accuracy"] = (pairing_accuracy(embeddings, references) if len(songs) > 1 else float("nan"),
+                                       float("nan"))
+        report["systems"][system] = {"per_song": per_song, "summary": summary}
+        report["outputs"][system] = outputs
+    # the check the pairing metric must pass: true pairs beat shuffled pairs
+    if len(songs) > 1:
+        shuffled = references[np.roll(np.arange(len(songs)), 1)]
+        report["pairing_check"] = {"true_pairs": pairing_accuracy(references, references),
+                                   "shuffled_pairs": pairing_accuracy(shuffled, references)}
+    return report
+
+
+def markdown_table(report: dict) -> str:
+    metrics = list(SONG_METRICS) + ["frechet_distance", "pairing_accuracy"]
+    head = "| system | " + " | ".join(f"{m} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in metrics) + " |"
+    rows = [head, "|" + "---|" * (len(metrics) + 1)]
+    for system, data in report["systems"].items():
+        cells = []
+        for m in metrics:
+            mean, ci = data["summary"][m]
+            cells.append(f"{mean:.3f}" + (f" ± {ci:.3f}" if np.isfinite(ci) else ""))
+        rows.append(f"| {system} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def write_report(report: dict, songs, out_dir: str, config, model_system: str = "model") -> list[str]:
+    """report.json, report.md, metrics.png (bar charts) and one triptych PNG per song; returns the paths."""
+    import json
+    import os
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kgan.io_utils import atomic_path, atomic_write_text
+    from kgan.plots import plot_spectrograms
+    from kgan.spectrogram import Spectrogram
+
+    os.makedirs(out_dir, exist_ok=True)
+    serialisable = {k: v for k, v in report.items() if k != "outputs"}
+    paths = [os.path.join(out_dir, "report.json"), os.path.join(out_dir, "report.md"),
+             os.path.join(out_dir, "metrics.png")]
+    atomic_write_text(paths[0], json.dumps(serialisable, indent=2, sort_keys=True, default=float) + "\n")
+    text = f"# Evaluation on {len(report['songs'])} song(s)\n\nMean ± 95 % CI over songs (↑ higher is better, ↓ lower).\n\n"
+    atomic_write_text(paths[1], text + markdown_table(report) + "\n")
+
+    metrics = list(SONG_METRICS) + ["frechet_distance", "pairing_accuracy"]
+    systems = list(report["systems"])
+    fig, axes = plt.subplots(3, 3, figsize=(14, 11))
+    for ax, m in zip(axes.flat, metrics):
+        means = [report["systems"][s]["summary"][m][0] for s in systems]
+        cis = [report["systems"][s]["summary"][m][1] for s in systems]
+        colours = ["tab:red" if s == model_system else "tab:gray" for s in systems]
+        ax.bar(range(len(systems)), means, yerr=[c if np.isfinite(c) else 0 for c in cis], color=colours, capsize=3)
+        ax.set_xticks(range(len(systems)))
+        ax.set_xticklabels(systems, rotation=40, ha="right", fontsize=8)
+        ax.set_title(f"{m} ({'higher' if HIGHER_IS_BETTER[m] else 'lower'} is better)", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(paths[2]) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+
+    if model_system in report["outputs"]:
+        spec = Spectrogram(config.stft)
+        by_name = {n: (v, a) for n, v, a in songs}
+        for name, generated in report["outputs"][model_system].items():
+            vocal, true = by_name[name]
+            panels = [(label, spec.to_model(x).numpy().T) for label, x in
+                      (("vocal", vocal), ("generated", generated), ("true accompaniment", true))]
+            path = os.path.join(out_dir, "triptychs", f"{name}.png")
+            plot_spectrograms(panels, config, path, title=name)
+            paths.append(path)
+    return paths

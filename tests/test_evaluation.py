@@ -86,3 +86,33 @@ def test_true_pairs_score_better_than_shuffled_pairs():
     assert true_pairs == 1.0 and shuffled < 0.5
     with pytest.raises(ValueError, match="at least 2 songs"):
         ev.pairing_accuracy(refs[:1], refs[:1])
+
+
+def test_baselines_have_the_vocal_length_and_the_intended_harmony(song):
+    drone = ev.drone_baseline(song, RATE)
+    running = ev.running_chroma_baseline(song, RATE, seconds=1.0)
+    assert len(drone) == len(running) == len(song)
+    assert ev.key_score(drone, song, RATE) >= 0.5  # the key of the vocal, or a fifth from it
+    assert ev.chroma_motion(running, song, RATE) > ev.chroma_motion(drone, song, RATE) + 0.2  # it follows chords
+    retrieval = ev.Retrieval([(progression(7), np.ones(10, np.float32)), (song, np.full(10, 2.0, np.float32))], RATE)
+    np.testing.assert_array_equal(retrieval(progression(0), RATE), np.full(len(song), 2.0))  # nearest key, tiled
+    assert ev.mean_ci([1.0, 1.0, 1.0]) == (1.0, 0.0)
+
+
+@pytest.mark.slow
+def test_cli_writes_the_report_with_baselines(exported, chorale_dir, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "report"
+    cmd = [sys.executable, "-m", "cli.main", "evaluate", exported[1], chorale_dir, "-o", str(out), "--split", "",
+           "--max-seconds", "6", "--baselines", "silence,echo,drone,running-chroma", "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["systems"]) == {"model", "silence", "echo", "drone", "running-chroma"}
+    assert report["pairing_check"]["true_pairs"] > report["pairing_check"]["shuffled_pairs"]
+    assert report["systems"]["silence"]["summary"]["chroma_fit"][0] == 0.0
+    assert "| model |" in (out / "report.md").read_text()
+    assert (out / "metrics.png").stat().st_size > 10_000 and len(list((out / "triptychs").glob("*.png"))) == 3
