@@ -92,8 +92,8 @@ def preprocess(input_dir, out_dir, preset, config_path, overrides, n_plots, no_p
 def train(data_dir, run_dir, preset, config_path, overrides, steps, cpu_replicas, deterministic, no_progress):
     """Train the U-Net generator and PatchGAN discriminator on a preprocessed data set.
 
-    Audio, STFT and window settings come from DATA_DIR/dataset.json; model and training
-    settings from --preset/--config/--set. Re-running the same command resumes from the
+    Settings come from --preset/--config/--set; their audio, STFT and window sections must
+    match the ones DATA_DIR was preprocessed with (DATA_DIR/dataset.json). Re-running the same command resumes from the
     newest checkpoint in RUN_DIR. With TF_CONFIG set, trains with MultiWorkerMirroredStrategy.
     TensorBoard logs go to RUN_DIR/logs.
 
@@ -139,7 +139,7 @@ def train(data_dir, run_dir, preset, config_path, overrides, steps, cpu_replicas
 
 
 def _check_data_config(cfg, data_dir):
-    """Take audio/STFT/window from the data set; refuse a config whose geometry differs from it."""
+    """Refuse a config whose audio, STFT or window settings differ from the data set's."""
     from kgan.config import Config
     from kgan.dataset import read_metadata
 
