@@ -41,6 +41,28 @@ def _resolve_config(preset: str, config_path: str | None, overrides: tuple[str, 
         raise click.UsageError(str(e)) from None
 
 
+def _separation_options(func):
+    """--method / --f0-range, shared by `separate` and `preprocess --mixes`."""
+    func = click.option("--f0-range", default="80,1000", show_default=True, metavar="LOW,HIGH",
+                        help="The lead voice's pitch range in Hz (simm), e.g. 250,900 for a soprano.")(func)
+    func = click.option("--method", type=click.Choice(["simm", "repet-sim"]), default="simm", show_default=True,
+                        help="simm: Durrieu et al.'s source/filter model (reference); repet-sim: the baseline.")(func)
+    return func
+
+
+def _separation_params(f0_range: str):
+    from kgan.separation import SIMMParams
+
+    try:
+        low, high = (float(v) for v in f0_range.split(","))
+        if not 20 <= low < high <= 4000:
+            raise ValueError
+    except ValueError:
+        raise click.UsageError(f"--f0-range expects LOW,HIGH in Hz with 20 <= LOW < HIGH <= 4000. "
+                               f"Received: {f0_range!r}") from None
+    return SIMMParams(f0_min=low, f0_max=high)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="kgan")
 def main():
@@ -53,30 +75,107 @@ def main():
 @_config_options
 @click.option("--plot", "n_plots", type=int, default=0, show_default=True,
               help="Write this many PNGs of random training windows to OUT_DIR/plots.")
+@click.option("--mixes", is_flag=True,
+              help="INPUT_DIR holds finished songs (audio files, or folders with mixture.*): separate each "
+                   "first (into --separated-dir), then preprocess the separated stems.")
+@click.option("--separated-dir", type=click.Path(file_okay=False),
+              help="Where --mixes writes the separated songs (default: OUT_DIR/separated). Reused on re-runs.")
+@_separation_options
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def preprocess(input_dir, out_dir, preset, config_path, overrides, n_plots, no_progress):
+def preprocess(input_dir, out_dir, preset, config_path, overrides, n_plots, mixes, separated_dir, method, f0_range,
+               no_progress):
     """Turn song folders (MUSDB18 layout) into TFRecord shards of voiced spectrogram segments.
 
     INPUT_DIR holds one folder per song with vocals.* and either accompaniment.* or
     drums.*, bass.* and other.* (wav, flac, mp3 or ogg). A bad song is reported in one
     line and skipped; the exit status is 1 if any song failed. Re-running resumes.
 
+    With --mixes, INPUT_DIR holds finished songs instead; each is separated with
+    `kgan separate` first (see its help) and the separated stems are preprocessed.
+
     \b
     Example:
       kgan corpus chorales data/chorales --n 20
       kgan preprocess data/chorales data/chorales-tfr --plot 4
+      kgan preprocess --mixes my_songs/ data/my-songs-tfr
     """
     from kgan.preprocess import SongError, plot_windows
     from kgan.preprocess import preprocess as run
 
     cfg = _resolve_config(preset, config_path, overrides)
+    separation_failed = []
+    if mixes:
+        from kgan.audio import AudioError
+        from kgan.io_utils import atomic_write_text
+        from kgan.separation import find_mixes, separate_files
+
+        params = _separation_params(f0_range)
+        separated_dir = separated_dir or os.path.join(out_dir, "separated")
+        try:
+            songs = find_mixes([input_dir])
+        except AudioError as e:
+            raise click.ClickException(str(e)) from None
+        if not songs:
+            raise click.ClickException(f"{input_dir}: no songs found (expected audio files or folders with mixture.*)")
+        _, separation_failed = separate_files(songs, separated_dir, method, params, progress=not no_progress,
+                                              skip_existing=True)
+        splits = os.path.join(input_dir, "splits.json")
+        if os.path.exists(splits):  # keep a corpus' split by piece
+            with open(splits, encoding="utf-8") as f:
+                atomic_write_text(os.path.join(separated_dir, "splits.json"), f.read())
+        input_dir = separated_dir
     try:
         summary = run(input_dir, out_dir, cfg, progress=not no_progress)
     except SongError as e:
         raise click.ClickException(str(e)) from None
     for path in plot_windows(out_dir, n_plots, seed=cfg.train.seed):
         click.echo(f"wrote {path}")
-    if summary["failed"]:
+    if separation_failed:
+        click.echo(f"{len(separation_failed)} song(s) could not be separated:", err=True)
+        for line in separation_failed:
+            click.echo(f"  {line}", err=True)
+    if summary["failed"] or separation_failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("songs", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for the separated songs, one sub-folder each.")
+@_separation_options
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def separate(songs, out_dir, method, f0_range, no_progress):
+    """Split finished songs into vocal and accompaniment stems, without pretrained weights.
+
+    Each SONG is an audio file (wav, flac, mp3, ogg; any rate, mono or stereo), a folder
+    with mixture.* (MUSDB18 layout), or a folder of those. Each song becomes
+    OUT_DIR/<name>/ with vocals.wav and accompaniment.wav (the input's length, rate and
+    channels; they sum to the input) and, for simm, melody.csv (time_s,f0_hz; 0 = unvoiced),
+    ready for `kgan preprocess`. A bad file is reported in one line and the rest go on;
+    the exit status is 1 if any failed.
+
+    \b
+    Example:
+      kgan separate song.mp3 album/ -o separated
+      kgan preprocess separated data/separated-tfr
+    """
+    from kgan.audio import AudioError
+    from kgan.separation import find_mixes, separate_files
+
+    params = _separation_params(f0_range)
+    try:
+        found = find_mixes(songs)
+    except AudioError as e:
+        raise click.ClickException(str(e)) from None
+    if not found:
+        raise click.ClickException("no songs found (expected audio files or folders with mixture.*)")
+    written, errors = separate_files(found, out_dir, method, params, progress=not no_progress)
+    for folder in written:
+        click.echo(f"wrote {folder}")
+    if errors:
+        click.echo(f"{len(errors)} of {len(found)} song(s) failed:", err=True)
+        for line in errors:
+            click.echo(f"  {line}", err=True)
         sys.exit(1)
 
 
