@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python benchmarks/train_step.py
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/separation.py
 
 clean:
 	rm -rf build .pytest_cache

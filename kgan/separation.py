@@ -30,6 +30,7 @@ Shapes: audio is ``[channels, samples]`` float32 throughout.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import shutil
@@ -148,6 +149,7 @@ def viterbi_melody(activations: np.ndarray, steps_per_semitone: int, jump_semito
 
 
 # ------------------------------------------------------------------ SIMM fit
+@functools.lru_cache(maxsize=None)
 def _simm_updates(iterations: int):
     """A compiled loop of ``iterations`` multiplicative IS-NMF updates of every free factor."""
     import tensorflow as tf
@@ -211,7 +213,8 @@ def _simm_updates(iterations: int):
         s_v = (w_f0 @ h_f0) * ((w_g @ h_g) @ h_phi)
         return h_f0, h_g, h_phi, w_m, h_m, s_v, w_m @ h_m
 
-    return tf.function(loop, reduce_retracing=True)
+    matrix = tf.TensorSpec([None, None], tf.float32)  # one graph for every song length and dictionary size
+    return tf.function(loop, input_signature=[matrix] * 8)
 
 
 class _SIMM:
