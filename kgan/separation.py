@@ -6,7 +6,7 @@ whose sum is the input (complementary soft masks):
 * ``simm`` (reference): the smoothed-instantaneous-mixture model of Durrieu,
   David & Richard, "A musically motivated mid-level representation for pitch
   estimation and musical audio source separation", IEEE JSTSP 5(6), 2011.
-  The power spectrogram ``X`` (F x N) of the mono downmix is modelled as
+  The channel-averaged power spectrogram ``X`` (F x N) is modelled as
 
       X ~ S_V + S_M,   S_V = (W_G H_G H_Phi) * (W_F0 H_F0),   S_M = W_M H_M
 
@@ -19,10 +19,11 @@ whose sum is the input (complementary soft masks):
   melody explains too little of the mixture are marked unvoiced, ``H_F0`` is
   zeroed outside a band around the melody, and stage 2 refits. The vocal is
   the Wiener mask ``S_V / (S_V + S_M)`` applied to each channel's STFT.
-* ``repet-sim`` (baseline): REPET-SIM (Rafii & Pardo, ICASSP 2012): the
-  repeating background of each frame is the median of its nearest neighbours
-  by cosine similarity (``librosa.decompose.nn_filter``); the vocal is a soft
-  mask on what does not repeat.
+* ``repet-sim`` (baseline): REPET-SIM (Rafii & Pardo, "Music/voice separation
+  using the similarity matrix", ISMIR 2012): the repeating background of each
+  frame is the median of its nearest neighbours by cosine similarity
+  (``librosa.decompose.nn_filter``); the vocal is a soft mask on what does
+  not repeat.
 
 Shapes: audio is ``[channels, samples]`` float32 throughout.
 """
@@ -77,7 +78,6 @@ class SIMMParams:
     jump_semitones: float = 2.0  # Viterbi: standard deviation of pitch moves between frames
     voicing_db: float = -15.0  # unvoiced when the melody's harmonic part is below this share of the frame
     unvoiced_atom: bool = True  # a flat noise "F0" for breath and consonants, active only in voiced frames
-    salience: str = "activation"
     seed: int = 0
 
     def n_fft(self, rate: int) -> int:
@@ -254,11 +254,7 @@ class _SIMM:
         voiced_f0s = len(self.f0s)
         h = h_f0.numpy()
         s_phi = (self.w_g @ h_g.numpy()) @ h_phi.numpy()
-        # salience: the power each F0 component contributes to the vocal model, sum_f W_F0[f, u] S_Phi[f, n] H_F0[u, n]
-        salience = h[:voiced_f0s]
-        if p.salience == "power":
-            salience = (self.w_f0[:, :voiced_f0s].T @ s_phi) * salience
-        path = viterbi_melody(salience, p.steps_per_semitone, p.jump_semitones)
+        path = viterbi_melody(h[:voiced_f0s], p.steps_per_semitone, p.jump_semitones)
         band = int(round(p.melody_band_semitones * p.steps_per_semitone))
         rows = np.arange(voiced_f0s)[:, None]
         keep = (np.abs(rows - path[None, :]) <= band).astype(np.float32)  # [U_voiced, N]
@@ -270,7 +266,7 @@ class _SIMM:
         if p.unvoiced_atom:
             keep = np.concatenate([keep, voiced[None, :].astype(np.float32)], axis=0)
         _, _, _, _, _, s_v, s_m = self._stage2(
-            x, tf.constant(self.w_f0), tf.constant(h * keep + 0.0), tf.constant(self.w_g), h_g, h_phi, w_m, h_m)
+            x, tf.constant(self.w_f0), tf.constant(h * keep), tf.constant(self.w_g), h_g, h_phi, w_m, h_m)
         melody = np.where(voiced, self.f0s[path], 0.0)
         return s_v.numpy(), s_m.numpy(), melody
 
@@ -309,7 +305,7 @@ def separate(audio: np.ndarray, rate: int, method: str = "simm", params: SIMMPar
     n_fft = params.n_fft(rate)
     spec = _stft(n_fft)
     stft = spec.forward(x)  # [C, N, F] complex
-    power = np.mean(np.abs(stft.numpy()) ** 2, axis=0).T  # [F, N], mono power
+    power = np.mean(np.abs(stft.numpy()) ** 2, axis=0).T  # [F, N], averaged over channels
     melody_times = melody = None
     if method == "simm":
         s_v, s_m, melody = _SIMM(params, rate).fit(power)
