@@ -108,6 +108,9 @@ class TrainConfig:
     summary_every: int = 50
     image_every: int = 500
     val_fraction: float = 0.1
+    # After the last step, batch-norm moving statistics are recomputed as the plain average over this
+    # many evenly spaced training batches (clean vocals, final weights); 0 keeps the moving averages.
+    bn_calibration_batches: int = 100
     seed: int = 0
 
 
@@ -228,7 +231,8 @@ PRESETS: dict[str, Config] = {
         stft=STFTConfig(n_fft=256, hop_length=64),
         window=WindowConfig(frames=32, stride=16),
         model=ModelConfig(depth=4, base_filters=8, max_filters=32, disc_filters=8, disc_layers=2),
-        train=TrainConfig(batch_size=4, steps=20, checkpoint_every=10, summary_every=5, image_every=10),
+        train=TrainConfig(batch_size=4, steps=20, checkpoint_every=10, summary_every=5, image_every=10,
+                          bn_calibration_batches=4),
         preset="tiny",
     ),
 }

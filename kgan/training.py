@@ -22,6 +22,11 @@ skipping the batches already consumed; the vocal noise is drawn from a
 stateless generator keyed by (seed, step, replica) and dropout's seed state is a
 model variable, so a resumed run continues exactly as an uninterrupted one
 would (tested with op determinism on).
+
+Finishing. After the last step the generator's batch-norm moving statistics
+are recomputed from the final weights (``Trainer.calibrate_batch_norm``) and
+saved with the last checkpoint, so inference-mode output matches what the
+weights were trained to produce.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import tensorflow as tf
 
 from kgan import __version__
 from kgan.config import Config
-from kgan.dataset import windows_dataset
+from kgan.dataset import read_metadata, windows_dataset
 from kgan.io_utils import atomic_write_text
 from kgan.models import PatchGANDiscriminator, UNetGenerator
 from kgan.spectrogram import Spectrogram
@@ -254,6 +259,49 @@ class Trainer:
             count += int(vocal.shape[0])
         return total / count if count else None
 
+    def calibrate_batch_norm(self, data_dir: str, batches: int | None = None) -> int:
+        """Recompute every generator batch-norm layer's moving mean and variance from the final weights.
+
+        During training the moving statistics are exponential averages over the last ~100 steps,
+        each step seen by different weights; at the end of a short or fast-moving GAN run they can
+        lag the weights enough to make inference-mode output far worse than training-mode output
+        (measured: val L1 0.34 -> 0.16 on one run). This replaces them by the plain average of the
+        batch statistics over ``batches`` evenly spaced training batches of clean vocals (what
+        inference sees: no input noise, no dropout), as "precise BN" does. Deterministic given the weights, so
+        a resumed run ends with the same statistics as an uninterrupted one. Returns the batches used.
+        """
+        batches = self.config.train.bn_calibration_batches if batches is None else batches
+        layers = [layer for layer in self.generator._flatten_layers()
+                  if isinstance(layer, keras.layers.BatchNormalization)]
+        if batches <= 0 or not layers:
+            return 0
+        size = self.config.train.batch_size
+        ds = windows_dataset(data_dir, "train", self.config, size, training=False, drop_remainder=True)
+        # dataset.json counts strided training windows; inference-mode crops do not overlap.
+        strided = int(read_metadata(data_dir).get("counts", {}).get("train", {}).get("windows", 0))
+        tiles = strided * self.config.window.stride // self.config.window.frames
+        every = max(1, tiles // size // batches)
+        ds = ds.enumerate().filter(lambda i, _: i % every == 0).map(lambda _, pair: pair).take(batches)
+        # Dropout is switched off meanwhile: the statistics should be those of inference-time
+        # activations (dropout changes their variance: Li et al., CVPR 2019).
+        dropouts = [layer for layer in self.generator._flatten_layers() if isinstance(layer, keras.layers.Dropout)]
+        momenta, rates = [layer.momentum for layer in layers], [layer.rate for layer in dropouts]
+        used = 0
+        try:
+            for layer in dropouts:
+                layer.rate = 0.0
+            for vocal, _ in ds:  # eager, so that each call reads the momentum set just before it
+                for layer in layers:
+                    layer.momentum = used / (used + 1.0)  # running mean: the first batch overwrites
+                self.generator(vocal, training=True)
+                used += 1
+        finally:
+            for layer, momentum in zip(layers, momenta):
+                layer.momentum = momentum
+            for layer, rate in zip(dropouts, rates):
+                layer.rate = rate
+        return used
+
     @tf.function(reduce_retracing=True)
     def _predict(self, vocal):
         return self.generator(vocal, training=False)
@@ -275,6 +323,11 @@ class Trainer:
         if start:
             log(f"resumed from {self.manager.latest_checkpoint} at step {start}")
         if start >= steps:
+            if self._calibrated_at() != start and self.config.train.bn_calibration_batches > 0:
+                metrics = {}  # finished by an older kgan: calibrate and save, nothing else
+                self._finish(data_dir, start, metrics, None, log, val_batches)
+                self.manager.save(checkpoint_number=start)
+                return metrics
             log(f"already at step {start} >= {steps}: nothing to do")
             return {}
         writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "logs", "train")) if self.chief else None
@@ -330,11 +383,45 @@ class Trainer:
                     self._append_history({"step": step, "val_l1": val})
                     bar.write(f"step {step}: train L1 {metrics['g_l1']:.4f}, val L1 {val:.4f}", file=sys.stderr)
             if step % t.checkpoint_every == 0 or step == steps:
+                if step == steps:
+                    self._finish(data_dir, step, metrics, writer, log, val_batches)
                 self.manager.save(checkpoint_number=step)
         bar.close()
         if writer:
             writer.flush()
         return metrics
+
+    def _finish(self, data_dir, step, metrics, writer, log, val_batches) -> None:
+        """Last step: calibrate batch norm and log validation L1 with the statistics that get saved."""
+        before = metrics.get("val_l1")
+        if before is None and self.chief:
+            before = self.validation_l1(data_dir, val_batches)
+        used = self.calibrate_batch_norm(data_dir)
+        if not used:
+            return
+        val = self.validation_l1(data_dir, val_batches) if self.chief else None
+        if val is not None:
+            metrics["val_l1"] = val
+            self._append_history({"step": step, "val_l1": val, "bn_calibrated": True})
+            if writer:
+                with writer.as_default(step=step):
+                    tf.summary.scalar("loss/val_l1_calibrated", val)
+        change = f": val L1 {before:.4f} -> {val:.4f}" if val is not None and before is not None else ""
+        if self.chief:
+            log(f"batch-norm statistics recalibrated on {used} training batches{change}")
+
+    def _calibrated_at(self) -> int | None:
+        """The step of the last batch-norm calibration recorded in ``metrics.jsonl``, if any."""
+        step = None
+        try:
+            with open(os.path.join(self.run_dir, "metrics.jsonl"), encoding="utf-8") as f:
+                for line in f:
+                    record = json.loads(line)
+                    if record.get("bn_calibrated"):
+                        step = record["step"]
+        except (OSError, ValueError):
+            pass
+        return step
 
     def _append_history(self, record: dict) -> None:
         """One JSON line per summary in ``RUN_DIR/metrics.jsonl`` (a resumed run may repeat steps; last wins)."""

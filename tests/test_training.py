@@ -155,7 +155,8 @@ def test_cli_writes_config_checkpoints_and_tensorboard_events(tmp_path, tiny_dat
     assert any(t.startswith("spectrograms/") for t in tags) and any(t.startswith("generated_accompaniment") for t in tags)
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history if "g_l1" in h] == [1, 5, 10]
-    assert [h["step"] for h in history if "val_l1" in h] == [0, 5, 10]
+    assert [h["step"] for h in history if "val_l1" in h] == [0, 5, 10, 10]
+    assert history[-1].get("bn_calibrated") is True and "batch-norm statistics recalibrated on " in err
 
 
 @pytest.mark.slow
@@ -179,3 +180,40 @@ def test_two_workers_on_loopback_end_with_identical_weights(tmp_path, tiny_data)
     assert any(not np.array_equal(chief[k], initial[k]) for k in names)  # they trained
     for k in names:
         np.testing.assert_array_equal(chief[k], other[k], err_msg=k)
+
+
+def test_batch_norm_calibration_replaces_moving_statistics_by_batch_statistics(tmp_path, tiny_config, tiny_data):
+    from kgan.dataset import windows_dataset
+
+    trainer = Trainer(tiny_config, str(tmp_path / "run"), make_strategy(1))
+    layers = [layer for layer in trainer.generator._flatten_layers()
+              if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
+    assert layers
+
+    def stats():
+        return [np.array(v) for layer in layers for v in (layer.moving_mean, layer.moving_variance)]
+
+    # One batch: the first BN layer's statistics become exactly that batch's moments of its input.
+    assert trainer.calibrate_batch_norm(tiny_data, batches=1) == 1
+    vocal, _ = next(iter(windows_dataset(tiny_data, "train", tiny_config, tiny_config.train.batch_size,
+                                         training=False)))
+    first = layers[0]
+    probe = keras.Model(trainer.generator.inputs, first.input)
+    x = probe(vocal, training=True).numpy().astype(np.float64)
+    np.testing.assert_allclose(first.moving_mean.numpy(), x.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(first.moving_variance.numpy(), x.var(axis=(0, 1, 2)), rtol=1e-3, atol=1e-5)
+
+    # Several batches: the result depends only on the weights, not on the statistics it starts from.
+    used = trainer.calibrate_batch_norm(tiny_data, batches=2)
+    assert used == 2 and [layer.momentum for layer in layers] == momenta
+    reference, val = stats(), trainer.validation_l1(tiny_data)
+    for layer in layers:
+        layer.moving_mean.assign(layer.moving_mean + 5.0)
+        layer.moving_variance.assign(layer.moving_variance * 50.0)
+    assert abs(trainer.validation_l1(tiny_data) - val) > 1e-3
+    trainer.calibrate_batch_norm(tiny_data, batches=2)
+    for a, b in zip(reference, stats()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert trainer.validation_l1(tiny_data) == pytest.approx(val, abs=1e-5)
+    assert trainer.calibrate_batch_norm(tiny_data, batches=0) == 0
