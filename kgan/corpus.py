@@ -13,7 +13,8 @@ Each song becomes a folder in the MUSDB18 layout that ``kgan preprocess``
 reads. The split into train / val / test is by piece and depends only on the
 piece's name (a hash), so a piece is in the same split in every build of the
 corpus whatever ``--n`` is, and transposed copies of a test piece never reach
-training. ``splits.json`` lists the folders of each split; ``corpus.json``
+training. Another setting of the same hymn tune under another BWV number can,
+though (``experiments/tune_overlap.py`` lists them). ``splits.json`` lists the folders of each split; ``corpus.json``
 records provenance and the render speed.
 """
 

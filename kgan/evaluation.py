@@ -380,27 +380,14 @@ def markdown_table(report: dict) -> str:
     return "\n".join(rows)
 
 
-def write_report(report: dict, songs, out_dir: str, config, model_system: str = "model") -> list[str]:
-    """report.json, report.md, metrics.png (bar charts) and one triptych PNG per song; returns the paths."""
-    import json
-    import os
-
+def plot_metrics(report: dict, path: str, model_system: str = "model") -> None:
+    """Bar charts, one per metric, of every system's mean with its 95 % CI (the model in red)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from kgan.io_utils import atomic_path, atomic_write_text
-    from kgan.plots import plot_spectrograms
-    from kgan.spectrogram import Spectrogram
-
-    os.makedirs(out_dir, exist_ok=True)
-    serialisable = {k: v for k, v in report.items() if k != "outputs"}
-    paths = [os.path.join(out_dir, "report.json"), os.path.join(out_dir, "report.md"),
-             os.path.join(out_dir, "metrics.png")]
-    atomic_write_text(paths[0], json.dumps(serialisable, indent=2, sort_keys=True, default=float) + "\n")
-    text = f"# Evaluation on {len(report['songs'])} song(s)\n\nMean ± 95 % CI over songs (↑ higher is better, ↓ lower).\n\n"
-    atomic_write_text(paths[1], text + markdown_table(report) + "\n")
+    from kgan.io_utils import atomic_path
 
     metrics = list(SONG_METRICS) + ["frechet_distance", "pairing_accuracy"]
     systems = list(report["systems"])
@@ -412,12 +399,33 @@ def write_report(report: dict, songs, out_dir: str, config, model_system: str = 
         ax.bar(range(len(systems)), means, yerr=[c if np.isfinite(c) else 0 for c in cis], color=colours, capsize=3)
         ax.set_xticks(range(len(systems)))
         ax.set_xticklabels(systems, rotation=40, ha="right", fontsize=8)
+        if m == "frechet_distance":  # spans orders of magnitude (silence is far off)
+            ax.set_yscale("log")
         ax.set_title(f"{m} ({'higher' if HIGHER_IS_BETTER[m] else 'lower'} is better)", fontsize=9)
     fig.tight_layout()
-    with atomic_path(paths[2]) as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
 
+
+def write_report(report: dict, songs, out_dir: str, config, model_system: str = "model") -> list[str]:
+    """report.json, report.md, metrics.png (bar charts) and one triptych PNG per song; returns the paths."""
+    import json
+    import os
+
+    from kgan.io_utils import atomic_write_text
+    from kgan.plots import plot_spectrograms
+    from kgan.spectrogram import Spectrogram
+
+    os.makedirs(out_dir, exist_ok=True)
+    serialisable = {k: v for k, v in report.items() if k != "outputs"}
+    paths = [os.path.join(out_dir, "report.json"), os.path.join(out_dir, "report.md"),
+             os.path.join(out_dir, "metrics.png")]
+    atomic_write_text(paths[0], json.dumps(serialisable, indent=2, sort_keys=True, default=float) + "\n")
+    text = f"# Evaluation on {len(report['songs'])} song(s)\n\nMean ± 95 % CI over songs (↑ higher is better, ↓ lower).\n\n"
+    atomic_write_text(paths[1], text + markdown_table(report) + "\n")
+
+    plot_metrics(report, paths[2], model_system)
     if model_system in report["outputs"]:
         spec = Spectrogram(config.stft)
         by_name = {n: (v, a) for n, v, a in songs}
