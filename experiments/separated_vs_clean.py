@@ -9,8 +9,8 @@ clean stems, and as what ``kgan separate`` (SIMM) makes of their mixtures
 gets them). Four short runs of the default preset (clean / separated data x
 trainer input noise on / off) start from the same seed; each is scored by the
 generator's L1 on the clean validation windows, after the batch-norm
-calibration ``kgan train`` ends with (and, for comparison, before it). Prints a Markdown table and
-writes OUT_DIR/results.json.
+calibration ``kgan train`` ends with (and, for comparison, before it). Prints
+a Markdown table and writes OUT_DIR/results.json.
 """
 
 from __future__ import annotations
