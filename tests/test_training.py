@@ -217,3 +217,23 @@ def test_batch_norm_calibration_replaces_moving_statistics_by_batch_statistics(t
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert trainer.validation_l1(tiny_data) == pytest.approx(val, abs=1e-5)
     assert trainer.calibrate_batch_norm(tiny_data, batches=0) == 0
+
+
+def test_a_finished_run_without_calibration_is_calibrated_once_on_rerun(tmp_path, tiny_config, tiny_data):
+    run = str(tmp_path / "run")
+    cfg = tiny_config.override(**{"train.steps": 4, "train.image_every": 100, "train.checkpoint_every": 100})
+    lines = []
+    Trainer(cfg, run, make_strategy(1)).fit(tiny_data, progress=False, log=lines.append)
+    assert any("recalibrated" in line for line in lines)
+    history = os.path.join(run, "metrics.jsonl")
+    records = [json.loads(line) for line in open(history)]
+    assert records[-1]["bn_calibrated"] is True and records[-1]["step"] == 4
+    with open(history, "w") as f:  # as an older version left it: no calibration record
+        f.writelines(json.dumps(r) + "\n" for r in records if not r.get("bn_calibrated"))
+    lines.clear()
+    metrics = Trainer(cfg, run, make_strategy(1)).fit(tiny_data, progress=False, log=lines.append)
+    assert "val_l1" in metrics and any("recalibrated" in line for line in lines)
+    assert json.loads(open(history).read().splitlines()[-1]).get("bn_calibrated") is True
+    lines.clear()
+    assert Trainer(cfg, run, make_strategy(1)).fit(tiny_data, progress=False, log=lines.append) == {}
+    assert any("nothing to do" in line for line in lines)
