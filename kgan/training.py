@@ -384,8 +384,9 @@ class Trainer:
                     self._append_history({"step": step, "val_l1": val})
                     bar.write(f"step {step}: train L1 {metrics['g_l1']:.4f}, val L1 {val:.4f}", file=sys.stderr)
             if step % t.checkpoint_every == 0 or step == steps:
-                if step == steps:
-                    self._finish(data_dir, step, metrics, writer, log, val_batches)
+                if step == steps:  # bar.write keeps the log line off the progress bar's line
+                    self._finish(data_dir, step, metrics, writer, lambda line: bar.write(line, file=sys.stderr)
+                                 if progress else log(line), val_batches)
                 self.manager.save(checkpoint_number=step)
         bar.close()
         if writer:
