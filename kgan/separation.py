@@ -155,11 +155,18 @@ def _simm_updates(iterations: int):
     import tensorflow as tf
 
     def loop(x, w_f0, h_f0, w_g, h_g, h_phi, w_m, h_m):
-        def model(s_f0, s_phi, s_m):
-            return s_f0 * s_phi + s_m + _EPS
+        def weights(s_f0, s_phi, s_m):
+            """X / S^2 and 1 / S for the current model S: the two halves of every IS update."""
+            inv = 1.0 / (s_f0 * s_phi + s_m + _EPS)
+            return x * inv * inv, inv
 
         def ratio(num, den):
             return num / (den + _EPS)
+
+        def activations(h, w, other, xs2, inv):
+            """H <- H * W^T (other X / S^2) / W^T (other / S), for S = other * (W H) + rest."""
+            return h * ratio(tf.linalg.matmul(w, other * xs2, transpose_a=True),
+                             tf.linalg.matmul(w, other * inv, transpose_a=True))
 
         def body(i, h_f0, h_g, h_phi, w_m, h_m):
             s_f0 = w_f0 @ h_f0
@@ -167,23 +174,13 @@ def _simm_updates(iterations: int):
             s_phi = w_phi @ h_phi
             s_m = w_m @ h_m
             # source activations
-            s = model(s_f0, s_phi, s_m)
-            inv = 1.0 / s
-            xs2 = x * inv * inv
-            h_f0 = h_f0 * ratio(tf.linalg.matmul(w_f0, s_phi * xs2, transpose_a=True),
-                                tf.linalg.matmul(w_f0, s_phi * inv, transpose_a=True))
+            h_f0 = activations(h_f0, w_f0, s_phi, *weights(s_f0, s_phi, s_m))
             s_f0 = w_f0 @ h_f0
             # filter activations
-            s = model(s_f0, s_phi, s_m)
-            inv = 1.0 / s
-            xs2 = x * inv * inv
-            h_phi = h_phi * ratio(tf.linalg.matmul(w_phi, s_f0 * xs2, transpose_a=True),
-                                  tf.linalg.matmul(w_phi, s_f0 * inv, transpose_a=True))
+            h_phi = activations(h_phi, w_phi, s_f0, *weights(s_f0, s_phi, s_m))
             s_phi = w_phi @ h_phi
             # filter shapes, then columns of W_Phi back to unit maximum
-            s = model(s_f0, s_phi, s_m)
-            inv = 1.0 / s
-            xs2 = x * inv * inv
+            xs2, inv = weights(s_f0, s_phi, s_m)
             num = tf.linalg.matmul(w_g, tf.linalg.matmul(s_f0 * xs2, h_phi, transpose_b=True), transpose_a=True)
             den = tf.linalg.matmul(w_g, tf.linalg.matmul(s_f0 * inv, h_phi, transpose_b=True), transpose_a=True)
             h_g = h_g * ratio(num, den)
@@ -192,15 +189,9 @@ def _simm_updates(iterations: int):
             h_phi = h_phi * scale[:, None]
             s_phi = (w_g @ h_g) @ h_phi
             # accompaniment activations, then atoms (unit maximum)
-            s = model(s_f0, s_phi, s_m)
-            inv = 1.0 / s
-            xs2 = x * inv * inv
-            h_m = h_m * ratio(tf.linalg.matmul(w_m, xs2, transpose_a=True),
-                              tf.linalg.matmul(w_m, inv, transpose_a=True))
+            h_m = activations(h_m, w_m, 1.0, *weights(s_f0, s_phi, s_m))
             s_m = w_m @ h_m
-            s = model(s_f0, s_phi, s_m)
-            inv = 1.0 / s
-            xs2 = x * inv * inv
+            xs2, inv = weights(s_f0, s_phi, s_m)
             w_m = w_m * ratio(tf.linalg.matmul(xs2, h_m, transpose_b=True),
                               tf.linalg.matmul(inv, h_m, transpose_b=True))
             scale = tf.reduce_max(w_m, axis=0) + _EPS
