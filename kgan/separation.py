@@ -399,10 +399,10 @@ def separate_files(songs, out_dir: str, method: str = "simm", params: SIMMParams
     from kgan.audio import info_seconds, load
 
     songs = list(songs)
-    total = sum(info_seconds(p) for _, p in songs)
+    seconds = {p: info_seconds(p) for _, p in songs}  # one header read per file, for the bar's total and steps
     seen: dict[str, str] = {}
     written, errors = [], []
-    with tqdm(total=round(total, 1), disable=not progress, file=sys.stderr, desc=f"separate ({method})",
+    with tqdm(total=round(sum(seconds[p] for _, p in songs), 1), disable=not progress, file=sys.stderr, desc=f"separate ({method})",
               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}, {rate_fmt}]",
               unit="s") as bar:
         for name, path in songs:
@@ -419,7 +419,7 @@ def separate_files(songs, out_dir: str, method: str = "simm", params: SIMMParams
             except AudioError as e:
                 errors.append(str(e))
                 bar.write(f"error: {e}", file=sys.stderr)
-            bar.update(round(info_seconds(path), 1))
+            bar.update(round(seconds[path], 1))
     return written, errors
 
 
