@@ -402,7 +402,8 @@ def separate_files(songs, out_dir: str, method: str = "simm", params: SIMMParams
     seconds = {p: info_seconds(p) for _, p in songs}  # one header read per file, for the bar's total and steps
     seen: dict[str, str] = {}
     written, errors = [], []
-    with tqdm(total=round(sum(seconds[p] for _, p in songs), 1), disable=not progress, file=sys.stderr, desc=f"separate ({method})",
+    with tqdm(total=round(sum(seconds[p] for _, p in songs), 1), disable=not progress, file=sys.stderr,
+              desc=f"separate ({method})",
               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}, {rate_fmt}]",
               unit="s") as bar:
         for name, path in songs:
