@@ -63,6 +63,27 @@ def _separation_params(f0_range: str):
     return SIMMParams(f0_min=low, f0_max=high)
 
 
+def _find_mixes(paths, where: str = ""):
+    """kgan.separation.find_mixes, with a bad path or no song at all as a one-line error."""
+    from kgan.audio import AudioError
+    from kgan.separation import find_mixes
+
+    try:
+        songs = find_mixes(paths)
+    except AudioError as e:
+        raise click.ClickException(str(e)) from None
+    if not songs:
+        raise click.ClickException(f"{where}no songs found (expected audio files or folders with mixture.*)")
+    return songs
+
+
+def _echo_failures(header: str, lines) -> None:
+    """What a batch command went on past: ``header``, then one indented line per failure, on stderr."""
+    click.echo(header, err=True)
+    for line in lines:
+        click.echo(f"  {line}", err=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="kgan")
 def main():
@@ -105,18 +126,12 @@ def preprocess(input_dir, out_dir, preset, config_path, overrides, n_plots, mixe
     cfg = _resolve_config(preset, config_path, overrides)
     separation_failed = []
     if mixes:
-        from kgan.audio import AudioError
         from kgan.io_utils import atomic_write_text
-        from kgan.separation import find_mixes, separate_files
+        from kgan.separation import separate_files
 
         params = _separation_params(f0_range)
         separated_dir = separated_dir or os.path.join(out_dir, "separated")
-        try:
-            songs = find_mixes([input_dir])
-        except AudioError as e:
-            raise click.ClickException(str(e)) from None
-        if not songs:
-            raise click.ClickException(f"{input_dir}: no songs found (expected audio files or folders with mixture.*)")
+        songs = _find_mixes([input_dir], where=f"{input_dir}: ")
         _, separation_failed = separate_files(songs, separated_dir, method, params, progress=not no_progress,
                                               skip_existing=True)
         splits = os.path.join(input_dir, "splits.json")
@@ -131,9 +146,7 @@ def preprocess(input_dir, out_dir, preset, config_path, overrides, n_plots, mixe
     for path in plot_windows(out_dir, n_plots, seed=cfg.train.seed):
         click.echo(f"wrote {path}")
     if separation_failed:
-        click.echo(f"{len(separation_failed)} song(s) could not be separated:", err=True)
-        for line in separation_failed:
-            click.echo(f"  {line}", err=True)
+        _echo_failures(f"{len(separation_failed)} song(s) could not be separated:", separation_failed)
     if summary["failed"] or separation_failed:
         sys.exit(1)
 
@@ -159,23 +172,15 @@ def separate(songs, out_dir, method, f0_range, no_progress):
       kgan separate song.mp3 album/ -o separated
       kgan preprocess separated data/separated-tfr
     """
-    from kgan.audio import AudioError
-    from kgan.separation import find_mixes, separate_files
+    from kgan.separation import separate_files
 
     params = _separation_params(f0_range)
-    try:
-        found = find_mixes(songs)
-    except AudioError as e:
-        raise click.ClickException(str(e)) from None
-    if not found:
-        raise click.ClickException("no songs found (expected audio files or folders with mixture.*)")
+    found = _find_mixes(songs)
     written, errors = separate_files(found, out_dir, method, params, progress=not no_progress)
     for folder in written:
         click.echo(f"wrote {folder}")
     if errors:
-        click.echo(f"{len(errors)} of {len(found)} song(s) failed:", err=True)
-        for line in errors:
-            click.echo(f"  {line}", err=True)
+        _echo_failures(f"{len(errors)} of {len(found)} song(s) failed:", errors)
         sys.exit(1)
 
 
@@ -325,9 +330,7 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, no_p
             raise click.ClickException(str(e)) from None
     failed = generate_files(vocals, out_dir, model, chunk_seconds, progress=not no_progress)
     if failed:
-        click.echo(f"{len(failed)} file(s) failed:", err=True)
-        for line in failed:
-            click.echo(f"  {line}", err=True)
+        _echo_failures(f"{len(failed)} file(s) failed:", failed)
         sys.exit(1)
 
 
@@ -485,9 +488,7 @@ def chorales(out_dir, preset, config_path, overrides, n, transpose, bpm, voice_p
         + (f", rendered {summary['rendered_seconds']:.0f} s of audio at {speed:.0f}x real time" if speed else "")
     )
     if summary["failed"]:
-        click.echo(f"{len(summary['failed'])} piece(s) failed:", err=True)
-        for line in summary["failed"]:
-            click.echo(f"  {line}", err=True)
+        _echo_failures(f"{len(summary['failed'])} piece(s) failed:", summary["failed"])
         sys.exit(1)
 
 
