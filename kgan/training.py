@@ -324,7 +324,7 @@ class Trainer:
         if start:
             log(f"resumed from {self.manager.latest_checkpoint} at step {start}")
         if start >= steps:
-            if self._calibrated_at() != start and self.config.train.bn_calibration_batches > 0:
+            if not self._calibrated_at(start) and self.config.train.bn_calibration_batches > 0:
                 metrics = {}  # finished by an older kgan: calibrate and save, nothing else
                 self._finish(data_dir, start, metrics, None, log, val_batches)
                 self.manager.save(checkpoint_number=start)
@@ -412,18 +412,15 @@ class Trainer:
         if self.chief:
             log(f"batch-norm statistics recalibrated on {used} training batches{change}")
 
-    def _calibrated_at(self) -> int | None:
-        """The step of the last batch-norm calibration recorded in ``metrics.jsonl``, if any."""
-        step = None
+    def _calibrated_at(self, step: int) -> bool:
+        """Whether ``metrics.jsonl``'s last validation record at ``step`` is a calibrated one."""
+        from kgan.plots import read_history
+
         try:
-            with open(os.path.join(self.run_dir, "metrics.jsonl"), encoding="utf-8") as f:
-                for line in f:
-                    record = json.loads(line)
-                    if record.get("bn_calibrated"):
-                        step = record["step"]
+            history = read_history(os.path.join(self.run_dir, "metrics.jsonl"))
         except (OSError, ValueError):
-            pass
-        return step
+            return False
+        return any(h["step"] == step and h.get("bn_calibrated") for h in history)
 
     def _append_history(self, record: dict) -> None:
         """One JSON line per summary in ``RUN_DIR/metrics.jsonl`` (a resumed run may repeat steps; last wins)."""
