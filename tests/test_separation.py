@@ -43,11 +43,15 @@ def mix():
 
 
 @pytest.fixture(scope="module")
-def separated(mix):
+def stereo(mix):
+    voice, acc, _ = mix
+    return np.stack([voice + acc, 0.5 * voice + acc])  # a louder voice on the left
+
+
+@pytest.fixture(scope="module")
+def separated(stereo):
     from kgan.separation import separate
 
-    voice, acc, _ = mix
-    stereo = np.stack([voice + acc, 0.5 * voice + acc])  # a louder voice on the left
     return {m: separate(stereo, RATE, m) for m in ("simm", "repet-sim")}
 
 
@@ -70,10 +74,8 @@ def test_simm_separates_synthetic_voice_above_floor_and_beats_baseline(mix, sepa
 
 
 @pytest.mark.parametrize("method", ["simm", "repet-sim"])
-def test_stems_keep_shape_rate_and_sum_to_the_input(mix, separated, method):
-    voice, acc, _ = mix
+def test_stems_keep_shape_rate_and_sum_to_the_input(stereo, separated, method):
     result = separated[method]
-    stereo = np.stack([voice + acc, 0.5 * voice + acc])
     assert result.vocals.shape == stereo.shape and result.accompaniment.shape == stereo.shape
     assert result.rate == RATE
     np.testing.assert_allclose(result.vocals + result.accompaniment, stereo, atol=1e-5)
