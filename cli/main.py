@@ -443,53 +443,146 @@ def evaluate(model_path, data_dir, out_dir, split, baselines, train_data, compar
 
 @main.group()
 def corpus():
-    """Build the bundled real-music corpus."""
+    """Render the bundled corpora (Bach chorales, Essen folk songs) as song folders."""
+
+
+def _corpus_options(func):
+    """Options shared by the corpus commands."""
+    options = [
+        click.option("--voices", default="all", show_default=True,
+                     help="Comma-separated voices or voice families for the melody, one chosen per song: "
+                          "oohs, aahs, synth-voice (gm-voice); flute, clarinet, oboe, sax (wind); trumpet (brass); "
+                          "violin (bowed); festival (Festival's singing mode, if installed)."),
+        click.option("--styles", default="piano,organ,strings,guitar,band", show_default=True,
+                     help="Comma-separated accompaniment styles for folk songs, one chosen per song."),
+        click.option("--soundfont", type=click.Path(dir_okay=False), default=None,
+                     help="General MIDI .sf2 to render with (default: TimGM6mb from the pretty_midi wheel)."),
+        click.option("--transpose", default="0", show_default=True,
+                     help="Comma-separated semitone shifts; each makes a copy of every song (key augmentation)."),
+        click.option("--renditions", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Renditions of each tune, each with its own voice, style, tempo and key."),
+        click.option("--splits", default="train,val,test", show_default=True,
+                     help="Render only these splits (e.g. 'test' for an evaluation set)."),
+        click.option("--bpm", type=click.FloatRange(min=1.0), default=None,
+                     help="Fixed tempo in quarter notes per minute (default: drawn per song)."),
+        click.option("--accompaniment-program", type=click.IntRange(0, 127), default=None,
+                     help="Fixed General MIDI program for the chorales' lower parts (default: drawn per song)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the per-song draws."),
+        click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Songs rendered in parallel processes."),
+        click.option("--no-progress", is_flag=True, help="No progress bar."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return _config_options(func)
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers. Received: {text!r}",
+                                 param_hint=option) from None
+
+
+def _build_corpus(out_dir, sources, preset, config_path, overrides, voices, styles, soundfont, transpose,
+                  renditions, splits, bpm, accompaniment_program, seed, jobs, no_progress):
+    try:
+        from kgan.corpus import build_corpus
+    except ImportError as e:
+        raise click.ClickException(f"the corpus extra is not installed ({e})") from None
+    cfg = _resolve_config(preset, config_path, overrides)
+    split_list = [s.strip() for s in splits.split(",") if s.strip()]
+    if not split_list or set(split_list) - {"train", "val", "test"}:
+        raise click.BadParameter(f"expected splits among train, val, test. Received: {splits!r}",
+                                 param_hint="--splits")
+    try:
+        summary = build_corpus(out_dir, cfg.audio.sample_rate, sources, voices=voices,
+                               styles=[s.strip() for s in styles.split(",") if s.strip()], soundfont=soundfont,
+                               transpositions=_int_list(transpose, "--transpose") or [0], renditions=renditions,
+                               jobs=jobs, seed=seed, splits=split_list, bpm=bpm,
+                               accompaniment_program=accompaniment_program, progress=not no_progress)
+    except (ValueError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from None
+    speed = summary["render_speed_x_realtime"]
+    click.echo(
+        f"{len(summary['songs'])} song(s), {summary['hours']:.2f} h of audio in {out_dir}"
+        + (f"; rendered {summary['rendered_seconds']:.0f} s of audio at {speed:.0f}x real time "
+           f"with {jobs} job(s)" if speed else "")
+    )
+    if summary["failed"]:
+        _echo_failures(f"{len(summary['failed'])} song(s) failed:", summary["failed"])
+        sys.exit(1)
+
+
+def _count(text: str | None, option: str) -> int | None:
+    if text is None or text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise click.BadParameter(f"expected a count >= 0 or 'all'. Received: {text!r}", param_hint=option)
+    return value
 
 
 @corpus.command()
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@_config_options
-@click.option("--n", "n", type=int, default=None, help="Number of chorales (default: all, ~400).")
-@click.option("--transpose", default="0", show_default=True,
-              help="Comma-separated semitone shifts; each makes a copy of every piece (key augmentation).")
-@click.option("--bpm", type=float, default=80.0, show_default=True, help="Tempo in quarter notes per minute.")
-@click.option("--voice-program", type=int, default=53, show_default=True,
-              help="General MIDI program (0-based) for the soprano (53: Voice Oohs).")
-@click.option("--accompaniment-program", type=int, default=19, show_default=True,
-              help="General MIDI program for alto, tenor and bass (19: Church Organ, 0: piano, 48: strings).")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-def chorales(out_dir, preset, config_path, overrides, n, transpose, bpm, voice_program, accompaniment_program,
-             no_progress):
-    """Render Bach chorales (music21's corpus) as song folders: soprano = vocals, the rest = accompaniment.
+@click.option("--chorales", "n_chorales", default="0", show_default=True,
+              help="Bach chorales to render (a count, or 'all': ~400).")
+@click.option("--folk", "n_folk", default="0", show_default=True,
+              help="Essen folk tunes to render (a count, or 'all': ~8500).")
+@_corpus_options
+def build(out_dir, n_chorales, n_folk, **options):
+    """Render chorales and harmonised folk songs together: melody = vocals, the rest = accompaniment.
 
-    The split into train / val / test is by piece (splits.json), stable across builds.
+    Each song gets a voice from --voices and (folk songs) a style from --styles;
+    song.json in each folder records them. The split into train / val / test is
+    by tune (splits.json), stable across builds.
+    Needs the corpus extra: pip install 'kgan[corpus]' tinysoundfont --no-deps.
+
+    \b
+    Example:
+      kgan corpus build data/corpus --chorales all --folk 2000 --jobs 2
+      kgan corpus build data/eval --folk 300 --splits test --voices festival \\
+          --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2
+    """
+    sources = {"chorales": _count(n_chorales, "--chorales"), "folk": _count(n_folk, "--folk")}
+    if not any(v is None or v > 0 for v in sources.values()):
+        raise click.UsageError("nothing to render: give --chorales and/or --folk")
+    _build_corpus(out_dir, sources, **options)
+
+
+@corpus.command()
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--n", "n", type=click.IntRange(min=0), default=None, help="Number of chorales (default: all, ~400).")
+@_corpus_options
+def chorales(out_dir, n, **options):
+    """Render Bach chorales (music21's corpus): soprano = vocals, alto + tenor + bass = accompaniment.
+
+    The split into train / val / test is by tune (splits.json), stable across builds.
     Needs the corpus extra: pip install 'kgan[corpus]' tinysoundfont --no-deps.
 
     \b
     Example:
       kgan corpus chorales data/chorales --n 20 --transpose=-2,0,2
     """
-    try:
-        from kgan.corpus import build_chorales
-    except ImportError as e:
-        raise click.ClickException(f"the corpus extra is not installed ({e})") from None
-    cfg = _resolve_config(preset, config_path, overrides)
-    try:
-        shifts = [int(t) for t in transpose.split(",") if t.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers. Received: {transpose!r}",
-                                 param_hint="--transpose") from None
-    summary = build_chorales(out_dir, cfg.audio.sample_rate, n=n, transpositions=shifts or [0], bpm=bpm,
-                             voice_program=voice_program, accompaniment_program=accompaniment_program,
-                             progress=not no_progress)
-    speed = summary["render_speed_x_realtime"]
-    click.echo(
-        f"{len(summary['songs'])} song(s) in {out_dir}"
-        + (f", rendered {summary['rendered_seconds']:.0f} s of audio at {speed:.0f}x real time" if speed else "")
-    )
-    if summary["failed"]:
-        _echo_failures(f"{len(summary['failed'])} piece(s) failed:", summary["failed"])
-        sys.exit(1)
+    _build_corpus(out_dir, {"chorales": n}, **options)
+
+
+@corpus.command()
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--n", "n", type=click.IntRange(min=0), default=None, help="Number of tunes (default: all, ~8500).")
+@_corpus_options
+def folk(out_dir, n, **options):
+    """Render Essen folk tunes, harmonised and accompanied in a style per song: tune = vocals.
+
+    \b
+    Example:
+      kgan corpus folk data/folk --n 500 --styles band,guitar --jobs 2
+    """
+    _build_corpus(out_dir, {"folk": n}, **options)
 
 
 if __name__ == "__main__":

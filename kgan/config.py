@@ -28,12 +28,17 @@ __all__ = [
     "WindowConfig",
     "ModelConfig",
     "TrainConfig",
+    "AugmentConfig",
     "Config",
     "PRESETS",
     "get_preset",
     "load",
     "save",
+    "VOCAL_INPUTS",
 ]
+
+VOCAL_INPUTS = ("spectrogram", "salience")  # see kgan.features
+SALIENCE_SEMITONES = 64  # the salience image spans 64 semitones in stft.num_bins rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +88,9 @@ class WindowConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
+    """Generator and discriminator; ``vocal_input`` is what they see of the vocal (``kgan.features``)."""
+
+    vocal_input: str = "salience"  # "salience" (pitch, level, voicing) or "spectrogram" (the raw input)
     depth: int = 7
     base_filters: int = 32
     max_filters: int = 256
@@ -91,6 +99,41 @@ class ModelConfig:
     upsample: str = "transpose"  # "transpose" or "resize" (resize + conv)
     disc_layers: int = 3
     disc_filters: int = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Timbre augmentation of the training vocal (``kgan.augment``), each applied with probability ``p_*``.
+
+    All of them act on the normalised vocal spectrogram inside the training
+    step and keep silence silent (except breath noise, which adds sound).
+    """
+
+    p_level: float = 0.5
+    level_db: float = 12.0  # gain drawn from [-level_db, +level_db]
+    p_tilt: float = 0.5
+    tilt_db_per_octave: float = 6.0  # EQ slope around 1 kHz, from [-x, +x]
+    p_formant: float = 0.5
+    formant_ratio: float = 1.25  # spectral envelope stretched by a factor in [1/x, x], harmonics kept
+    p_vibrato: float = 0.5
+    vibrato_cents: float = 50.0  # sinusoidal pitch modulation depth, 4-7 Hz
+    bend_cents: float = 50.0  # plus a linear bend over the window, from [-x, +x]
+    p_breath: float = 0.3
+    breath_db_low: float = -45.0  # noise level relative to the window's loudest frame, from [low, high]
+    breath_db_high: float = -25.0
+    p_reverb: float = 0.3
+    reverb_seconds_low: float = 0.2  # RT60 from [low, high]
+    reverb_seconds_high: float = 1.2
+    reverb_wet_db_low: float = -12.0  # reverberant energy relative to the direct sound, from [low, high]
+    reverb_wet_db_high: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return any(getattr(self, f.name) > 0 for f in dataclasses.fields(self) if f.name.startswith("p_"))
+
+    @classmethod
+    def off(cls) -> "AugmentConfig":
+        return cls(**{f.name: 0.0 for f in dataclasses.fields(cls) if f.name.startswith("p_")})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +163,7 @@ _SECTIONS = {
     "window": WindowConfig,
     "model": ModelConfig,
     "train": TrainConfig,
+    "augment": AugmentConfig,
 }
 
 
@@ -130,6 +174,7 @@ class Config:
     window: WindowConfig = WindowConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    augment: AugmentConfig = AugmentConfig()
     preset: str = "default"
 
     def __post_init__(self):
@@ -162,10 +207,23 @@ class Config:
             raise ValueError(f"window.stride must be in (0, frames]. Received: {w.stride}")
         if not 0.0 <= w.min_voiced <= 1.0:
             raise ValueError(f"window.min_voiced must be in [0, 1]. Received: {w.min_voiced}")
+        if m.vocal_input not in VOCAL_INPUTS:
+            raise ValueError(f"model.vocal_input must be one of {list(VOCAL_INPUTS)}. Received: {m.vocal_input!r}")
+        if m.vocal_input == "salience" and s.num_bins % SALIENCE_SEMITONES:
+            raise ValueError(f"model.vocal_input='salience' needs stft.num_bins divisible by {SALIENCE_SEMITONES}. "
+                             f"Received: {s.num_bins}")
         if m.norm not in ("batch", "instance"):
             raise ValueError(f"model.norm must be 'batch' or 'instance'. Received: {m.norm!r}")
         if m.upsample not in ("transpose", "resize"):
             raise ValueError(f"model.upsample must be 'transpose' or 'resize'. Received: {m.upsample!r}")
+        for f in dataclasses.fields(AugmentConfig):
+            value = getattr(self.augment, f.name)
+            if f.name.startswith("p_") and not 0.0 <= value <= 1.0:
+                raise ValueError(f"augment.{f.name} must be in [0, 1]. Received: {value}")
+            if f.name.endswith("_low") and value > getattr(self.augment, f.name[:-4] + "_high"):
+                raise ValueError(f"augment.{f.name} must not exceed augment.{f.name[:-4]}_high. Received: {value}")
+        if self.augment.reverb_seconds_low <= 0:
+            raise ValueError(f"augment.reverb_seconds_low must be positive. Received: {self.augment.reverb_seconds_low}")
         if self.train.gan_loss not in ("bce", "lsgan"):
             raise ValueError(f"train.gan_loss must be 'bce' or 'lsgan'. Received: {self.train.gan_loss!r}")
 
@@ -186,7 +244,13 @@ class Config:
             raise ValueError(f"unknown config section(s): {sorted(unknown)}")
         sections = {}
         for name, klass in _SECTIONS.items():
-            values = data.get(name, {})
+            values = dict(data.get(name, {}))
+            # A config written before a field or section existed means what kgan did then:
+            # the raw spectrogram input and no timbre augmentation.
+            if name == "model" and name in data and "vocal_input" not in values:
+                values["vocal_input"] = "spectrogram"
+            if name == "augment" and name not in data and "train" in data:
+                values = {k: v for k, v in dataclasses.asdict(AugmentConfig.off()).items() if k.startswith("p_")}
             fields = {f.name for f in dataclasses.fields(klass)}
             bad = set(values) - fields
             if bad:

@@ -109,15 +109,14 @@ def generate_song(predict, vocal, rate: int, chunk_seconds: float = 30.0, overla
     linear cross-fade; a vocal shorter than one chunk is sent whole.
     """
     import numpy as np
-    from tqdm import tqdm
+    from kgan.progress import audio_bar
 
     vocal = np.asarray(vocal, np.float32)
     chunk = max(1, int(chunk_seconds * rate))
     overlap = min(int(overlap_seconds * rate), chunk // 2)
     bounds = chunk_bounds(len(vocal), chunk, overlap)
     out = np.zeros(len(vocal), np.float32)
-    with tqdm(total=len(vocal) / rate, unit="s", disable=not progress or len(bounds) == 1, desc=desc,
-              bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}, {rate_fmt}]") as bar:
+    with audio_bar(len(vocal) / rate, desc, disable=not progress or len(bounds) == 1) as bar:
         for i, (start, end) in enumerate(bounds):
             piece = np.asarray(predict(vocal[None, start:end]), np.float32)[0]
             fade = np.ones(end - start, np.float32)

@@ -13,12 +13,14 @@ from kgan.io_utils import atomic_path
 __all__ = ["plot_spectrograms"]
 
 
-def plot_spectrograms(panels: Sequence[tuple[str, np.ndarray]], config: Config, path: str,
+def plot_spectrograms(panels: Sequence[tuple], config: Config, path: str,
                       title: str | None = None, start_seconds: float = 0.0) -> None:
     """Stack normalised spectrograms ``[F, T]`` (values in [-1, 1]) vertically into one PNG.
 
     ``panels`` are ``(label, array)`` pairs drawn top to bottom with low
     frequencies at the bottom; the colour bar is in dBFS on the global scale.
+    A ``(label, array, "f0")`` panel is a pitch-salience image (``kgan.features``):
+    rows are candidate F0s on a log axis, labelled by note.
     """
     import matplotlib
 
@@ -30,10 +32,22 @@ def plot_spectrograms(panels: Sequence[tuple[str, np.ndarray]], config: Config, 
     hz_per_bin = config.audio.sample_rate / s.n_fft
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 3 * len(panels)), squeeze=False, sharex=True)
     image = None
-    for ax, (label, x) in zip(axes[:, 0], panels):
+    for ax, (label, x, *kind) in zip(axes[:, 0], panels):
         x = np.asarray(x, dtype=np.float32)
         if x.ndim == 3:
             x = x[..., 0]
+        if kind == ["f0"]:
+            from kgan.features import f0_axis
+
+            f0 = f0_axis(x.shape[0])
+            extent = [start_seconds, start_seconds + x.shape[1] * seconds_per_frame, 0, x.shape[0]]
+            ax.imshow(x, origin="lower", aspect="auto", extent=extent, cmap="viridis", vmin=-1, vmax=1,
+                      interpolation="nearest")
+            rows = [i for i in range(0, x.shape[0], x.shape[0] // 64 * 12)]  # every A, octave apart
+            ax.set_yticks(rows, [f"A{int(round(np.log2(f0[i] / 55.0))) + 1} ({f0[i]:.0f} Hz)" for i in rows])
+            ax.set_ylabel("F0")
+            ax.set_title(label)
+            continue
         db = (x + 1.0) * 0.5 * (s.db_ceiling - s.db_floor) + s.db_floor
         extent = [start_seconds, start_seconds + x.shape[1] * seconds_per_frame, 0, x.shape[0] * hz_per_bin]
         image = ax.imshow(db, origin="lower", aspect="auto", extent=extent, cmap="magma",

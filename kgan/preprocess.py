@@ -219,6 +219,7 @@ class SongProcessor:
                     writer.write(_example(sources.name, start, v[start:end], a[start:end]))
         seconds = len(vocal) / rate
         kept_frames = sum(e - s for s, e in segments)
+        labels = _song_labels(sources.folder)
         kept = min(seconds, kept_frames * cfg.stft.hop_length / rate)
         return {
             "name": sources.name,
@@ -236,7 +237,22 @@ class SongProcessor:
             "vocal_clipped_high": round(float(np.mean(v >= 1.0)), 6),
             "accompaniment_clipped_high": round(float(np.mean(a >= 1.0)), 6),
             "accompaniment_at_floor": round(float(np.mean(a <= -1.0)), 6),
+            **labels,
         }
+
+
+def _song_labels(folder: str) -> dict:
+    """``style``, ``voice`` and ``source`` from a corpus song's ``song.json`` (style "unknown" elsewhere)."""
+    labels = {"style": "unknown"}
+    path = os.path.join(folder, "song.json")
+    if os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                info = json.load(f)
+            labels.update({k: str(info[k]) for k in ("style", "voice", "source") if k in info})
+        except (OSError, ValueError):
+            pass  # labels are optional: a song without them is still a song
+    return labels
 
 
 def _read_splits(input_dir: str) -> dict[str, str]:
@@ -258,7 +274,7 @@ def preprocess(input_dir: str, out_dir: str, config: Config, progress: bool = Tr
     Never raises for a bad song: its one-line error goes to ``log`` and into
     ``summary["failed"]``; the caller decides the exit status.
     """
-    from tqdm import tqdm
+    from kgan.progress import audio_bar
 
     log = log or (lambda line: print(line, file=sys.stderr))
     if not os.path.isdir(input_dir):
@@ -274,8 +290,7 @@ def preprocess(input_dir: str, out_dir: str, config: Config, progress: bool = Tr
     songs, failed, held_out = [], [], []
     processed_seconds, busy, reused = 0.0, 0.0, 0
     total = sum(audio_io.info_seconds(p) for f in folders if (p := _find(f, "vocals")))
-    bar = tqdm(total=round(total, 1), unit="s", unit_scale=True, desc="preprocess", disable=not progress,
-               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}, {rate_fmt}]")
+    bar = audio_bar(round(total, 1), "preprocess", disable=not progress, unit_scale=True)
     started = time.perf_counter()  # wall clock, including start-up; `busy` counts song processing only
     for folder in folders:
         name = os.path.basename(folder)
@@ -362,6 +377,7 @@ def plot_windows(out_dir: str, n: int, seed: int = 0) -> list[str]:
     import tensorflow as tf
 
     from kgan.dataset import parse_segment, read_metadata
+    from kgan.features import VocalFeatures
     from kgan.plots import plot_spectrograms
 
     meta = read_metadata(out_dir)
@@ -370,6 +386,7 @@ def plot_windows(out_dir: str, n: int, seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
     frames, bins = config.window.frames, config.stft.num_bins
     seconds_per_frame = config.stft.hop_length / config.audio.sample_rate
+    features = VocalFeatures.from_kgan_config(config) if config.model.vocal_input != "spectrogram" else None
     paths = []
     for i in range(n if songs else 0):
         song = songs[rng.integers(len(songs))]
@@ -380,9 +397,14 @@ def plot_windows(out_dir: str, n: int, seed: int = 0) -> list[str]:
         offset = int(rng.integers(vocal.shape[0] - frames + 1))
         start = (start_frame + offset) * seconds_per_frame
         path = os.path.join(out_dir, "plots", f"window-{i:03d}.png")
-        plot_spectrograms(
-            [("vocal", vocal[offset : offset + frames].T), ("accompaniment (target)", accompaniment[offset : offset + frames].T)],
-            config, path, title=f"{song['name']} ({song['split']}), {start:.2f} s", start_seconds=start,
-        )
+        v = vocal[offset : offset + frames].T
+        panels = [("vocal", v)]
+        if config.model.vocal_input != "spectrogram":
+            seen = features(v[None, :, :, None].astype(np.float32)).numpy()[0]
+            panels.append(("vocal as the model sees it: pitch salience (F0 axis)", seen[..., 0], "f0"))
+        panels.append(("accompaniment (target)", accompaniment[offset : offset + frames].T))
+        style = f", {song['style']}" if song.get("style", "unknown") != "unknown" else ""
+        plot_spectrograms(panels, config, path, title=f"{song['name']} ({song['split']}{style}), {start:.2f} s",
+                          start_seconds=start)
         paths.append(path)
     return paths

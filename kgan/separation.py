@@ -394,7 +394,7 @@ def separate_files(songs, out_dir: str, method: str = "simm", params: SIMMParams
     With ``skip_existing`` a song whose folder is already complete is kept as
     it is (a killed batch resumes where it stopped).
     """
-    from tqdm import tqdm
+    from kgan.progress import audio_bar
 
     from kgan.audio import info_seconds, load
 
@@ -402,10 +402,8 @@ def separate_files(songs, out_dir: str, method: str = "simm", params: SIMMParams
     seconds = {p: info_seconds(p) for _, p in songs}  # one header read per file, for the bar's total and steps
     seen: dict[str, str] = {}
     written, errors = [], []
-    with tqdm(total=round(sum(seconds[p] for _, p in songs), 1), disable=not progress, file=sys.stderr,
-              desc=f"separate ({method})",
-              bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}, {rate_fmt}]",
-              unit="s") as bar:
+    with audio_bar(round(sum(seconds[p] for _, p in songs), 1), f"separate ({method})", disable=not progress,
+                   file=sys.stderr) as bar:
         for name, path in songs:
             folder = os.path.join(out_dir, name)
             try:

@@ -43,6 +43,7 @@ import keras
 import tensorflow as tf
 
 from kgan import __version__
+from kgan.augment import augment_vocal
 from kgan.config import Config
 from kgan.dataset import read_metadata, windows_dataset
 from kgan.io_utils import atomic_write_text
@@ -171,6 +172,9 @@ class Trainer:
             return tf.nn.compute_average_loss(per_example, global_batch_size=batch)
 
         replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+        if self.config.augment.enabled:  # timbre augmentation, keyed like the noise below
+            vocal = augment_vocal(vocal, self.config, tf.stack([tf.constant(t.seed + 1, tf.int64),
+                                                                step * 1024 + replica]))
         if t.vocal_noise_std > 0:
             seed = tf.stack([tf.constant(t.seed, tf.int64), step * 1024 + replica])
             noise = tf.random.stateless_normal(tf.shape(vocal), seed=seed, stddev=t.vocal_noise_std)
@@ -459,7 +463,7 @@ class Trainer:
 
 def config_difference(a: Config, b: Config, ignore: tuple[str, ...] = ("train.steps",)) -> str | None:
     """The first differing ``section.field`` of two configs (ignoring ``ignore``), as text, or None."""
-    for section in ("audio", "stft", "window", "model", "train"):
+    for section in ("audio", "stft", "window", "model", "train", "augment"):
         sa, sb = getattr(a, section), getattr(b, section)
         for f in dataclasses.fields(sa):
             key = f"{section}.{f.name}"

@@ -1,3 +1,4 @@
+import dataclasses
 import glob
 import json
 import os
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kgan.config import AugmentConfig
 from kgan.preprocess import preprocess
 from kgan.training import Trainer, TrainingDiverged, make_strategy
 from tests.conftest import free_ports
@@ -42,7 +44,9 @@ def _weights(trainer):
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_two_replicas_equal_one_replica_over_the_same_global_batch(tmp_path, tiny_config, fixed_batch, optimizer):
-    cfg = tiny_config.override(**{"model.dropout": 0.0, "train.vocal_noise_std": 0.0})
+    # Input noise and timbre augmentation are drawn per replica, so they are off here.
+    cfg = dataclasses.replace(tiny_config.override(**{"model.dropout": 0.0, "train.vocal_noise_std": 0.0}),
+                              augment=AugmentConfig.off())
     trainers = []
     for replicas in (1, 2):
         keras.utils.set_random_seed(7)
@@ -65,14 +69,17 @@ def test_two_replicas_equal_one_replica_over_the_same_global_batch(tmp_path, tin
         for k in m1:
             assert float(m1[k]) == pytest.approx(float(m2[k]), rel=1e-4, abs=1e-6), k
     for w1, w2 in zip(_weights(one), _weights(two)):
-        np.testing.assert_allclose(w1, w2, atol=1e-5)
+        # float32 summation order differs between 1 and 2 replicas; with the 3-channel salience input
+        # (two channels constant along frequency) SGD(0.5) grows that to ~2e-5 after three steps.
+        np.testing.assert_allclose(w1, w2, atol=3e-5)
     assert any(not np.array_equal(w0, w1) for w0, w1 in zip(initial, _weights(one)))  # the step did something
     assert int(one.step.numpy()) == int(two.step.numpy()) == 3
 
 
 def test_loss_falls_within_a_few_dozen_steps(tmp_path, tiny_config, fixed_batch):
     keras.utils.set_random_seed(1)
-    cfg = tiny_config.override(**{"train.learning_rate": 1e-3})
+    # Fitting one fixed batch: the optimiser's job, so no augmentation redraws it every step.
+    cfg = dataclasses.replace(tiny_config.override(**{"train.learning_rate": 1e-3}), augment=AugmentConfig.off())
     trainer = Trainer(cfg, str(tmp_path / "run"), make_strategy(1))
     it = _distributed(trainer, fixed_batch)
     l1 = [float(trainer.train_step(next(it))["g_l1"]) for _ in range(40)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from kgan.models import blocks
+from kgan.models.unet import features_input, vocal_features
 
 
 def receptive_field(layers: int) -> int:
@@ -19,7 +20,8 @@ def receptive_field(layers: int) -> int:
 class PatchGANDiscriminator(keras.Model):
     """(vocal, accompaniment) ``[B, F, T, 1]`` each -> patch logits ``[B, F/2^L, T/2^L, 1]``.
 
-    Conditional on the vocal (the pair is concatenated on channels), then
+    Conditional on the vocal as the generator sees it (``features``, see
+    ``UNetGenerator``), concatenated with the accompaniment on channels, then
     ``layers`` 4x4 stride-2 convolutions (filters ``base_filters * 2**i``, capped
     at 512; no normalisation on the first), one 4x4 stride-1 convolution and a
     4x4 stride-1 convolution to one logit per patch. With ``layers=3`` each
@@ -31,7 +33,8 @@ class PatchGANDiscriminator(keras.Model):
     """
 
     def __init__(self, bins: int = 512, frames: int = 128, layers: int = 3, base_filters: int = 64,
-                 norm: str = "batch", name: str = "patchgan_discriminator", **kwargs):
+                 norm: str = "batch", features: dict | None = None, name: str = "patchgan_discriminator",
+                 **kwargs):
         unit = 2**layers
         if layers < 1 or bins % unit or frames % unit:
             raise ValueError(
@@ -40,7 +43,8 @@ class PatchGANDiscriminator(keras.Model):
             )
         vocal = keras.Input((bins, frames, 1), name="vocal")
         accompaniment = keras.Input((bins, frames, 1), name="accompaniment")
-        x = keras.layers.Concatenate(name="pair")([vocal, accompaniment])  # (B, F, T, 2)
+        condition = features_input(vocal, features)  # (B, F, T, C)
+        x = keras.layers.Concatenate(name="pair")([condition, accompaniment])  # (B, F, T, C + 1)
         for i in range(layers):  # (B, F/2^(i+1), T/2^(i+1), filters)
             x = blocks.downsample(x, min(base_filters * 2**i, 512), f"down{i + 1}", norm=None if i == 0 else norm)
         x = blocks.downsample(x, min(base_filters * 2**layers, 512), "features", norm=norm, strides=1)
@@ -49,6 +53,7 @@ class PatchGANDiscriminator(keras.Model):
         super().__init__(inputs=[vocal, accompaniment], outputs=logits, name=name, **kwargs)
         self.bins, self.frames, self.layers_count = bins, frames, layers
         self.base_filters, self.norm = base_filters, norm
+        self.features = dict(features) if features else None
 
     @property
     def receptive_field(self) -> int:
@@ -56,7 +61,7 @@ class PatchGANDiscriminator(keras.Model):
 
     def get_config(self):
         return {"bins": self.bins, "frames": self.frames, "layers": self.layers_count,
-                "base_filters": self.base_filters, "norm": self.norm, "name": self.name,
+                "base_filters": self.base_filters, "norm": self.norm, "features": self.features, "name": self.name,
                 "trainable": self.trainable}
 
     @classmethod
@@ -67,4 +72,4 @@ class PatchGANDiscriminator(keras.Model):
     def from_kgan_config(cls, config) -> "PatchGANDiscriminator":
         m = config.model
         return cls(bins=config.stft.num_bins, frames=config.window.frames, layers=m.disc_layers,
-                   base_filters=m.disc_filters, norm=m.norm)
+                   base_filters=m.disc_filters, norm=m.norm, features=vocal_features(config))

@@ -4,13 +4,30 @@ from __future__ import annotations
 
 import keras
 
+from kgan.features import VocalFeatures
 from kgan.models import blocks
+
+
+def vocal_features(config) -> dict | None:
+    """The ``VocalFeatures`` arguments for a kgan config (None: the raw spectrogram, no layer)."""
+    if config.model.vocal_input == "spectrogram":
+        return None
+    s = config.stft
+    return {"kind": config.model.vocal_input, "sample_rate": config.audio.sample_rate, "n_fft": s.n_fft,
+            "db_floor": s.db_floor, "db_ceiling": s.db_ceiling}
+
+
+def features_input(vocal, features: dict | None):
+    """``vocal`` ``[B, F, T, 1]`` through ``VocalFeatures(**features)`` (``[B, F, T, C]``), or unchanged."""
+    return vocal if features is None else VocalFeatures(**features, name="vocal_features")(vocal)
 
 
 @keras.saving.register_keras_serializable(package="kgan")
 class UNetGenerator(keras.Model):
     """Vocal spectrogram -> accompaniment spectrogram, both ``[B, F, T, 1]`` in [-1, 1].
 
+    The vocal first goes through ``VocalFeatures(**features)`` (``kgan.features``:
+    pitch salience, level and voicing, ``[B, F, T, 3]``) unless ``features`` is None.
     Encoder: ``depth`` 4x4 stride-2 convolutions, filters ``base_filters * 2**i``
     capped at ``max_filters`` (no normalisation on the first). Decoder: the
     mirror image, each level concatenated with the encoder level of the same
@@ -28,7 +45,8 @@ class UNetGenerator(keras.Model):
 
     def __init__(self, bins: int = 512, frames: int = 128, depth: int = 7, base_filters: int = 32,
                  max_filters: int = 256, dropout: float = 0.5, dropout_levels: int = 3, norm: str = "batch",
-                 upsample: str = "transpose", name: str = "unet_generator", **kwargs):
+                 upsample: str = "transpose", features: dict | None = None, name: str = "unet_generator",
+                 **kwargs):
         unit = 2**depth
         if depth < 1 or bins % unit or frames % unit:
             raise ValueError(
@@ -40,7 +58,7 @@ class UNetGenerator(keras.Model):
             return min(base_filters * 2**level, max_filters)
 
         vocal = keras.Input((bins, frames, 1), name="vocal")  # (B, F, T, 1)
-        x = vocal
+        x = features_input(vocal, features)  # (B, F, T, C)
         skips = []
         for i in range(depth):  # level i+1: (B, F/2^(i+1), T/2^(i+1), width(i))
             x = blocks.downsample(x, width(i), f"down{i + 1}", norm=None if i == 0 else norm)
@@ -58,13 +76,14 @@ class UNetGenerator(keras.Model):
         self.base_filters, self.max_filters = base_filters, max_filters
         self.dropout, self.dropout_levels = dropout, dropout_levels
         self.norm, self.upsample = norm, upsample
+        self.features = dict(features) if features else None
 
     def get_config(self):
         return {
             "bins": self.bins, "frames": self.frames, "depth": self.depth,
             "base_filters": self.base_filters, "max_filters": self.max_filters,
             "dropout": self.dropout, "dropout_levels": self.dropout_levels,
-            "norm": self.norm, "upsample": self.upsample, "name": self.name, "trainable": self.trainable,
+            "norm": self.norm, "upsample": self.upsample, "features": self.features, "name": self.name, "trainable": self.trainable,
         }
 
     @classmethod
@@ -76,4 +95,4 @@ class UNetGenerator(keras.Model):
         m = config.model
         return cls(bins=config.stft.num_bins, frames=config.window.frames, depth=m.depth,
                    base_filters=m.base_filters, max_filters=m.max_filters, dropout=m.dropout,
-                   norm=m.norm, upsample=m.upsample)
+                   norm=m.norm, upsample=m.upsample, features=vocal_features(config))

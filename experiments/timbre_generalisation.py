@@ -1,0 +1,176 @@
+"""Does the model follow the chords of a voice it never heard? (a) today's input and corpus vs (b) the new ones.
+
+    python experiments/timbre_generalisation.py OUT_DIR [--steps 3000] [--chorales 150] [--folk 600]
+
+(a) ``baseline``: Bach chorales only, the melody always GM "Voice Oohs" over a
+    church organ at 80 bpm, the raw spectrogram as input, no timbre augmentation.
+(b) ``timbre-free``: chorales and harmonised Essen folk songs in five styles,
+    the melody played by every voice family but Festival's singing voice
+    (held out), the pitch-salience input (``kgan.features``) and timbre
+    augmentation (``kgan.augment``).
+
+Both train for the same number of steps with the same trainer and seed on
+TimGM6mb renderings; the split is by tune. Every test set holds test-split
+tunes only:
+
+* ``chorales-oohs``: (a)'s own rendering (in distribution for a);
+* ``seen-voices``: (b)'s rendering, chorales and folk songs (in distribution for b);
+* ``festival-fluidr3``: sung by Festival (no model heard it) with the FluidR3 SoundFont (no model heard it);
+* ``instruments-fluidr3``: GM voices and instruments through FluidR3 (unseen SoundFont);
+* ``musdb-real``: the real MUSDB18 sample vocal from ``../shared/data/real`` (evaluation only).
+
+Every step is a real ``kgan`` subprocess and is skipped when its output exists,
+so an interrupted run resumes (training resumes from its last checkpoint).
+The two trainings run concurrently, one core each. ``OUT_DIR/summary.md``
+gets the table: chord motion, chroma fit, key and beat F per test set and
+system, with the key-drone and running-chroma baselines, and (b)'s drop from
+in distribution to each unseen-voice set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLUID = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+MUSDB = os.path.join(os.path.dirname(ROOT), "shared", "data", "real", "musdb18-sample")
+METRICS = ("chroma_motion", "chroma_fit", "key_score", "beat_f_measure")
+SEEN_FAMILIES = "gm-voice,wind,brass,bowed"
+BASELINE_SETTINGS = ["model.vocal_input=spectrogram"] + [
+    f"augment.p_{name}=0" for name in ("level", "tilt", "formant", "vibrato", "breath", "reverb")]
+
+
+def kgan(*args, env=None, log=None):
+    cmd = [sys.executable, "-m", "cli.main", *map(str, args)]
+    print("$ kgan " + " ".join(map(str, args)), flush=True)
+    out = open(log, "a") if log else None
+    try:
+        subprocess.run(cmd, check=True, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
+    finally:
+        if out:
+            out.close()
+
+
+def done(path):
+    return os.path.exists(path)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--chorales", type=int, default=150)
+    parser.add_argument("--folk", type=int, default=600)
+    parser.add_argument("--test-chorales", type=int, default=10)
+    parser.add_argument("--test-folk", type=int, default=20)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--systems", default="baseline,timbre-free")
+    args = parser.parse_args(argv)
+    out = os.path.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
+    systems = args.systems.split(",")
+    jobs = ["--jobs", args.jobs, "--no-progress"]
+
+    # 1. corpora (train and val splits) and test renderings (test split)
+    corpora = {
+        "baseline": ["chorales", "--n", args.chorales, "--voices", "oohs", "--accompaniment-program", 19,
+                     "--bpm", 80, "--splits", "train,val"],
+        "timbre-free": ["build", "--chorales", args.chorales, "--folk", args.folk, "--voices", SEEN_FAMILIES,
+                        "--splits", "train,val"],
+    }
+    tests = {
+        "chorales-oohs": ["chorales", "--n", args.test_chorales, "--voices", "oohs", "--accompaniment-program", 19,
+                          "--bpm", 80],
+        "seen-voices": ["build", "--chorales", args.test_chorales, "--folk", args.test_folk,
+                        "--voices", SEEN_FAMILIES],
+        "festival-fluidr3": ["build", "--chorales", args.test_chorales, "--folk", args.test_folk,
+                             "--voices", "festival", "--soundfont", FLUID],
+        "instruments-fluidr3": ["build", "--chorales", args.test_chorales, "--folk", args.test_folk,
+                                "--voices", SEEN_FAMILIES, "--soundfont", FLUID],
+    }
+    for name in systems:
+        if not done(f"{out}/corpus-{name}/corpus.json"):
+            kgan("corpus", corpora[name][0], f"{out}/corpus-{name}", *corpora[name][1:], *jobs)
+        if not done(f"{out}/data-{name}/dataset.json"):
+            kgan("preprocess", f"{out}/corpus-{name}", f"{out}/data-{name}", "--plot", 4)
+    for name, spec in tests.items():
+        if not done(f"{out}/test-{name}/corpus.json"):
+            kgan("corpus", spec[0], f"{out}/test-{name}", *spec[1:], "--splits", "test", "--seed", 1, *jobs)
+    if not done(f"{out}/test-musdb-real"):
+        shutil.copytree(MUSDB, f"{out}/test-musdb-real")
+
+    # 2. both trainings at once, one core each
+    procs = []
+    for name in systems:
+        settings = BASELINE_SETTINGS if name == "baseline" else []
+        cmd = [sys.executable, "-m", "cli.main", "train", f"{out}/data-{name}", f"{out}/run-{name}",
+               "--steps", str(args.steps), "--no-progress"] + [a for s in settings for a in ("--set", s)]
+        env = dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1") if len(systems) > 1 else None
+        print("$ " + " ".join(cmd[2:]), flush=True)
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(f"{out}/train-{name}.log", "a"),
+                                      stderr=subprocess.STDOUT))
+    start = time.time()
+    for p in procs:
+        if p.wait() != 0:
+            raise SystemExit(f"training failed: see {out}/train-*.log")
+    print(f"trained in {(time.time() - start) / 60:.1f} min", flush=True)
+    for name in systems:
+        if not done(f"{out}/export-{name}/1"):
+            kgan("export", f"{out}/run-{name}", f"{out}/export-{name}")
+
+    # 3. evaluation: every system on every test set, with the drone and running-chroma baselines
+    main_system = systems[-1]
+    compare = [a for name in systems[:-1] for a in ("--compare", f"{name}={out}/export-{name}")]
+    for name in list(tests) + ["musdb-real"]:
+        report = f"{out}/report-{name}"
+        if not done(f"{report}/report.json"):
+            kgan("evaluate", f"{out}/export-{main_system}", f"{out}/test-{name}", "-o", report,
+                 "--split", "" if name == "musdb-real" else "test", "--baselines", "drone,running-chroma",
+                 *compare, "--no-progress", log=f"{out}/evaluate.log")
+    summarise(out, list(tests) + ["musdb-real"], main_system, systems[:-1])
+
+
+def summarise(out, sets, main_system, others) -> None:
+    rows, data = [], {}
+    names = {"model": main_system, **{o: o for o in others}, "drone": "key drone", "running-chroma": "running chroma"}
+    for test in sets:
+        with open(f"{out}/report-{test}/report.json", encoding="utf-8") as f:
+            report = json.load(f)
+        data[test] = {}
+        for system, label in names.items():
+            if system not in report["systems"]:
+                continue
+            summary = report["systems"][system]["summary"]
+            data[test][label] = {m: summary[m] for m in METRICS}
+            cells = " | ".join(f"{summary[m][0]:.3f} ± {summary[m][1]:.3f}" if summary[m][1] == summary[m][1]
+                               else f"{summary[m][0]:.3f}" for m in METRICS)
+            rows.append(f"| {test} ({len(report['songs'])}) | {label} | {cells} |")
+    lines = ["| test set (songs) | system | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
+    lines += rows
+    ref = data.get("seen-voices", {}).get(main_system)
+    if ref:
+        lines.append("")
+        for test in sets:
+            if test in ("seen-voices", "chorales-oohs") or main_system not in data[test]:
+                continue
+            motion = data[test][main_system]["chroma_motion"][0]
+            drop = 1.0 - motion / ref["chroma_motion"][0] if ref["chroma_motion"][0] > 0 else float("nan")
+            above = data[test][main_system]["chroma_fit"][0] - data[test]["key drone"]["chroma_fit"][0]
+            lines.append(f"- {test}: {main_system} chord motion {motion:.3f} (drop from seen voices {drop:+.0%}), "
+                         f"chroma fit {above:+.3f} over the key drone")
+    text = "\n".join(lines) + "\n"
+    with open(f"{out}/summary.md", "w", encoding="utf-8") as f:
+        f.write(text)
+    with open(f"{out}/summary.json", "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

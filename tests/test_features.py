@@ -1,0 +1,111 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kgan.config import Config, get_preset
+from kgan.features import VocalFeatures, f0_axis, harmonic_matrix
+from kgan.spectrogram import Spectrogram
+
+CONFIG = get_preset("default")  # the real geometry: 22.05 kHz, 512 bins, 8 salience rows per semitone
+RATE = CONFIG.audio.sample_rate
+NOTE_SECONDS = 0.4
+MELODY = [57, 60, 62, 64, 67, 65, 64, 62, 60]
+
+
+def _envelope_bright(f):  # sawtooth-like: every harmonic, falling 6 dB per octave
+    return 200.0 / f
+
+
+def _envelope_vowel(f):  # a vowel: two formants, a weak fundamental
+    return np.exp(-(((f - 700.0) / 200.0) ** 2)) + 0.5 * np.exp(-(((f - 2500.0) / 300.0) ** 2)) + 0.01
+
+
+def _sing(midis, envelope):
+    out = []
+    t = np.arange(int(NOTE_SECONDS * RATE)) / RATE
+    for m in midis:
+        f0 = 440.0 * 2 ** ((m - 69) / 12)
+        x = sum(envelope(h * f0) * np.sin(2 * np.pi * h * f0 * t + h) for h in range(1, 40) if h * f0 < RATE / 2)
+        out.append(0.3 * x / np.max(np.abs(x)))
+    return np.concatenate(out).astype(np.float32)
+
+
+def _images(wave):
+    spec = Spectrogram(CONFIG.stft)
+    x = tf.transpose(spec.to_model(wave[None]), [0, 2, 1])[..., None]  # (1, F, T, 1)
+    return x.numpy()[0, ..., 0], VocalFeatures.from_kgan_config(CONFIG)(x).numpy()[0]
+
+
+def _steady_frames(n_frames):
+    """Frames well inside a note (two frames clear of every note change)."""
+    per_note = NOTE_SECONDS * RATE / CONFIG.stft.hop_length
+    t = np.arange(n_frames)
+    pos = (t + 3) % per_note  # forward() pads n_fft - hop in front: frame t is centred ~1.5 frames early
+    return (pos > 2) & (pos < per_note - 2) & (t < per_note * len(MELODY) - 2)
+
+
+def test_two_timbres_singing_one_melody_give_nearly_the_same_image():
+    spec_a, feat_a = _images(_sing(MELODY, _envelope_bright))
+    spec_b, feat_b = _images(_sing(MELODY, _envelope_vowel))
+    steady = _steady_frames(feat_a.shape[1])
+    f0_a, f0_b = feat_a[:, steady, 0].argmax(0), feat_b[:, steady, 0].argmax(0)
+    # Tolerance: the F0 ridge within a quarter semitone (2 rows) in >= 90 % of steady frames...
+    assert np.mean(np.abs(f0_a - f0_b) <= 2) >= 0.9
+    # ... and at the sung pitch: C4 is 36 semitones above the axis' A1 (55 Hz).
+    per_semitone = CONFIG.stft.num_bins // 64
+    expected = np.repeat([(m - 33) * per_semitone for m in MELODY], 1)
+    assert np.median(np.abs(f0_a - np.interp(np.arange(len(f0_a)), np.linspace(0, len(f0_a) - 1, len(MELODY)),
+                                             expected))) <= 1.5 * per_semitone
+    # The whole pitch image differs far less between the timbres than the spectrograms do.
+    feature_gap = np.abs(feat_a[:, steady, 0] - feat_b[:, steady, 0]).mean()
+    spectrogram_gap = np.abs(spec_a[:, steady] - spec_b[:, steady]).mean()
+    assert feature_gap < 0.3 * spectrogram_gap, (feature_gap, spectrogram_gap)
+
+
+def test_a_transposition_shifts_the_image_by_its_interval():
+    _, low = _images(_sing(MELODY, _envelope_bright))
+    _, high = _images(_sing([m + 3 for m in MELODY], _envelope_bright))
+    steady = _steady_frames(low.shape[1])
+    shift = high[:, steady, 0].argmax(0) - low[:, steady, 0].argmax(0)
+    assert np.median(shift) == 3 * CONFIG.stft.num_bins // 64
+
+
+def test_silence_is_the_floor_in_every_channel_and_values_stay_in_range():
+    layer = VocalFeatures.from_kgan_config(CONFIG)
+    silent = layer(-tf.ones([2, 512, 128, 1])).numpy()
+    assert silent.shape == (2, 512, 128, 3)
+    np.testing.assert_allclose(silent, -1.0, atol=1e-5)
+    noisy = layer(tf.random.uniform([2, 512, 128, 1], -1.0, 1.0, seed=1)).numpy()
+    assert noisy.min() >= -1.0 - 1e-6 and noisy.max() <= 1.0 + 1e-6
+
+
+def test_f0_axis_and_harmonic_matrix():
+    f0 = f0_axis(512)
+    assert f0[0] == pytest.approx(55.0) and f0[96] == pytest.approx(110.0)  # 8 rows a semitone
+    plain = harmonic_matrix(512, RATE / 1024, contrast=0.0)
+    assert plain.shape == (512, 512) and plain.min() >= 0
+    np.testing.assert_allclose(plain.sum(axis=0), 1.0, rtol=1e-5)  # every candidate weighs its harmonics alike
+    contrast = harmonic_matrix(512, RATE / 1024)
+    np.testing.assert_allclose(contrast.sum(axis=0)[:300], 0.5, atol=0.02)  # half-harmonics take back half
+    with pytest.raises(ValueError, match="divisible by 64"):
+        f0_axis(100)
+
+
+def test_models_carry_the_feature_layer_and_old_configs_keep_the_raw_input():
+    from kgan.models import PatchGANDiscriminator, UNetGenerator
+
+    tiny = get_preset("tiny")
+    g = UNetGenerator.from_kgan_config(tiny)
+    assert g.get_layer("vocal_features").kind == "salience"
+    assert UNetGenerator.from_config(g.get_config()).get_layer("vocal_features").out_channels == 3
+    d = PatchGANDiscriminator.from_kgan_config(tiny)
+    assert d.get_layer("vocal_features").kind == "salience"
+    raw = UNetGenerator.from_kgan_config(tiny.override(**{"model.vocal_input": "spectrogram"}))
+    assert "vocal_features" not in [layer.name for layer in raw.layers]
+    # A config written before the field and the augment section existed means the old behaviour.
+    old = tiny.to_dict()
+    del old["model"]["vocal_input"], old["augment"]
+    restored = Config.from_dict(old)
+    assert restored.model.vocal_input == "spectrogram" and not restored.augment.enabled
+    with pytest.raises(ValueError, match="model.vocal_input must be one of"):
+        tiny.override(**{"model.vocal_input": "chroma"})
