@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO ?= build/demo
 DEMO_SONGS ?= 12
+DEMO_FOLK ?= 24
 DEMO_STEPS ?= 300
 
 .PHONY: install demo test test-fast bench clean
@@ -16,17 +17,19 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[corpus,serving,evaluation,dev]'
 	# tinysoundfont renders the corpus offline; --no-deps skips pyaudio (live playback only, needs PortAudio)
 	$(BIN)/pip install --quiet --no-deps 'tinysoundfont==0.3.7'
+	@command -v text2wave >/dev/null || echo "note: Festival is not installed, so corpora have no sung voice" \
+	  "(Debian: apt-get install festival festvox-kallpc16k)"
 	touch $@
 
-## demo: render chorales, preprocess, train briefly, export, generate the karaoke track of a held-out vocal
+## demo: render chorales and folk songs, preprocess, train briefly, export, generate a held-out vocal's karaoke track
 demo: install
-	$(BIN)/kgan corpus chorales $(DEMO)/chorales --n $(DEMO_SONGS)
-	$(BIN)/kgan preprocess $(DEMO)/chorales $(DEMO)/data --plot 4
+	$(BIN)/kgan corpus build $(DEMO)/corpus --chorales $(DEMO_SONGS) --folk $(DEMO_FOLK) --jobs 2
+	$(BIN)/kgan preprocess $(DEMO)/corpus $(DEMO)/data --plot 4
 	$(BIN)/kgan train $(DEMO)/data $(DEMO)/run --steps $(DEMO_STEPS) --set train.image_every=100
 	$(BIN)/python -m kgan.plots $(DEMO)/run $(DEMO)/run/loss.png
 	rm -rf $(DEMO)/exports && $(BIN)/kgan export $(DEMO)/run $(DEMO)/exports
-	song=$$($(BIN)/python -c "import json; print(json.load(open('$(DEMO)/chorales/splits.json'))['test'][0])") && \
-	$(BIN)/kgan generate $(DEMO)/chorales/$$song/vocals.flac -o $(DEMO)/karaoke/$$song --model $(DEMO)/exports
+	song=$$($(BIN)/python -c "import json; print(json.load(open('$(DEMO)/corpus/splits.json'))['test'][0])") && \
+	$(BIN)/kgan generate $(DEMO)/corpus/$$song/vocals.flac -o $(DEMO)/karaoke/$$song --model $(DEMO)/exports
 	@echo "demo: window pictures in $(DEMO)/data/plots, loss curves in $(DEMO)/run/loss.png,"
 	@echo "      karaoke track, remix and picture of a held-out test song in $(DEMO)/karaoke,"
 	@echo "      TensorBoard: $(BIN)/tensorboard --logdir $(DEMO)/run/logs"

@@ -4,8 +4,9 @@
 
 Bach harmonised many hymn tunes more than once, and music21's corpus holds
 several settings of the same tune under different BWV numbers (some note for
-note). ``kgan corpus`` splits by piece name, so a test piece's tune can also be
-in training. A tune is fingerprinted by the soprano's first ``--notes`` pitch
+note). ``kgan corpus`` used to split by piece name, so a test piece's tune
+could also be in training; it now splits by tune, and this script checks that
+no test song's fingerprint is in training. A tune is fingerprinted by the soprano's first ``--notes`` pitch
 intervals (ties and repeated notes merged; transposition-invariant). Prints
 which test songs have a training song with the same fingerprint, then
 re-summarises the per-song metrics of ``REPORT_DIR/report.json`` (from
@@ -26,9 +27,9 @@ def fingerprint(path: str, notes: int) -> tuple[int, ...] | None:
     """The soprano's first ``notes`` melodic intervals in semitones, or None when it has too few."""
     from music21 import converter
 
-    from kgan.corpus import _voices
+    from kgan.corpus import _soprano_and_lower
 
-    voices = _voices(converter.parse(path))
+    voices = _soprano_and_lower(converter.parse(path))
     if voices is None:
         return None
     pitches = []
@@ -47,12 +48,12 @@ def main(argv=None) -> None:
     parser.add_argument("--notes", type=int, default=12)
     args = parser.parse_args(argv)
 
-    from kgan.corpus import list_pieces
+    from kgan.corpus import list_chorales
     from kgan.evaluation import HIGHER_IS_BETTER, SONG_METRICS, mean_ci
 
     with open(os.path.join(args.corpus, "corpus.json"), encoding="utf-8") as f:
         songs = json.load(f)["songs"]
-    paths = {p.name: p.path for p in list_pieces()}
+    paths = {t.name: t.path for t in list_chorales()}
     prints = {s["folder"]: fingerprint(paths[s["piece"]], args.notes) for s in songs}
     train = {}
     for s in songs:

@@ -315,7 +315,7 @@ def _chorale_score(tune: Tune, rng: np.random.Generator, program: int | None) ->
     return Score(melody, [part], {"style": "chorale", "programs": {"chorale": program}})
 
 
-def _folk_score(tune: Tune, rng: np.random.Generator, styles: Sequence[str]) -> Score:
+def _folk_score(tune: Tune, rng: np.random.Generator, style: str) -> Score:
     from music21 import converter
 
     from kgan.harmony import harmonise, segment_length, strong_beat_chord_tone_share
@@ -336,7 +336,6 @@ def _folk_score(tune: Tune, rng: np.random.Generator, styles: Sequence[str]) -> 
     compound = den == 8 and num % 3 == 0 and num > 3
     beat = 1.5 if compound else 4.0 / den
     chords = harmonise(melody, segment_length(num, den), pickup)
-    style = str(rng.choice(list(styles)))
     parts, info = accompany(chords, style, beat, bar, pickup, rng)
     info.update({"meter": f"{num}/{den}", "pickup": pickup, "chords": " ".join(c.name for c in chords),
                  "strong_beat_chord_tones": round(strong_beat_chord_tone_share(melody, chords), 3),
@@ -453,7 +452,7 @@ class SongPlan:
     voice: str
     seed: int
     soundfont: str
-    styles: tuple[str, ...]
+    style: str  # folk songs; chorales are always "chorale"
     bpm: float | None = None  # None: drawn per song
     accompaniment_program: int | None = None  # chorales only; None: drawn per song
 
@@ -467,7 +466,7 @@ def render_song(plan: SongPlan, rate: int) -> tuple[np.ndarray, np.ndarray, dict
         shift = plan.transpose
         bpm = plan.bpm or float(rng.uniform(60, 100))
     else:
-        score = _folk_score(tune, rng, plan.styles)
+        score = _folk_score(tune, rng, plan.style)
         median = float(np.median([m for _, _, m in score.melody]))
         shift = int(round(rng.integers(60, 70) - median)) + plan.transpose  # a random key per rendition
         bpm = plan.bpm or float(rng.uniform(80, 140))
@@ -565,7 +564,8 @@ def plan_songs(sources: dict[str, int | None], voices: Sequence[str], styles: Se
                     folder = folder_name(tune, t, r)
                     song_seed = int(hashlib.sha256(f"{seed}:{folder}".encode()).hexdigest()[:15], 16)
                     voice = voices[song_seed % len(voices)]
-                    plans.append(SongPlan(folder, tune, t, voice, song_seed, soundfont, tuple(styles), bpm,
+                    style = "chorale" if source == "chorales" else styles[(song_seed >> 20) % len(styles)]
+                    plans.append(SongPlan(folder, tune, t, voice, song_seed, soundfont, style, bpm,
                                           accompaniment_program))
     return plans
 
