@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/separation.py
+	$(BIN)/python benchmarks/corpus.py
 
 clean:
 	rm -rf build .pytest_cache

@@ -19,9 +19,16 @@ tunes only:
 * ``instruments-fluidr3``: GM voices and instruments through FluidR3 (unseen SoundFont);
 * ``musdb-real``: the real MUSDB18 sample vocal from ``../shared/data/real`` (evaluation only).
 
+Ablations (``--systems``), all on (b)'s corpus: ``spectrogram-input`` (b with
+the raw spectrogram input: what the representation alone buys),
+``no-augmentation`` (b without timbre augmentation) and ``no-<name>`` (b
+without one augmentation: ``no-level``, ``no-tilt``, ``no-formant``,
+``no-vibrato``, ``no-breath``, ``no-reverb``).
+
 Every step is a real ``kgan`` subprocess and is skipped when its output exists,
 so an interrupted run resumes (training resumes from its last checkpoint).
-The two trainings run concurrently, one core each. ``OUT_DIR/summary.md``
+Trainings run two at a time, one core each; the last system named is the one
+``kgan evaluate`` scores as ``model``, the others are compared with it. ``OUT_DIR/summary.md``
 gets the table: chord motion, chroma fit, key and beat F per test set and
 system, with the key-drone and running-chroma baselines, and (b)'s drop from
 in distribution to each unseen-voice set.
@@ -42,8 +49,15 @@ FLUID = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 MUSDB = os.path.join(os.path.dirname(ROOT), "shared", "data", "real", "musdb18-sample")
 METRICS = ("chroma_motion", "chroma_fit", "key_score", "beat_f_measure")
 SEEN_FAMILIES = "gm-voice,wind,brass,bowed"
-BASELINE_SETTINGS = ["model.vocal_input=spectrogram"] + [
-    f"augment.p_{name}=0" for name in ("level", "tilt", "formant", "vibrato", "breath", "reverb")]
+AUGMENTATIONS = ("level", "tilt", "formant", "vibrato", "breath", "reverb")
+NO_AUGMENTATION = [f"augment.p_{name}=0" for name in AUGMENTATIONS]
+SETTINGS = {  # system -> (corpus, --set overrides of the default preset)
+    "baseline": ("baseline", ["model.vocal_input=spectrogram"] + NO_AUGMENTATION),
+    "timbre-free": ("timbre-free", []),
+    "spectrogram-input": ("timbre-free", ["model.vocal_input=spectrogram"]),
+    "no-augmentation": ("timbre-free", NO_AUGMENTATION),
+    **{f"no-{name}": ("timbre-free", [f"augment.p_{name}=0"]) for name in AUGMENTATIONS},
+}
 
 
 def kgan(*args, env=None, log=None):
@@ -75,6 +89,9 @@ def main(argv=None) -> None:
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     systems = args.systems.split(",")
+    unknown = [name for name in systems if name not in SETTINGS]
+    if unknown:
+        parser.error(f"unknown system(s) {unknown}; expected {sorted(SETTINGS)}")
     jobs = ["--jobs", args.jobs, "--no-progress"]
 
     # 1. corpora (train and val splits) and test renderings (test split)
@@ -94,7 +111,7 @@ def main(argv=None) -> None:
         "instruments-fluidr3": ["build", "--chorales", args.test_chorales, "--folk", args.test_folk,
                                 "--voices", SEEN_FAMILIES, "--soundfont", FLUID],
     }
-    for name in systems:
+    for name in sorted({SETTINGS[system][0] for system in systems}):
         if not done(f"{out}/corpus-{name}/corpus.json"):
             kgan("corpus", corpora[name][0], f"{out}/corpus-{name}", *corpora[name][1:], *jobs)
         if not done(f"{out}/data-{name}/dataset.json"):
@@ -105,20 +122,21 @@ def main(argv=None) -> None:
     if not done(f"{out}/test-musdb-real"):
         shutil.copytree(MUSDB, f"{out}/test-musdb-real")
 
-    # 2. both trainings at once, one core each
-    procs = []
-    for name in systems:
-        settings = BASELINE_SETTINGS if name == "baseline" else []
-        cmd = [sys.executable, "-m", "cli.main", "train", f"{out}/data-{name}", f"{out}/run-{name}",
-               "--steps", str(args.steps), "--no-progress"] + [a for s in settings for a in ("--set", s)]
-        env = dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1") if len(systems) > 1 else None
-        print("$ " + " ".join(cmd[2:]), flush=True)
-        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(f"{out}/train-{name}.log", "a"),
-                                      stderr=subprocess.STDOUT))
+    # 2. trainings, two at a time with one core each
     start = time.time()
-    for p in procs:
-        if p.wait() != 0:
-            raise SystemExit(f"training failed: see {out}/train-*.log")
+    for pair in [systems[i:i + 2] for i in range(0, len(systems), 2)]:
+        procs = []
+        for name in pair:
+            corpus, settings = SETTINGS[name]
+            cmd = [sys.executable, "-m", "cli.main", "train", f"{out}/data-{corpus}", f"{out}/run-{name}",
+                   "--steps", str(args.steps), "--no-progress"] + [a for s in settings for a in ("--set", s)]
+            env = dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1") if len(pair) > 1 else None
+            print("$ " + " ".join(cmd[2:]), flush=True)
+            procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(f"{out}/train-{name}.log", "a"),
+                                          stderr=subprocess.STDOUT))
+        for p in procs:
+            if p.wait() != 0:
+                raise SystemExit(f"training failed: see {out}/train-*.log")
     print(f"trained in {(time.time() - start) / 60:.1f} min", flush=True)
     for name in systems:
         if not done(f"{out}/export-{name}/1"):

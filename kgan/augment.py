@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from kgan.config import Config
-from kgan.features import smoothing_matrix
+from kgan.features import ENVELOPE_HZ, smoothing_matrix
 
 __all__ = ["augment_vocal", "NAMES"]
 
@@ -88,7 +88,7 @@ def augment_vocal(vocal, config: Config, seed, only: str | None = None):
     use = chosen("formant", a.p_formant)
     log_ratio = math.log(max(a.formant_ratio, 1.0 + 1e-6))
     ratio = tf.exp(uniform([batch, 1], -log_ratio, log_ratio)) * tf.ones([1, frames])  # (B, T)
-    smooth = tf.constant(smoothing_matrix(bins, rate / s.n_fft, 400.0))
+    smooth = tf.constant(smoothing_matrix(bins, rate / s.n_fft, ENVELOPE_HZ))
     envelope = tf.linalg.matmul(db, smooth)
     db += use * (_resample_rows(envelope, ratio) - envelope)
 

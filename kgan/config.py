@@ -223,7 +223,8 @@ class Config:
             if f.name.endswith("_low") and value > getattr(self.augment, f.name[:-4] + "_high"):
                 raise ValueError(f"augment.{f.name} must not exceed augment.{f.name[:-4]}_high. Received: {value}")
         if self.augment.reverb_seconds_low <= 0:
-            raise ValueError(f"augment.reverb_seconds_low must be positive. Received: {self.augment.reverb_seconds_low}")
+            raise ValueError("augment.reverb_seconds_low must be positive. "
+                             f"Received: {self.augment.reverb_seconds_low}")
         if self.train.gan_loss not in ("bce", "lsgan"):
             raise ValueError(f"train.gan_loss must be 'bce' or 'lsgan'. Received: {self.train.gan_loss!r}")
 

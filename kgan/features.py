@@ -51,9 +51,11 @@ import tensorflow as tf
 from kgan.config import SALIENCE_SEMITONES as SEMITONES
 from kgan.config import VOCAL_INPUTS as KINDS
 
-__all__ = ["KINDS", "VocalFeatures", "channels", "f0_axis", "smoothing_matrix", "harmonic_matrix"]
+__all__ = ["KINDS", "VocalFeatures", "layer_arguments", "channels", "f0_axis", "smoothing_matrix",
+           "harmonic_matrix"]
 
 F0_MIN_HZ = 55.0
+ENVELOPE_HZ = 400.0  # the moving average that counts as the spectral envelope (also kgan.augment's formant warp)
 
 
 def channels(kind: str) -> int:
@@ -121,12 +123,19 @@ def harmonic_matrix(bins: int, bin_hz: float, harmonics: int = 8, alpha: float =
     return out
 
 
+def layer_arguments(config) -> dict:
+    """``VocalFeatures`` arguments for a kgan config: ``model.vocal_input`` and the STFT's scale."""
+    s = config.stft
+    return {"kind": config.model.vocal_input, "sample_rate": config.audio.sample_rate, "n_fft": s.n_fft,
+            "db_floor": s.db_floor, "db_ceiling": s.db_ceiling}
+
+
 @keras.saving.register_keras_serializable(package="kgan")
 class VocalFeatures(keras.layers.Layer):
     """Normalised vocal spectrogram ``[B, F, T, 1]`` -> features ``[B, F, T, C]`` in [-1, 1] (no weights)."""
 
     def __init__(self, kind: str = "salience", sample_rate: int = 22050, n_fft: int = 1024,
-                 db_floor: float = -80.0, db_ceiling: float = 10.0, whiten_hz: float = 400.0,
+                 db_floor: float = -80.0, db_ceiling: float = 10.0, whiten_hz: float = ENVELOPE_HZ,
                  harmonics: int = 8, alpha: float = 0.8, min_peak_db: float = 6.0, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
@@ -138,9 +147,7 @@ class VocalFeatures(keras.layers.Layer):
 
     @classmethod
     def from_kgan_config(cls, config, name: str = "vocal_features") -> "VocalFeatures":
-        s = config.stft
-        return cls(kind=config.model.vocal_input, sample_rate=config.audio.sample_rate, n_fft=s.n_fft,
-                   db_floor=s.db_floor, db_ceiling=s.db_ceiling, name=name)
+        return cls(**layer_arguments(config), name=name)
 
     def build(self, input_shape):
         bins = int(input_shape[1])

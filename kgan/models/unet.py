@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import keras
 
-from kgan.features import VocalFeatures
+from kgan.features import VocalFeatures, layer_arguments
 from kgan.models import blocks
 
 
 def vocal_features(config) -> dict | None:
-    """The ``VocalFeatures`` arguments for a kgan config (None: the raw spectrogram, no layer)."""
-    if config.model.vocal_input == "spectrogram":
-        return None
-    s = config.stft
-    return {"kind": config.model.vocal_input, "sample_rate": config.audio.sample_rate, "n_fft": s.n_fft,
-            "db_floor": s.db_floor, "db_ceiling": s.db_ceiling}
+    """The ``features`` argument of both models for a kgan config (None: the raw spectrogram, no layer)."""
+    return None if config.model.vocal_input == "spectrogram" else layer_arguments(config)
 
 
 def features_input(vocal, features: dict | None):
@@ -83,7 +79,8 @@ class UNetGenerator(keras.Model):
             "bins": self.bins, "frames": self.frames, "depth": self.depth,
             "base_filters": self.base_filters, "max_filters": self.max_filters,
             "dropout": self.dropout, "dropout_levels": self.dropout_levels,
-            "norm": self.norm, "upsample": self.upsample, "features": self.features, "name": self.name, "trainable": self.trainable,
+            "norm": self.norm, "upsample": self.upsample, "features": self.features, "name": self.name,
+            "trainable": self.trainable,
         }
 
     @classmethod
