@@ -84,9 +84,38 @@ def _echo_failures(header: str, lines) -> None:
         click.echo(f"  {line}", err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _one_line(error: Exception) -> str:
+    """An exception as one line that names the file where it has one."""
+    if isinstance(error, OSError) and error.filename:
+        return f"{error.filename}: {error.strerror or error}"
+    text = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    message = getattr(error, "message", None)  # TensorFlow's errors carry the op's context in str()
+    if message:
+        text = next((line.strip() for line in str(message).splitlines() if line.strip()), text)
+    return text[:500] or type(error).__name__
+
+
+class KganGroup(click.Group):
+    """Every failure of a command ends in one line and an exit status; ``--debug`` shows the traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            if ctx.params.get("debug"):
+                raise
+            if isinstance(e, (OSError, ValueError)) or type(e).__module__.startswith("tensorflow"):
+                raise click.ClickException(_one_line(e)) from None
+            raise click.ClickException(f"unexpected {type(e).__name__}: {_one_line(e)} "
+                                       "(run with --debug or KGAN_DEBUG=1 for the traceback)") from None
+
+
+@click.group(cls=KganGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="kgan")
-def main():
+@click.option("--debug", is_flag=True, envvar="KGAN_DEBUG", help="Show the traceback of an unexpected error.")
+def main(debug):
     """kgan: generate the accompaniment (karaoke track) of a sung vocal."""
 
 
@@ -94,7 +123,7 @@ def main():
 @click.argument("input_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @_config_options
-@click.option("--plot", "n_plots", type=int, default=0, show_default=True,
+@click.option("--plot", "n_plots", type=click.IntRange(min=0), default=0, show_default=True,
               help="Write this many PNGs of random training windows to OUT_DIR/plots.")
 @click.option("--mixes", is_flag=True,
               help="INPUT_DIR holds finished songs (audio files, or folders with mixture.*): separate each "
@@ -188,8 +217,8 @@ def separate(songs, out_dir, method, f0_range, no_progress):
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @_config_options
-@click.option("--steps", type=int, default=None, help="Train to this step (default: train.steps).")
-@click.option("--cpu-replicas", type=int, default=1, show_default=True,
+@click.option("--steps", type=click.IntRange(min=0), default=None, help="Train to this step (default: train.steps).")
+@click.option("--cpu-replicas", type=click.IntRange(min=1), default=1, show_default=True,
               help="Without GPUs, split the CPU into this many logical devices and mirror over them.")
 @click.option("--deterministic", is_flag=True, help="Turn on TensorFlow op determinism (slower).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -264,22 +293,30 @@ def _check_data_config(cfg, data_dir):
 @main.command("export")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("export_base", type=click.Path(file_okay=False))
-@click.option("--version", "version", type=int, default=None,
+@click.option("--version", "version", type=click.IntRange(min=1), default=None,
               help="Version directory to write (default: one above the newest in EXPORT_BASE).")
-@click.option("--griffin-lim-iters", type=int, default=32, show_default=True,
+@click.option("--griffin-lim-iters", type=click.IntRange(min=0), default=32, show_default=True,
               help="Fast Griffin-Lim iterations baked into the serving graph.")
-def export_cmd(run_dir, export_base, version, griffin_lim_iters):
+@click.option("--checkpoint", default=None, metavar="ckpt-N",
+              help="Export this checkpoint of RUN_DIR/checkpoints instead of the newest.")
+def export_cmd(run_dir, export_base, version, griffin_lim_iters, checkpoint):
     """Export the newest checkpoint of RUN_DIR as a SavedModel in TF Serving's layout (EXPORT_BASE/N).
 
     \b
     Example:
       kgan export runs/chorales exports/kgan
       saved_model_cli show --dir exports/kgan/1 --all
+      kgan export runs/chorales exports/kgan --checkpoint ckpt-2500
     """
     from kgan.export import export, forbidden_ops
 
+    if checkpoint is not None:
+        name = os.path.basename(checkpoint)
+        checkpoint = os.path.join(run_dir, "checkpoints", name)
+        if not os.path.exists(checkpoint + ".index"):
+            raise click.BadParameter(f"{checkpoint}: no such checkpoint", param_hint="--checkpoint")
     try:
-        path = export(run_dir, export_base, version, griffin_lim_iters)
+        path = export(run_dir, export_base, version, griffin_lim_iters, checkpoint)
     except (FileNotFoundError, FileExistsError) as e:
         raise click.ClickException(str(e)) from None
     bad = forbidden_ops(path)
@@ -295,7 +332,7 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters):
               help="Run an export here: EXPORT_BASE (newest version is used) or EXPORT_BASE/N.")
 @click.option("--server", metavar="HOST:PORT", help="Or ask a TF Serving (or `kgan serve`) gRPC server.")
 @click.option("--model-name", default="kgan", show_default=True, help="Model name on the server.")
-@click.option("--chunk-seconds", type=float, default=30.0, show_default=True,
+@click.option("--chunk-seconds", type=click.FloatRange(min=1.0, max=3600.0), default=30.0, show_default=True,
               help="Songs are generated this many seconds at a time (with a 1 s cross-fade).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, no_progress):
@@ -336,11 +373,11 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, no_p
 
 @main.command()
 @click.argument("export_base", type=click.Path(exists=True, file_okay=False))
-@click.option("--port", type=int, default=8500, show_default=True, help="gRPC port.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8500, show_default=True, help="gRPC port.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0: all interfaces).")
 @click.option("--model-name", default="kgan", show_default=True, help="Model name requests must use.")
-@click.option("--max-seconds", type=float, default=1200.0, show_default=True,
-              help="Longest audio accepted in one request (longer songs: send chunks).")
+@click.option("--max-seconds", type=click.FloatRange(min=0.0, min_open=True, max=1e6), default=1200.0,
+              show_default=True, help="Longest audio accepted in one request (longer songs: send chunks).")
 def serve(export_base, port, host, model_name, max_seconds):
     """Serve EXPORT_BASE over gRPC with TF Serving's PredictionService (Predict, GetModelMetadata).
 
@@ -378,7 +415,8 @@ def serve(export_base, port, host, model_name, max_seconds):
               help="A preprocessed training set, for the 'mean' baseline.")
 @click.option("--compare", "compare", multiple=True, metavar="NAME=EXPORT",
               help="Another export to score through the same code, e.g. l1-only=exports/l1 (repeatable).")
-@click.option("--max-seconds", type=float, default=None, help="Score only the first seconds of each song.")
+@click.option("--max-seconds", type=click.FloatRange(min=0.0, min_open=True, max=1e6), default=None,
+              help="Score only the first seconds of each song.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def evaluate(model_path, data_dir, out_dir, split, baselines, train_data, compare, max_seconds, no_progress):
     """Score generated accompaniments against the true ones, with baselines through the same code.
@@ -394,25 +432,28 @@ def evaluate(model_path, data_dir, out_dir, split, baselines, train_data, compar
     from kgan import evaluation as ev
     from kgan.generation import LocalModel
     from kgan.inference import generate_song
-
-    try:
-        model = LocalModel(model_path)
-    except FileNotFoundError as e:
-        raise click.ClickException(str(e)) from None
-    rate = model.sample_rate
-    songs = ev.load_songs(data_dir, rate, split or None, max_seconds)
-    if len(songs) < 2:
-        raise click.ClickException(f"{data_dir}: {len(songs)} song(s) in split {split!r}; need at least 2")
+    from kgan.io_utils import remove_stale_temporaries
 
     def run(m):
         return lambda vocal, r: generate_song(m, vocal, r)
 
-    systems = {"model": run(model)}
-    for item in compare:
-        name, sep, path = item.partition("=")
-        if not sep:
-            raise click.UsageError(f"--compare expects NAME=EXPORT. Received: {item!r}")
-        systems[name] = run(LocalModel(path))
+    try:  # every model first, so a bad --compare fails before any work
+        model = LocalModel(model_path)
+        systems = {"model": run(model)}
+        for item in compare:
+            name, sep, path = item.partition("=")
+            if not sep:
+                raise click.UsageError(f"--compare expects NAME=EXPORT. Received: {item!r}")
+            systems[name] = run(LocalModel(path))
+    except FileNotFoundError as e:
+        raise click.ClickException(str(e)) from None
+    rate = model.sample_rate
+    failed: list[str] = []
+    songs = ev.load_songs(data_dir, rate, split or None, max_seconds, failed=failed)
+    for line in failed:
+        click.echo(f"error: {line}", err=True)
+    if len(songs) < 2:
+        raise click.ClickException(f"{data_dir}: {len(songs)} readable song(s) in split {split!r}; need at least 2")
     chosen = [b.strip() for b in baselines.split(",") if b.strip()]
     unknown = set(chosen) - set(ev.BASELINES)
     if unknown:
@@ -435,10 +476,15 @@ def evaluate(model_path, data_dir, out_dir, split, baselines, train_data, compar
             if not train:
                 raise click.UsageError(f"the 'retrieval' baseline needs train songs in {data_dir}/splits.json")
             systems[b] = ev.Retrieval([(v, a) for _, v, a in train], rate)
+    remove_stale_temporaries(out_dir)  # pictures of a killed run
     report = ev.evaluate(systems, songs, rate, progress=not no_progress)
+    report["failed"] = failed
     ev.write_report(report, songs, out_dir, model.config)
     click.echo(ev.markdown_table(report))
     click.echo(f"report in {out_dir}")
+    if failed:
+        _echo_failures(f"{len(failed)} song(s) could not be read and were not scored:", failed)
+        sys.exit(1)
 
 
 @main.group()

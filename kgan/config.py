@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from typing import Any
 
@@ -157,6 +158,54 @@ class TrainConfig:
     seed: int = 0
 
 
+# Ranges of numeric fields (beyond "finite"): (low, high, low inclusive, high inclusive); None is open.
+_RANGES = {
+    "audio.sample_rate": (1, None, True, None),
+    "stft.n_fft": (2, None, True, None), "stft.hop_length": (1, None, True, None),
+    "window.frames": (1, None, True, None), "window.stride": (1, None, True, None),
+    "model.depth": (1, None, True, None), "model.base_filters": (1, None, True, None),
+    "model.max_filters": (1, None, True, None), "model.dropout": (0.0, 1.0, True, False),
+    "model.disc_layers": (1, None, True, None), "model.disc_filters": (1, None, True, None),
+    "train.batch_size": (1, None, True, None), "train.learning_rate": (0.0, None, False, None),
+    "train.beta_1": (0.0, 1.0, True, False), "train.l1_weight": (0.0, None, True, None),
+    "train.gan_weight": (0.0, None, True, None), "train.d_steps": (1, None, True, None),
+    "train.vocal_noise_std": (0.0, None, True, None), "train.steps": (0, None, True, None),
+    "train.checkpoint_every": (1, None, True, None), "train.summary_every": (1, None, True, None),
+    "train.image_every": (1, None, True, None), "train.val_fraction": (0.0, 1.0, True, False),
+    "train.bn_calibration_batches": (0, None, True, None),
+}
+
+
+def _range_text(low, high, low_in: bool, high_in: bool, kind: str) -> str:
+    if high is not None:
+        return f"in {'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
+    if (low == 1 and low_in and kind == "int") or (low == 0 and not low_in):
+        return f"a positive {kind}"
+    if low == 0 and low_in:
+        return f"a non-negative {kind}"
+    return f"{'an int' if kind == 'int' else 'a number'} >= {low}"
+
+
+def _check_field(name: str, value: Any, annotation: str) -> None:
+    """Raise ValueError naming ``name`` when ``value`` is not of the field's type, finite and in range."""
+    if annotation == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a string. Received: {value!r}")
+        return
+    kind = "int" if annotation == "int" else "number"
+    if isinstance(value, bool) or not isinstance(value, int if kind == "int" else (int, float)):
+        raise ValueError(f"{name} must be {'an int' if kind == 'int' else 'a number'}. Received: {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite. Received: {value!r}")
+    if name not in _RANGES:
+        return
+    low, high, low_in, high_in = _RANGES[name]
+    below = value < low or (value == low and not low_in)
+    above = high is not None and (value > high or (value == high and not high_in))
+    if below or above:
+        raise ValueError(f"{name} must be {_range_text(low, high, low_in, high_in, kind)}. Received: {value!r}")
+
+
 _SECTIONS = {
     "audio": AudioConfig,
     "stft": STFTConfig,
@@ -181,7 +230,10 @@ class Config:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ValueError naming the field when the geometry cannot work."""
+        """Raise ValueError naming the field when a value's type or range is wrong or the geometry cannot work."""
+        for section in _SECTIONS:
+            for f in dataclasses.fields(_SECTIONS[section]):
+                _check_field(f"{section}.{f.name}", getattr(getattr(self, section), f.name), f.type)
         s, w, m = self.stft, self.window, self.model
         if s.n_fft <= 0 or s.n_fft & (s.n_fft - 1):
             raise ValueError(f"stft.n_fft must be a positive power of two. Received: {s.n_fft}")
@@ -240,12 +292,18 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Config":
+        if not isinstance(data, dict):
+            raise ValueError(f"a config must be a JSON object of sections {sorted(_SECTIONS)}. "
+                             f"Received: {type(data).__name__}")
         unknown = set(data) - set(_SECTIONS) - {"preset"}
         if unknown:
             raise ValueError(f"unknown config section(s): {sorted(unknown)}")
         sections = {}
         for name, klass in _SECTIONS.items():
-            values = dict(data.get(name, {}))
+            values = data.get(name, {})
+            if not isinstance(values, dict):
+                raise ValueError(f"config section {name!r} must be an object. Received: {type(values).__name__}")
+            values = dict(values)
             # A config written before a field or section existed means what kgan did then:
             # the raw spectrogram input and no timbre augmentation.
             if name == "model" and name in data and "vocal_input" not in values:
@@ -274,7 +332,11 @@ class Config:
             if isinstance(current, bool):
                 value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
             elif not isinstance(value, type(current)) and current is not None:
-                value = type(current)(value)
+                try:
+                    value = type(current)(value)
+                except ValueError:
+                    kind = {int: "an int", float: "a number"}.get(type(current), type(current).__name__)
+                    raise ValueError(f"{key} must be {kind}. Received: {value!r}") from None
             data[section][field] = value
         return Config.from_dict(data)
 

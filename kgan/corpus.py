@@ -59,7 +59,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from kgan import audio as audio_io
-from kgan.io_utils import atomic_write_text
+from kgan.io_utils import atomic_write_text, remove_stale_temporaries, temporary_prefix
 
 __all__ = ["Tune", "Voice", "VOICES", "SOURCES", "STYLE_LABELS", "list_chorales", "list_folk", "split_of",
            "select", "plan_songs", "render_song", "build_corpus", "build_chorales", "chorale_tune_table",
@@ -504,7 +504,7 @@ def _render_job(args) -> tuple[str, dict | None, str | None, float]:
     plan, out_dir, rate = args
     start = time.perf_counter()
     final = os.path.join(out_dir, plan.folder)
-    tmp = os.path.join(out_dir, f".tmp-{plan.folder}")
+    tmp = os.path.join(out_dir, f"{temporary_prefix()}{plan.folder}")
     try:
         vocals, accompaniment, info = render_song(plan, rate)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -595,9 +595,7 @@ def build_corpus(out_dir: str, rate: int, sources: dict[str, int | None], voices
     if not os.path.isfile(soundfont):
         raise FileNotFoundError(f"{soundfont}: SoundFont not found")
     os.makedirs(out_dir, exist_ok=True)
-    for name in os.listdir(out_dir):  # folders of a killed build
-        if name.startswith(".tmp-"):
-            shutil.rmtree(os.path.join(out_dir, name), ignore_errors=True)
+    remove_stale_temporaries(out_dir)  # song folders of a killed build
     plans = plan_songs(sources, voices, styles, soundfont, transpositions, renditions, seed, splits, bpm,
                        accompaniment_program)
     todo = [p for p in plans if not os.path.exists(os.path.join(out_dir, p.folder, "song.json"))]

@@ -317,22 +317,40 @@ class MeanSpectrogram:
 BASELINES = ("silence", "echo", "drone", "running-chroma", "mean", "retrieval")
 
 
-def load_songs(data_dir: str, rate: int, split: str | None = "test", max_seconds: float | None = None):
-    """(name, vocal, accompaniment) of the songs of ``split`` (from ``splits.json``; all folders without one)."""
+def load_songs(data_dir: str, rate: int, split: str | None = "test", max_seconds: float | None = None,
+               failed: list[str] | None = None):
+    """(name, vocal, accompaniment) of the songs of ``split`` (from ``splits.json``; all folders without one).
+
+    A song that cannot be read raises, or, with a ``failed`` list, is skipped and
+    its one-line error appended there.
+    """
     import json
     import os
 
-    from kgan.preprocess import find_sources, load_sources
+    from kgan.audio import AudioError
+    from kgan.preprocess import SongError, find_sources, load_sources
 
     names = sorted(e.name for e in os.scandir(data_dir) if e.is_dir() and not e.name.startswith("."))
     splits_path = os.path.join(data_dir, "splits.json")
     if split and os.path.exists(splits_path):
         with open(splits_path, encoding="utf-8") as f:
-            wanted = set(json.load(f).get(split, []))
+            try:
+                splits = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{splits_path}: not valid JSON ({e})") from None
+        if not isinstance(splits, dict) or not all(isinstance(v, list) for v in splits.values()):
+            raise ValueError(f"{splits_path}: expected an object of split name -> list of song folders")
+        wanted = set(splits.get(split, []))
         names = [n for n in names if n in wanted]
     songs = []
     for name in names:
-        vocal, accompaniment = load_sources(find_sources(os.path.join(data_dir, name)), rate)
+        try:
+            vocal, accompaniment = load_sources(find_sources(os.path.join(data_dir, name)), rate)
+        except (SongError, AudioError) as e:
+            if failed is None:
+                raise
+            failed.append(str(e))
+            continue
         if max_seconds:
             vocal, accompaniment = vocal[: int(max_seconds * rate)], accompaniment[: int(max_seconds * rate)]
         songs.append((name, vocal, accompaniment))

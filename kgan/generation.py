@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from kgan import audio as audio_io
+from kgan.io_utils import remove_stale_temporaries
 
 __all__ = ["LocalModel", "resolve_export", "generate_files"]
 
@@ -49,6 +50,7 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
     spec = Spectrogram(model.config.stft)
     failed = []
     os.makedirs(out_dir, exist_ok=True)
+    remove_stale_temporaries(out_dir)  # files of a killed run
     for path in paths:
         name = os.path.splitext(os.path.basename(path))[0]
         try:

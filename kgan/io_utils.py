@@ -1,15 +1,59 @@
 """Atomic file writes: write to a temporary name beside the target, then rename.
 
-A reader never sees a half-written file under its final name, and a killed
-writer leaves only a ``.tmp-*`` file that the next run ignores and replaces.
+A reader never sees a half-written file under its final name. A killed
+writer leaves only a ``.tmp-<pid>-*`` file; ``remove_stale_temporaries``, which
+the commands call on the folders they write to before they start, deletes those
+whose process is gone (never a live writer's).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
 import tempfile
 from typing import Iterator
+
+
+def temporary_prefix() -> str:
+    """The prefix of this process' temporary names: ``.tmp-<pid>-``."""
+    return f".tmp-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[str]:
+    """Delete ``.tmp-*`` files and folders in ``folder`` left by writers that are gone; returns their names.
+
+    A name without a writer's pid (from older versions) counts as stale.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(".tmp-"):
+            continue
+        match = re.match(r"\.tmp-(\d+)-", entry.name)
+        if match and (int(match.group(1)) == os.getpid() or _alive(int(match.group(1)))):
+            continue  # being written
+        with contextlib.suppress(FileNotFoundError):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.remove(entry.path)
+            removed.append(entry.name)
+    return removed
 
 
 @contextlib.contextmanager
@@ -19,7 +63,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     suffix = os.path.splitext(path)[1]  # keep the extension: some writers infer the format from it
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(), suffix=suffix, dir=folder)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)

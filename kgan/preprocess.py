@@ -40,7 +40,7 @@ import numpy as np
 
 from kgan import audio as audio_io
 from kgan.config import Config
-from kgan.io_utils import atomic_path, atomic_write_text
+from kgan.io_utils import atomic_path, atomic_write_text, remove_stale_temporaries
 
 __all__ = ["SongError", "SongSources", "find_sources", "voiced_segments", "preprocess", "FEATURES"]
 
@@ -285,6 +285,8 @@ def preprocess(input_dir: str, out_dir: str, config: Config, progress: bool = Tr
     fixed = _read_splits(input_dir)
     state_dir = os.path.join(out_dir, ".state")
     os.makedirs(state_dir, exist_ok=True)
+    for folder in (out_dir, state_dir, os.path.join(out_dir, "train"), os.path.join(out_dir, "val")):
+        remove_stale_temporaries(folder)  # files of a killed run
 
     processor = None
     songs, failed, held_out = [], [], []

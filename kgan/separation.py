@@ -41,6 +41,7 @@ import tempfile
 import numpy as np
 
 from kgan.audio import AudioError
+from kgan.io_utils import remove_stale_temporaries, temporary_prefix
 
 __all__ = ["METHODS", "Separation", "SIMMParams", "separate", "separate_files", "find_mixes", "glottal_dictionary",
            "viterbi_melody", "write_song"]
@@ -335,7 +336,7 @@ def write_song(folder: str, result: Separation) -> None:
 
     parent = os.path.dirname(os.path.abspath(folder))
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    tmp = tempfile.mkdtemp(prefix=temporary_prefix(), dir=parent)
     try:
         write(os.path.join(tmp, "vocals.wav"), result.vocals, result.rate, subtype="FLOAT")
         write(os.path.join(tmp, "accompaniment.wav"), result.accompaniment, result.rate, subtype="FLOAT")
@@ -399,6 +400,7 @@ def separate_files(songs, out_dir: str, method: str = "simm", params: SIMMParams
     from kgan.audio import info_seconds, load
 
     songs = list(songs)
+    remove_stale_temporaries(out_dir)  # song folders of a killed batch
     seconds = {p: info_seconds(p) for _, p in songs}  # one header read per file, for the bar's total and steps
     seen: dict[str, str] = {}
     written, errors = [], []

@@ -56,3 +56,42 @@ def test_unknown_sections_and_fields_in_json_are_rejected(tmp_path):
     path.write_text(json.dumps({"stft": {"n_ftt": 1024}}))
     with pytest.raises(ValueError, match=r"bad.json: invalid config: unknown field\(s\) in config section 'stft'"):
         kconfig.load(path)
+
+
+@pytest.mark.parametrize(
+    "dotted, message",
+    [
+        ({"train.batch_size": -1}, "train.batch_size must be a positive int. Received: -1"),
+        ({"train.batch_size": 0}, "train.batch_size must be a positive int. Received: 0"),
+        ({"train.batch_size": "abc"}, "train.batch_size must be an int. Received: 'abc'"),
+        ({"audio.sample_rate": 0}, "audio.sample_rate must be a positive int. Received: 0"),
+        ({"stft.db_floor": "inf"}, "stft.db_floor must be finite. Received: inf"),
+        ({"stft.db_ceiling": "nan"}, "stft.db_ceiling must be finite. Received: nan"),
+        ({"model.dropout": 1.0}, r"model.dropout must be in \[0.0, 1.0\). Received: 1.0"),
+        ({"train.learning_rate": 0}, "train.learning_rate must be a positive number. Received: 0.0"),
+        ({"train.bn_calibration_batches": -3}, "train.bn_calibration_batches must be a non-negative int"),
+    ],
+)
+def test_every_field_is_checked_for_type_finiteness_and_range(dotted, message):
+    with pytest.raises(ValueError, match=message):
+        kconfig.get_preset("default").override(**dotted)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d["train"].update(batch_size="4"), "train.batch_size must be an int. Received: '4'"),
+        (lambda d: d["window"].update(frames=32.0), "window.frames must be an int. Received: 32.0"),
+        (lambda d: d.update(train=[1]), "config section 'train' must be an object. Received: list"),
+    ],
+)
+def test_config_files_with_wrong_types_name_the_field(tmp_path, mutate, message):
+    data = kconfig.get_preset("default").to_dict()
+    mutate(data)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=f"config.json: invalid config: {message}"):
+        kconfig.load(path)
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="a config must be a JSON object of sections"):
+        kconfig.load(path)
