@@ -221,8 +221,11 @@ def separate(songs, out_dir, method, f0_range, no_progress):
 @click.option("--cpu-replicas", type=click.IntRange(min=1), default=1, show_default=True,
               help="Without GPUs, split the CPU into this many logical devices and mirror over them.")
 @click.option("--deterministic", is_flag=True, help="Turn on TensorFlow op determinism (slower).")
+@click.option("--resume-from", default=None, metavar="ckpt-N",
+              help="Resume from this checkpoint of RUN_DIR/checkpoints instead of the newest (e.g. when it is damaged).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def train(data_dir, run_dir, preset, config_path, overrides, steps, cpu_replicas, deterministic, no_progress):
+def train(data_dir, run_dir, preset, config_path, overrides, steps, cpu_replicas, deterministic, resume_from,
+          no_progress):
     """Train the U-Net generator and PatchGAN discriminator on a preprocessed data set.
 
     Settings come from --preset/--config/--set; their audio, STFT and window sections must
@@ -263,7 +266,7 @@ def train(data_dir, run_dir, preset, config_path, overrides, steps, cpu_replicas
                f"generator {trainer.generator.count_params():,} and discriminator "
                f"{trainer.discriminator.count_params():,} parameters", err=True)
     try:
-        metrics = trainer.fit(data_dir, progress=not no_progress)
+        metrics = trainer.fit(data_dir, progress=not no_progress, resume_from=resume_from)
     except training.TrainingDiverged as e:
         raise click.ClickException(str(e)) from None
     if metrics:

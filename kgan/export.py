@@ -90,24 +90,11 @@ def next_version(export_base: str) -> int:
     return max(versions, default=0) + 1
 
 
-def unreadable_checkpoint(ckpt: str, error: Exception) -> str:
-    """One line: which checkpoint could not be read, why, and which older ones the run still has."""
-    import glob
-    import re
-
-    reason = next((line.strip() for line in str(getattr(error, "message", error)).splitlines() if line.strip()), "")
-    steps = sorted({int(m.group(1)) for path in glob.glob(os.path.join(os.path.dirname(ckpt), "ckpt-*.index"))
-                    if (m := re.search(r"ckpt-(\d+)\.index$", path))})
-    older = [f"ckpt-{n}" for n in steps if f"ckpt-{n}" != os.path.basename(ckpt)]
-    hint = f"; older checkpoints here: {', '.join(older)}" if older else "; no older checkpoint is left"
-    return f"{ckpt}: checkpoint unreadable ({reason}){hint}"
-
-
 def export(run_dir: str, export_base: str, version: int | None = None, griffin_lim_iters: int = 32,
            checkpoint: str | None = None) -> str:
     """Write the newest (or given) checkpoint of ``run_dir`` as ``export_base/version``; returns that path."""
     from kgan.models import UNetGenerator
-    from kgan.training import read_run_config
+    from kgan.training import read_run_config, unreadable_checkpoint
 
     config = read_run_config(run_dir)
     generator = UNetGenerator.from_kgan_config(config)
@@ -116,7 +103,7 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
         raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint to export; train first")
     try:
         tf.train.Checkpoint(generator=generator).restore(ckpt).expect_partial().assert_existing_objects_matched()
-    except (tf.errors.OpError, ValueError, AssertionError) as e:
+    except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:  # IndexError: truncated data
         raise ValueError(unreadable_checkpoint(ckpt, e)) from None
 
     version = next_version(export_base) if version is None else int(version)

@@ -50,7 +50,8 @@ from kgan.io_utils import atomic_write_text
 from kgan.models import PatchGANDiscriminator, UNetGenerator
 from kgan.spectrogram import Spectrogram
 
-__all__ = ["split_cpu", "make_strategy", "Trainer", "TrainingDiverged", "write_run_config", "read_run_config"]
+__all__ = ["split_cpu", "make_strategy", "Trainer", "TrainingDiverged", "write_run_config", "read_run_config",
+           "checkpoint_names", "unreadable_checkpoint"]
 
 METRICS = ("g_total", "g_gan", "g_l1", "d_loss", "d_real", "d_fake")
 
@@ -116,6 +117,24 @@ def _seed_states(model: keras.Model) -> dict:
     """
     return {layer.name: layer.seed_generator.state.value for layer in model.layers
             if getattr(layer, "seed_generator", None) is not None}
+
+
+def checkpoint_names(directory: str) -> list[str]:
+    """``ckpt-N`` names of the checkpoints in ``directory`` (those with an index file), oldest first."""
+    import glob
+    import re
+
+    steps = sorted({int(m.group(1)) for path in glob.glob(os.path.join(directory, "ckpt-*.index"))
+                    if (m := re.search(r"ckpt-(\d+)\.index$", path))})
+    return [f"ckpt-{n}" for n in steps]
+
+
+def unreadable_checkpoint(ckpt: str, error: Exception) -> str:
+    """One line: which checkpoint could not be read, why, and which older ones the run still has."""
+    reason = next((line.strip() for line in str(getattr(error, "message", error)).splitlines() if line.strip()), "")
+    older = [n for n in checkpoint_names(os.path.dirname(ckpt)) if n != os.path.basename(ckpt)]
+    hint = f"; older checkpoints here: {', '.join(older)}" if older else "; no older checkpoint is left"
+    return f"{ckpt}: checkpoint unreadable ({reason}){hint}"
 
 
 class Trainer:
@@ -239,13 +258,31 @@ class Trainer:
         return self.strategy.experimental_distribute_dataset(ds.with_options(options))
 
     # ---------------------------------------------------------------- restore
-    def restore(self) -> int:
-        """Restore the newest checkpoint, if any; returns the step to continue from."""
-        latest = self.manager.latest_checkpoint
+    def restore(self, resume_from: str | None = None) -> int:
+        """Restore the newest checkpoint (or ``resume_from``, e.g. ``ckpt-2500``), if any; returns the step.
+
+        Never silently restarts at step 0 over existing checkpoints: an unreadable
+        newest checkpoint, or an unreadable ``checkpoint`` state file, raises
+        ValueError naming the file and the checkpoints still there.
+        """
+        directory = self.manager.directory
+        present = checkpoint_names(directory)
+        if resume_from:
+            latest = os.path.join(directory, os.path.basename(resume_from))
+            if not os.path.exists(latest + ".index"):
+                raise ValueError(f"{latest}: no such checkpoint (present: {', '.join(present) or 'none'})")
+        else:
+            latest = self.manager.latest_checkpoint
+            if latest is None and present:
+                raise ValueError(f"{os.path.join(directory, 'checkpoint')}: unreadable or missing, but checkpoints "
+                                 f"exist ({', '.join(present)}); resume with --resume-from {present[-1]}")
         if latest:
-            # Inside the scope, so that anything restore creates is mirrored like the rest.
-            with self.strategy.scope():
-                self.checkpoint.restore(latest).assert_existing_objects_matched()
+            try:
+                # Inside the scope, so that anything restore creates is mirrored like the rest.
+                with self.strategy.scope():
+                    self.checkpoint.restore(latest).assert_existing_objects_matched()
+            except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:  # IndexError: truncated data
+                raise ValueError(unreadable_checkpoint(latest, e) + "; resume from one with --resume-from") from None
         return int(self.step.numpy())
 
     # --------------------------------------------------------------- evaluate
@@ -313,7 +350,7 @@ class Trainer:
 
     # ------------------------------------------------------------------- fit
     def fit(self, data_dir: str, steps: int | None = None, progress: bool = True,
-            log: Callable[[str], None] | None = None, val_batches: int = 20) -> dict:
+            log: Callable[[str], None] | None = None, val_batches: int = 20, resume_from: str | None = None) -> dict:
         """Train to ``steps`` (default ``train.steps``), resuming from the newest checkpoint.
 
         Returns the last metrics. Raises TrainingDiverged on a non-finite loss,
@@ -324,9 +361,9 @@ class Trainer:
         log = log or (lambda line: print(line, file=sys.stderr))
         t = self.config.train
         steps = t.steps if steps is None else steps
-        start = self.restore()
+        start = self.restore(resume_from)
         if start:
-            log(f"resumed from {self.manager.latest_checkpoint} at step {start}")
+            log(f"resumed from {resume_from or self.manager.latest_checkpoint} at step {start}")
         if start >= steps:
             if not self._calibrated_at(start) and self.config.train.bn_calibration_batches > 0:
                 metrics = {}  # finished by an older kgan: calibrate and save, nothing else

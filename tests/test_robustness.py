@@ -138,3 +138,32 @@ def test_evaluate_goes_on_past_a_bad_song_and_lists_it(tmp_path, exported, chora
     (data / "splits.json").write_text("{not json")
     code, out = _kgan("evaluate", exported[1], data, "-o", tmp_path / "r2", "--no-progress")
     assert code == 1 and "Traceback" not in out and "splits.json: not valid JSON" in out, out
+
+
+def test_a_damaged_run_never_restarts_silently_and_resumes_from_an_older_checkpoint(tmp_path, run_dir):
+    data = os.path.join(os.path.dirname(run_dir[0]), "data")
+    run = tmp_path / "run"
+    shutil.copytree(run_dir[0], run)
+    code, out = _kgan("train", data, run, "--preset", "tiny", "--steps", "5", "--no-progress")
+    assert code == 0, out
+    ckpts = run / "checkpoints"
+    assert (ckpts / "ckpt-3.index").exists() and (ckpts / "ckpt-5.index").exists()
+
+    state = (ckpts / "checkpoint").read_text()
+    (ckpts / "checkpoint").write_text("garbage ][")
+    code, out = _kgan("train", data, run, "--preset", "tiny", "--steps", "6", "--no-progress")
+    assert code == 1 and "Traceback" not in out, out
+    assert "checkpoints/checkpoint: unreadable or missing" in out and "--resume-from ckpt-5" in out, out
+    (ckpts / "checkpoint").write_text(state)
+
+    for data_file in ckpts.glob("ckpt-5.data-*"):
+        data_file.write_bytes(data_file.read_bytes()[:10])  # truncated
+    code, out = _kgan("train", data, run, "--preset", "tiny", "--steps", "6", "--no-progress")
+    assert code == 1 and "Traceback" not in out, out
+    assert "ckpt-5: checkpoint unreadable" in out and "older checkpoints here: ckpt-3" in out, out
+
+    code, out = _kgan("train", data, run, "--preset", "tiny", "--steps", "6", "--resume-from", "ckpt-3",
+                      "--no-progress")
+    assert code == 0, out
+    assert "resumed from ckpt-3 at step 3" in out, out
+    assert (ckpts / "ckpt-6.index").exists()
