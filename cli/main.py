@@ -222,7 +222,7 @@ def separate(songs, out_dir, method, f0_range, no_progress):
               help="Without GPUs, split the CPU into this many logical devices and mirror over them.")
 @click.option("--deterministic", is_flag=True, help="Turn on TensorFlow op determinism (slower).")
 @click.option("--resume-from", default=None, metavar="ckpt-N",
-              help="Resume from this checkpoint of RUN_DIR/checkpoints instead of the newest (e.g. when it is damaged).")
+              help="Resume from this checkpoint of RUN_DIR/checkpoints instead of the newest (e.g. a damaged one).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train(data_dir, run_dir, preset, config_path, overrides, steps, cpu_replicas, deterministic, resume_from,
           no_progress):
