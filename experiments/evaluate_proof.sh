@@ -5,8 +5,10 @@
 set -euo pipefail
 OUT=${1:-build/proof}
 B=${B:-.venv/bin}
+FIRST_MODEL=(--set model.vocal_input=spectrogram)  # as in proof_of_learning.sh
+for a in level tilt formant vibrato breath reverb; do FIRST_MODEL+=(--set "augment.p_$a=0"); done
 $B/kgan train "$OUT/data" "$OUT/l1only" --steps 3000 --set train.gan_weight=0 --set train.image_every=1000 \
-  --set train.checkpoint_every=500
+  --set train.checkpoint_every=500 "${FIRST_MODEL[@]}"
 $B/kgan export "$OUT/run" "$OUT/exports/gan"
 $B/kgan export "$OUT/l1only" "$OUT/exports/l1only"
 $B/kgan evaluate "$OUT/exports/gan" "$OUT/chorales" -o "$OUT/report" \

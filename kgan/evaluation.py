@@ -372,7 +372,9 @@ def evaluate(systems: dict, songs, rate: int, progress: bool = True) -> dict:
             outputs[name] = generated
         embeddings = np.stack(embeddings)
         summary = {m: mean_ci([per_song[n][m] for n in per_song]) for m in SONG_METRICS}
-        summary["frechet_distance"] = (frechet_distance(embeddings, references), float("nan"))
+        # Set-level metrics need two songs at least; one song (e.g. a single real recording) has none.
+        summary["frechet_distance"] = (frechet_distance(embeddings, references) if len(songs) > 1 else float("nan"),
+                                       float("nan"))
         summary["pairing_accuracy"] = (pairing_accuracy(embeddings, references) if len(songs) > 1 else float("nan"),
                                        float("nan"))
         report["systems"][system] = {"per_song": per_song, "summary": summary}
@@ -417,8 +419,8 @@ def plot_metrics(report: dict, path: str, model_system: str = "model") -> None:
         ax.bar(range(len(systems)), means, yerr=[c if np.isfinite(c) else 0 for c in cis], color=colours, capsize=3)
         ax.set_xticks(range(len(systems)))
         ax.set_xticklabels(systems, rotation=40, ha="right", fontsize=8)
-        if m == "frechet_distance":  # spans orders of magnitude (silence is far off)
-            ax.set_yscale("log")
+        if m == "frechet_distance" and any(np.isfinite(x) and x > 0 for x in means):
+            ax.set_yscale("log")  # spans orders of magnitude (silence is far off); undefined for one song
         ax.set_title(f"{m} ({'higher' if HIGHER_IS_BETTER[m] else 'lower'} is better)", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:

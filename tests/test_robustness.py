@@ -167,3 +167,15 @@ def test_a_damaged_run_never_restarts_silently_and_resumes_from_an_older_checkpo
     assert code == 0, out
     assert "resumed from ckpt-3 at step 3" in out, out
     assert (ckpts / "ckpt-6.index").exists()
+
+
+def test_evaluate_scores_a_single_song_without_set_level_metrics(tmp_path, exported, real_song):
+    data = tmp_path / "one"
+    shutil.copytree(real_song, data / "real")
+    code, out = _kgan("evaluate", exported[1], data, "-o", tmp_path / "report", "--split", "",
+                      "--baselines", "drone", "--no-progress")
+    assert code == 0, out
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    summary = report["systems"]["model"]["summary"]
+    assert report["songs"] == ["real"] and summary["frechet_distance"][0] != summary["frechet_distance"][0]  # NaN
+    assert 0.0 <= summary["chroma_fit"][0] <= 1.0 and (tmp_path / "report" / "metrics.png").exists()
