@@ -53,6 +53,52 @@ def _decode(path: str) -> tuple[np.ndarray, int]:
     return data, int(rate)
 
 
+def _load_mono_in_blocks(path: str, sample_rate: int | None,
+                         block_seconds: float = 10.0) -> tuple[np.ndarray, int] | None:
+    """``load(path, sample_rate, mono=True)`` decoded, mixed down and resampled a block at a time.
+
+    Only the mono result at the target rate is held whole, so a long stereo
+    file at a high rate needs far less memory than decoding it at once. The
+    result equals the one-shot path's (soxr's stream gives the same samples).
+    None when libsndfile cannot open the file (``load`` then takes the
+    one-shot path, which reports the problem or falls back to audioread).
+    """
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return None
+    try:
+        f = sf.SoundFile(path)
+    except Exception:
+        return None
+    with f:
+        rate = int(f.samplerate)
+        target = sample_rate or rate
+        stream = None
+        if target != rate:
+            import soxr
+
+            stream = soxr.ResampleStream(rate, target, 1, dtype="float32", quality="HQ")
+        out, bad, total = [], 0, 0
+        try:
+            while True:
+                block = f.read(max(1, int(block_seconds * rate)), dtype="float32", always_2d=True)
+                if len(block) == 0:
+                    break
+                total += len(block)
+                bad += int(block.size - np.count_nonzero(np.isfinite(block)))
+                mixed = block.mean(axis=1)
+                out.append(stream.resample_chunk(mixed) if stream is not None else mixed)
+        except Exception as e:
+            first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+            raise AudioError(path, f"cannot decode audio ({first})") from None
+    if total == 0:
+        raise AudioError(path, "audio has zero length")
+    if bad:
+        raise AudioError(path, f"audio contains {bad} NaN/Inf sample(s)")
+    if stream is not None:
+        out.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+    return np.ascontiguousarray(np.concatenate(out), dtype=np.float32), target
+
+
 def info_seconds(path: str | os.PathLike) -> float:
     """Duration in seconds from the header (0.0 when it cannot be read)."""
     try:
@@ -86,6 +132,10 @@ def load(
     non-finite file.
     """
     path = os.fspath(path)
+    if mono:
+        streamed = _load_mono_in_blocks(path, sample_rate)
+        if streamed is not None:
+            return streamed
     data, rate = _decode(path)
     if data.shape[0] == 0:
         raise AudioError(path, "audio has zero length")

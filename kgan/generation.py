@@ -43,7 +43,7 @@ class LocalModel:
 def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, progress: bool = True) -> list[str]:
     """Generate for each file; returns the one-line errors of the files that failed."""
     from kgan.inference import generate_song
-    from kgan.plots import plot_spectrograms
+    from kgan.plots import overview, plot_spectrograms
     from kgan.spectrogram import Spectrogram
 
     rate = model.sample_rate
@@ -61,9 +61,9 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
             gain = 0.98 / peak if peak > 0.98 else 1.0  # one gain for both parts: no clipping, balance kept
             audio_io.write(os.path.join(out_dir, f"{name}_accompaniment.wav"), accompaniment, rate)
             audio_io.write(os.path.join(out_dir, f"{name}_remix.wav"), remix * gain, rate)
-            panels = [("vocal", spec.to_model(vocal).numpy().T),
-                      ("generated accompaniment", spec.to_model(accompaniment).numpy().T)]
-            plot_spectrograms(panels, model.config, os.path.join(out_dir, f"{name}.png"), title=name)
+            (vocal_image, group), (accompaniment_image, _) = overview(spec, vocal), overview(spec, accompaniment)
+            plot_spectrograms([("vocal", vocal_image), ("generated accompaniment", accompaniment_image)],
+                              model.config, os.path.join(out_dir, f"{name}.png"), title=name, frames_per_column=group)
             print(f"wrote {os.path.join(out_dir, name)}_accompaniment.wav, _remix.wav, .png", file=sys.stderr)
         except audio_io.AudioError as e:
             failed.append(str(e))

@@ -13,12 +13,41 @@ from kgan.io_utils import atomic_path
 __all__ = ["plot_spectrograms"]
 
 
+def overview(spec, waveform: np.ndarray, max_columns: int = 2400, chunk_frames: int = 8192) -> tuple[np.ndarray, int]:
+    """A whole song's normalised spectrogram ``[F, columns]`` for a picture, and the frames per column.
+
+    Frames are averaged (in the [-1, 1] dB scale) in groups so that at most
+    ``max_columns`` columns remain, and the STFT runs ``chunk_frames`` frames
+    at a time, so memory does not grow with the song's length.
+    """
+    hop = spec.hop
+    context = spec.pad // hop  # frames of left context a chunk needs (n_fft - hop is a multiple of hop)
+    frames = int(spec.num_frames(len(waveform)))
+    group = max(1, -(-frames // max_columns))
+    step = max(group, chunk_frames // group * group)  # frames per chunk, a whole number of groups
+    columns = []
+    for start in range(0, frames, step):
+        # Song frame t covers samples [(t - context) * hop, (t + 1) * hop); with `context` frames of
+        # samples in front, the chunk's frames from `context` on are exactly the song's.
+        first = (start - context) * hop
+        piece = waveform[max(0, first) : (start + step) * hop]
+        if first < 0:
+            piece = np.concatenate([np.zeros(-first, np.float32), piece])
+        part = spec.to_model(piece[None])[0].numpy()[context : context + min(step, frames - start)]  # (T, F)
+        pad = (-len(part)) % group
+        if pad:
+            part = np.concatenate([part, np.repeat(part[-1:], pad, axis=0)])
+        columns.append(part.reshape(-1, group, part.shape[1]).mean(axis=1))
+    return np.concatenate(columns).T, group
+
+
 def plot_spectrograms(panels: Sequence[tuple], config: Config, path: str,
-                      title: str | None = None, start_seconds: float = 0.0) -> None:
+                      title: str | None = None, start_seconds: float = 0.0, frames_per_column: int = 1) -> None:
     """Stack normalised spectrograms ``[F, T]`` (values in [-1, 1]) vertically into one PNG.
 
     ``panels`` are ``(label, array)`` pairs drawn top to bottom with low
     frequencies at the bottom; the colour bar is in dBFS on the global scale.
+    Each column spans ``frames_per_column`` STFT frames (see ``overview``).
     A ``(label, array, "f0")`` panel is a pitch-salience image (``kgan.features``):
     rows are candidate F0s on a log axis, labelled by note.
     """
@@ -28,7 +57,7 @@ def plot_spectrograms(panels: Sequence[tuple], config: Config, path: str,
     import matplotlib.pyplot as plt
 
     s = config.stft
-    seconds_per_frame = s.hop_length / config.audio.sample_rate
+    seconds_per_frame = s.hop_length / config.audio.sample_rate * frames_per_column
     hz_per_bin = config.audio.sample_rate / s.n_fft
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 3 * len(panels)), squeeze=False, sharex=True)
     image = None

@@ -116,3 +116,15 @@ def test_tf_load_resamples_to_the_requested_rate(stereo):
     assert len(x) == 8000
     spectrum = np.abs(np.fft.rfft(x))
     assert abs(np.argmax(spectrum) * 8000 / len(x) - 440.0) < 2.0
+
+
+def test_mono_loading_a_block_at_a_time_equals_decoding_at_once(real_song):
+    from kgan.audio import _decode, _load_mono_in_blocks, resample
+
+    path = os.path.join(real_song, "mixture.flac")  # 44.1 kHz stereo
+    data, rate = _decode(path)
+    for target in (rate, 22050, 8000):
+        whole = resample(data.mean(axis=1), rate, target)
+        blocks, got_rate = _load_mono_in_blocks(path, target, block_seconds=0.37)  # ~19 blocks
+        assert got_rate == target and blocks.dtype == np.float32
+        np.testing.assert_array_equal(blocks, whole)
