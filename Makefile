@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/separation.py
 	$(BIN)/python benchmarks/corpus.py
+	$(BIN)/python benchmarks/memory.py
 
 clean:
 	rm -rf build .pytest_cache

@@ -12,6 +12,18 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+class FiniteRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses nan and inf (which compare false with every bound)."""
+
+    name = "finite float range"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not np.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 def _config_options(func):
     """--preset / --config / --set, shared by every command that builds a config."""
     func = click.option(
@@ -63,18 +75,25 @@ def _separation_params(f0_range: str):
     return SIMMParams(f0_min=low, f0_max=high)
 
 
-def _find_mixes(paths, where: str = ""):
-    """kgan.separation.find_mixes, with a bad path or no song at all as a one-line error."""
+def _find_mixes(paths, where: str = "") -> tuple[list, list[str]]:
+    """kgan.separation.find_mixes path by path: (songs, one-line errors of the paths that failed).
+
+    A missing or unreadable path is reported and the others go on; no song at all is an error.
+    """
     from kgan.audio import AudioError
     from kgan.separation import find_mixes
 
-    try:
-        songs = find_mixes(paths)
-    except AudioError as e:
-        raise click.ClickException(str(e)) from None
+    songs, errors = [], []
+    for path in paths:
+        try:
+            songs += find_mixes([path])
+        except AudioError as e:
+            errors.append(str(e))
     if not songs:
-        raise click.ClickException(f"{where}no songs found (expected audio files or folders with mixture.*)")
-    return songs
+        detail = f": {errors[0]}" if len(errors) == 1 else ""
+        raise click.ClickException(f"{where}no songs found (expected audio files or folders with mixture.*)"
+                                   f"{detail}")
+    return songs, errors
 
 
 def _echo_failures(header: str, lines) -> None:
@@ -160,7 +179,7 @@ def preprocess(input_dir, out_dir, preset, config_path, overrides, n_plots, mixe
 
         params = _separation_params(f0_range)
         separated_dir = separated_dir or os.path.join(out_dir, "separated")
-        songs = _find_mixes([input_dir], where=f"{input_dir}: ")
+        songs, _ = _find_mixes([input_dir], where=f"{input_dir}: ")
         _, separation_failed = separate_files(songs, separated_dir, method, params, progress=not no_progress,
                                               skip_existing=True)
         splits = os.path.join(input_dir, "splits.json")
@@ -204,12 +223,13 @@ def separate(songs, out_dir, method, f0_range, no_progress):
     from kgan.separation import separate_files
 
     params = _separation_params(f0_range)
-    found = _find_mixes(songs)
-    written, errors = separate_files(found, out_dir, method, params, progress=not no_progress)
+    found, missing = _find_mixes(songs)
+    written, failed = separate_files(found, out_dir, method, params, progress=not no_progress)
     for folder in written:
         click.echo(f"wrote {folder}")
+    errors = missing + failed
     if errors:
-        _echo_failures(f"{len(errors)} of {len(found)} song(s) failed:", errors)
+        _echo_failures(f"{len(errors)} of {len(found) + len(missing)} song(s) failed:", errors)
         sys.exit(1)
 
 
@@ -335,7 +355,7 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, checkpoint):
               help="Run an export here: EXPORT_BASE (newest version is used) or EXPORT_BASE/N.")
 @click.option("--server", metavar="HOST:PORT", help="Or ask a TF Serving (or `kgan serve`) gRPC server.")
 @click.option("--model-name", default="kgan", show_default=True, help="Model name on the server.")
-@click.option("--chunk-seconds", type=click.FloatRange(min=1.0, max=3600.0), default=30.0, show_default=True,
+@click.option("--chunk-seconds", type=FiniteRange(min=1.0, max=3600.0), default=30.0, show_default=True,
               help="Songs are generated this many seconds at a time (with a 1 s cross-fade).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, no_progress):
@@ -379,8 +399,9 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, no_p
 @click.option("--port", type=click.IntRange(0, 65535), default=8500, show_default=True, help="gRPC port.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0: all interfaces).")
 @click.option("--model-name", default="kgan", show_default=True, help="Model name requests must use.")
-@click.option("--max-seconds", type=click.FloatRange(min=0.0, min_open=True, max=1e6), default=1200.0,
-              show_default=True, help="Longest audio accepted in one request (longer songs: send chunks).")
+@click.option("--max-seconds", type=FiniteRange(min=0.0, min_open=True, max=3600.0), default=300.0,
+              show_default=True, help="Most work accepted in one request, in seconds of audio (priced in "
+                                      "generator windows over the whole batch; longer songs: send chunks).")
 def serve(export_base, port, host, model_name, max_seconds):
     """Serve EXPORT_BASE over gRPC with TF Serving's PredictionService (Predict, GetModelMetadata).
 
@@ -418,7 +439,7 @@ def serve(export_base, port, host, model_name, max_seconds):
               help="A preprocessed training set, for the 'mean' baseline.")
 @click.option("--compare", "compare", multiple=True, metavar="NAME=EXPORT",
               help="Another export to score through the same code, e.g. l1-only=exports/l1 (repeatable).")
-@click.option("--max-seconds", type=click.FloatRange(min=0.0, min_open=True, max=1e6), default=None,
+@click.option("--max-seconds", type=FiniteRange(min=0.0, min_open=True, max=1e6), default=None,
               help="Score only the first seconds of each song.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def evaluate(model_path, data_dir, out_dir, split, baselines, train_data, compare, max_seconds, no_progress):
@@ -512,7 +533,7 @@ def _corpus_options(func):
                      help="Renditions of each tune, each with its own voice, style, tempo and key."),
         click.option("--splits", default="train,val,test", show_default=True,
                      help="Render only these splits (e.g. 'test' for an evaluation set)."),
-        click.option("--bpm", type=click.FloatRange(min=1.0), default=None,
+        click.option("--bpm", type=FiniteRange(min=1.0), default=None,
                      help="Fixed tempo in quarter notes per minute (default: drawn per song)."),
         click.option("--accompaniment-program", type=click.IntRange(0, 127), default=None,
                      help="Fixed General MIDI program for the chorales' lower parts (default: drawn per song)."),

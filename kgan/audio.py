@@ -9,7 +9,9 @@ one line (:class:`AudioError`).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 
 import numpy as np
 import soundfile as sf
@@ -30,6 +32,36 @@ class AudioError(ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
+@contextlib.contextmanager
+def _decoder_quiet():
+    """Silence the decoders' own chatter (mpg123's "Note: ..." lines on stderr, audioread warnings)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr descriptor: nothing to silence
+            yield
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+
+
+def _decode_problem(error: Exception, path: str) -> str:
+    """libsndfile's reason in one line; its "File does not exist..." for an unknown format said plainly."""
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else type(error).__name__
+    first = first.replace(f"Error opening {path!r}: ", "")  # the path is already in front
+    if "does not exist or is not a regular file" in first or "Format not recognised" in first:
+        return "cannot decode audio: not a wav, flac, mp3 or ogg file"
+    return f"cannot decode audio ({first})"
+
+
 def _decode(path: str) -> tuple[np.ndarray, int]:
     """Return (samples [frames, channels] float32, rate) or raise AudioError."""
     if not os.path.exists(path):
@@ -37,18 +69,19 @@ def _decode(path: str) -> tuple[np.ndarray, int]:
     if os.path.getsize(path) == 0:
         raise AudioError(path, "file is empty (0 bytes)")
     try:
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
+        with _decoder_quiet():
+            data, rate = sf.read(path, dtype="float32", always_2d=True)
     except Exception as sf_error:  # libsndfile could not decode it: try audioread (mp3 on old libsndfile)
-        first_line = str(sf_error).strip().splitlines()[0] if str(sf_error).strip() else type(sf_error).__name__
-        first_line = first_line.replace(f"Error opening {path!r}: ", "")  # the path is already in front
+        problem = _decode_problem(sf_error, path)
         if not path.lower().endswith(".mp3"):
-            raise AudioError(path, f"cannot decode audio ({first_line})") from None
+            raise AudioError(path, problem) from None
         try:
             import librosa
 
-            mono, rate = librosa.load(path, sr=None, mono=False)
+            with _decoder_quiet():
+                mono, rate = librosa.load(path, sr=None, mono=False)
         except Exception:
-            raise AudioError(path, f"cannot decode audio ({first_line})") from None
+            raise AudioError(path, problem) from None
         data = np.atleast_2d(mono).T.astype(np.float32)
     return data, int(rate)
 
@@ -66,7 +99,8 @@ def _load_mono_in_blocks(path: str, sample_rate: int | None,
     if not os.path.isfile(path) or os.path.getsize(path) == 0:
         return None
     try:
-        f = sf.SoundFile(path)
+        with _decoder_quiet():
+            f = sf.SoundFile(path)
     except Exception:
         return None
     with f:

@@ -103,12 +103,17 @@ def load_sources(sources: SongSources, rate: int) -> tuple[np.ndarray, np.ndarra
     return vocal[:n], accompaniment
 
 
+SILENCE_ABOVE_FLOOR_DB = 20.0
+
+
 def voiced_segments(frame_db: np.ndarray, frames: int, stride: int, gate_db: float,
-                    min_voiced: float) -> list[tuple[int, int]]:
+                    min_voiced: float, floor_db: float = -np.inf) -> list[tuple[int, int]]:
     """Frame ranges ``[start, end)`` covered by windows whose vocal is active.
 
     A frame is voiced when its level is above the song's reference level (95th
-    percentile of ``frame_db``) plus ``gate_db``; a window of ``frames`` frames,
+    percentile of ``frame_db``) plus ``gate_db``, and above the absolute
+    ``floor_db`` (so a silent or near-silent stem has no voiced frame at all,
+    however quiet its reference); a window of ``frames`` frames,
     tried every ``stride`` frames, is kept when at least ``min_voiced`` of its
     frames are voiced. Overlapping or touching kept windows merge into one
     segment.
@@ -117,7 +122,7 @@ def voiced_segments(frame_db: np.ndarray, frames: int, stride: int, gate_db: flo
     if total < frames:
         return []
     reference = np.percentile(frame_db, 95)
-    voiced = frame_db > reference + gate_db
+    voiced = (frame_db > reference + gate_db) & (frame_db > floor_db)
     csum = np.concatenate([[0], np.cumsum(voiced)])
     starts = list(range(0, total - frames + 1, stride))
     if starts[-1] != total - frames:
@@ -210,7 +215,9 @@ class SongProcessor:
         vocal, accompaniment = load_sources(sources, rate)
         v, a, frame_db = (t.numpy() for t in self._analyse(vocal, accompaniment))
         w = cfg.window
-        segments = voiced_segments(frame_db, w.frames, w.stride, w.gate_db, w.min_voiced)
+        # absolute floor: 20 dB above the spectrogram's floor, where the model's image is still blank
+        segments = voiced_segments(frame_db, w.frames, w.stride, w.gate_db, w.min_voiced,
+                                   floor_db=cfg.stft.db_floor + SILENCE_ABOVE_FLOOR_DB)
         with atomic_path(shard) as tmp:
             import tensorflow as tf
 

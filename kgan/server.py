@@ -8,14 +8,27 @@ served unless a request names a version; requests name the model
 
 A bad request never takes the server down: an unknown model or version gets
 NOT_FOUND; an unknown signature, a missing or extra input, the wrong dtype or
-rank, an empty, non-finite or too-long input gets INVALID_ARGUMENT with a
-one-line message; anything unexpected gets INTERNAL. The server binds to
-127.0.0.1 unless told otherwise and caps request size.
+rank, a negative dimension, a shape its content does not fill, an empty,
+non-finite or too large input gets INVALID_ARGUMENT with a one-line message;
+anything unexpected gets INTERNAL.
+
+Work, not bytes, is capped, because a few bytes can ask for a lot of work: a
+``[100000, 1]`` vocal is 100 000 one-window songs. Each request is priced in
+generator windows before anything is decoded (``serving_default``: windows per
+row times rows; ``spectrogram``: its batch) and refused above the windows of
+``max_seconds`` of audio; ``spectrogram`` batches are capped at
+``MAX_SPECTROGRAM_BATCH`` and ``metadata`` probes at ``MAX_PROBE``. Requests
+run one at a time (a single inference lane: the generator already uses every
+core, and one request's working set bounds the memory), a request whose client
+has gone is skipped or cancelled mid-graph, and freed memory goes back to the
+system after a large request. The server binds to 127.0.0.1 unless told
+otherwise and refuses a port another process already holds.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import json
 import os
 import threading
@@ -27,10 +40,13 @@ from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2, predict_p
 
 from kgan.export import EXPORT_CONFIG, MODEL_NAME
 
-__all__ = ["PredictionService", "serve", "MAX_MESSAGE_BYTES"]
+__all__ = ["PredictionService", "serve", "MAX_MESSAGE_BYTES", "DEFAULT_MAX_SECONDS"]
 
-MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # ~50 min of 22.05 kHz float32 audio in one message
-DEFAULT_MAX_SECONDS = 20 * 60  # per request, summed over the batch
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # > 10 min of 22.05 kHz float32 audio in one message
+DEFAULT_MAX_SECONDS = 5 * 60  # per request, priced in generator windows over the whole batch
+MAX_SPECTROGRAM_BATCH = 32  # windows per ``spectrogram`` request (the generator runs them at once)
+MAX_PROBE = 1024  # elements of a ``metadata`` probe
+LARGE_REQUEST_WINDOWS = 64  # after a request this size, freed heap memory is handed back to the system
 
 
 class RequestError(Exception):
@@ -49,11 +65,29 @@ class _Version:
         self.model = tf.saved_model.load(path)
         with open(os.path.join(path, "assets", EXPORT_CONFIG), encoding="utf-8") as f:
             meta = json.load(f)
-        self.sample_rate = int(meta["config"]["audio"]["sample_rate"])
+        config = meta["config"]
+        self.sample_rate = int(config["audio"]["sample_rate"])
+        self.hop = int(config["stft"]["hop_length"])
+        self.pad = int(config["stft"]["n_fft"]) - self.hop
+        self.frames = int(config["window"]["frames"])
         proto = saved_model_pb2.SavedModel()
         with open(os.path.join(path, "saved_model.pb"), "rb") as f:
             proto.ParseFromString(f.read())
         self.signature_defs = dict(proto.meta_graphs[0].signature_def)
+
+    def windows(self, samples: int) -> int:
+        """Generator windows one row of ``samples`` costs (as ``kgan.inference.Generate`` cuts it)."""
+        frames = 1 + (samples + self.pad - 1) // self.hop
+        half = self.frames // 2
+        return 1 + max(0, (frames - self.frames + half - 1) // half)
+
+    def work(self, signature: str, key: str, shape: list[int]) -> int:
+        """The windows a request of ``shape`` costs (0 for signatures that run no generator)."""
+        if signature == "metadata":
+            return 0
+        if key == "vocal_spectrogram":
+            return shape[0]
+        return shape[0] * self.windows(shape[1])
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -62,7 +96,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.model_name = model_name
         self.max_seconds = max_seconds
         self._versions: dict[int, _Version] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # loading versions
+        self._lane = threading.Lock()  # one inference at a time; also makes the cancellation context safe
         self.newest()  # fail at start-up, not at the first request, when there is nothing to serve
 
     # ------------------------------------------------------------- versions
@@ -100,38 +135,64 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return self.newest()
 
     # ---------------------------------------------------------------- checks
-    def _inputs(self, version: _Version, signature: str, request) -> dict[str, np.ndarray]:
+    def _inputs(self, version: _Version, signature: str, request) -> tuple[dict[str, np.ndarray], int]:
+        """The request's arrays, checked against the signature and the caps, and the windows they cost."""
         sig = version.signature_defs[signature]
         expected, given = set(sig.inputs), set(request.inputs)
         if given != expected:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"signature {signature!r} expects input(s) {sorted(expected)}, got {sorted(given)}")
-        arrays = {}
+        arrays, work = {}, 0
         for key, info in sig.inputs.items():
             proto = request.inputs[key]
             if proto.dtype != info.dtype:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"input {key!r}: expected dtype {tf.dtypes.as_dtype(info.dtype).name}, "
-                                   f"got {tf.dtypes.as_dtype(proto.dtype).name}")
+                                   f"input {key!r}: expected dtype {_dtype_name(info.dtype)}, "
+                                   f"got {_dtype_name(proto.dtype)}")
             shape = [d.size for d in proto.tensor_shape.dim]
             want = [d.size for d in info.tensor_shape.dim]
-            if len(shape) != len(want) or any(w not in (-1, s) for w, s in zip(want, shape)):
+            if proto.tensor_shape.unknown_rank or len(shape) != len(want) or any(
+                    w not in (-1, s) for w, s in zip(want, shape)):
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"input {key!r}: expected shape {want} (-1: any), got {shape}")
+            if any(s < 0 for s in shape):
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input {key!r}: negative dimension in shape {shape}")
             if any(s == 0 for s in shape):
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input {key!r} is empty: shape {shape}")
-            if key == "vocal" and int(np.prod(shape)) > self.max_seconds * version.sample_rate:
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"input 'vocal' too long: {np.prod(shape) / version.sample_rate:.0f} s "
-                                   f"> {self.max_seconds:.0f} s per request; send it in chunks")
+            self._check_cost(version, signature, key, shape)
+            work += version.work(signature, key, shape)
+            _check_content(key, proto, shape)
             try:
                 array = tf.make_ndarray(proto)
             except Exception as e:
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input {key!r}: unreadable tensor ({e})")
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input {key!r}: unreadable tensor ({_first_line(e)})") from None
             if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input {key!r} contains NaN or Inf")
             arrays[key] = array
-        return arrays
+        return arrays, work
+
+    def _check_cost(self, version: _Version, signature: str, key: str, shape: list[int]) -> None:
+        """Refuse a request that asks for more work than the caps allow, before decoding it."""
+        if signature == "metadata":
+            if shape[0] > MAX_PROBE:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input {key!r}: at most {MAX_PROBE} elements, got {shape[0]}")
+            return
+        if key == "vocal_spectrogram" and shape[0] > MAX_SPECTROGRAM_BATCH:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"input {key!r}: at most {MAX_SPECTROGRAM_BATCH} windows per request, got {shape[0]}; "
+                               "send them in smaller batches")
+        limit = version.windows(int(self.max_seconds * version.sample_rate))
+        cost = version.work(signature, key, shape)
+        if cost > limit:
+            if key == "vocal" and shape[0] == 1:
+                detail = f"{shape[1] / version.sample_rate:.0f} s > {self.max_seconds:.0f} s per request"
+            else:
+                detail = f"{cost} generator windows > {limit} ({self.max_seconds:.0f} s of audio) per request"
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"input {key!r} too long: {detail}; send it in chunks")
 
     # ------------------------------------------------------------------ RPCs
     def Predict(self, request, context):
@@ -142,8 +203,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"Serving signature key {signature!r} not found; available: "
                                    f"{sorted(version.signature_defs)}")
-            inputs = self._inputs(version, signature, request)
-            outputs = version.model.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
+            inputs, work = self._inputs(version, signature, request)
+            outputs = self._run(version.model.signatures[signature], inputs, work, context)
             wanted = set(request.output_filter) or set(outputs)
             unknown = wanted - set(outputs)
             if unknown:
@@ -153,13 +214,31 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.model_spec.version.value = version.version
             response.model_spec.signature_name = signature
             for key in sorted(wanted):
-                response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key].numpy()))
+                response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
             return response
         except RequestError as e:
             context.abort(e.code, str(e))
+        except tf.errors.CancelledError:
+            context.abort(grpc.StatusCode.CANCELLED, "the client went away; its work was cancelled")
         except Exception as e:  # never let a request take the server down
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {first}")
+            context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {_first_line(e)}")
+
+    def _run(self, function, inputs: dict[str, np.ndarray], work: int, context) -> dict:
+        """``function`` on ``inputs`` in the single inference lane, cancelled if the client goes away."""
+        from tensorflow.python.eager import cancellation
+
+        with self._lane:
+            if not context.is_active():  # the client gave up while the request waited
+                raise tf.errors.CancelledError(None, None, "client gone")
+            manager = cancellation.CancellationManager()
+            context.add_callback(manager.start_cancel)  # runs when the RPC ends, however it ends
+            try:
+                outputs = manager.get_cancelable_function(function)(
+                    **{k: tf.constant(v) for k, v in inputs.items()})
+                return {k: v.numpy() for k, v in outputs.items()}
+            finally:
+                if work >= LARGE_REQUEST_WINDOWS:
+                    _release_memory()
 
     def GetModelMetadata(self, request, context):
         try:
@@ -180,7 +259,44 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         except RequestError as e:
             context.abort(e.code, str(e))
         except Exception as e:
-            context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
+            context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {_first_line(e)}")
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _dtype_name(enum: int) -> str:
+    try:
+        return tf.dtypes.as_dtype(enum).name
+    except TypeError:
+        return f"unknown dtype {enum}"
+
+
+def _check_content(key: str, proto, shape: list[int]) -> None:
+    """The tensor's content fills its claimed shape: raw bytes exactly, or typed values (one broadcasts)."""
+    count = int(np.prod(shape))
+    if proto.tensor_content:
+        itemsize = tf.dtypes.as_dtype(proto.dtype).size
+        if len(proto.tensor_content) != count * itemsize:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"input {key!r}: shape {shape} needs {count * itemsize} bytes of content, "
+                               f"got {len(proto.tensor_content)}")
+        return
+    values = max(len(proto.float_val), len(proto.string_val), len(proto.int64_val), len(proto.int_val),
+                 len(proto.double_val), len(proto.half_val), len(proto.bool_val))
+    if values not in (1, count):
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"input {key!r}: shape {shape} holds {count} values, got {values}")
+
+
+def _release_memory() -> None:
+    """Hand freed heap pages back to the system (glibc keeps them otherwise); a no-op elsewhere."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def serve(export_base: str, host: str = "127.0.0.1", port: int = 8500, model_name: str = MODEL_NAME,
@@ -190,11 +306,15 @@ def serve(export_base: str, host: str = "127.0.0.1", port: int = 8500, model_nam
     server = grpc.server(
         concurrent.futures.ThreadPoolExecutor(max_workers=workers),
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)],
+                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                 ("grpc.so_reuseport", 0)],  # a second server on a taken port fails instead of sharing it
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(service, server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # grpc raises on some failures and returns 0 on others
+        bound = 0
     if bound == 0:
-        raise OSError(f"cannot bind {host}:{port}")
+        raise OSError(f"cannot listen on {host}:{port} (is the port in use, or the address not this machine's?)")
     server.start()
     return server, bound

@@ -82,6 +82,18 @@ def test_gate_is_relative_to_the_song_level():
     assert voiced_segments(level, 10, 5, gate_db=-30.0, min_voiced=0.5) == [(35, 100)]
     assert voiced_segments(level - 30.0, 10, 5, gate_db=-30.0, min_voiced=0.5) == [(35, 100)]  # quieter song
     assert voiced_segments(level, 200, 5, -30.0, 0.5) == []  # shorter than a window
+    assert voiced_segments(level, 10, 5, -30.0, 0.5, floor_db=-40.0) == [(35, 100)]
+    assert voiced_segments(level - 30.0, 10, 5, -30.0, 0.5, floor_db=-40.0) == []  # under the absolute floor
+    assert voiced_segments(np.full(100, -120.0), 10, 5, -30.0, 0.5, floor_db=-60.0) == []  # digital silence
+
+
+def test_a_silent_vocal_stem_keeps_nothing(tmp_path, tiny_config):
+    song = make_song(str(tmp_path / "in" / "quiet"), tiny_config.audio.sample_rate)
+    sf.write(os.path.join(song, "vocals.wav"), np.zeros(6 * tiny_config.audio.sample_rate, np.float32),
+             tiny_config.audio.sample_rate)
+    summary = preprocess(str(tmp_path / "in"), str(tmp_path / "out"), tiny_config, progress=False)
+    (entry,) = summary["songs"]
+    assert entry["segments"] == 0 and entry["seconds_kept"] == 0.0
 
 
 def test_split_is_by_song_deterministic_and_honours_splits_json(tmp_path, tiny_config):

@@ -58,6 +58,12 @@ CASES = [
     ("version -1", ["export", "{w}", "{w}/e", "--version", "-1"], 2, "--version"),
     ("chunk of 0 seconds", ["generate", REAL_MP3, "-o", "{w}/g", "--model", "{w}", "--chunk-seconds", "0"],
      2, "--chunk-seconds"),
+    ("chunk of nan seconds", ["generate", REAL_MP3, "-o", "{w}/g", "--model", "{w}", "--chunk-seconds", "nan"],
+     2, "'nan' is not a finite number"),
+    ("output folder not writable (preprocess)", ["preprocess", "{w}/songs", "/sys/kgan-out", "--preset", "tiny"],
+     1, "/sys/kgan-out"),
+    ("output folder not writable (separate)", ["separate", "{w}/songs/song1/vocals.wav", "-o", "/sys/kgan-sep"],
+     1, "/sys/kgan-sep"),
     ("negative plot count", ["preprocess", "{w}/songs", "{w}/o", "--plot", "-1"], 2, "--plot"),
     ("negative steps", ["train", "{w}/songs", "{w}/r", "--steps", "-3"], 2, "--steps"),
     ("server port out of range", ["serve", "{w}", "--port", "70000"], 2, "--port"),
@@ -76,6 +82,19 @@ def test_bad_input_gets_one_clear_line(workspace, name, args, status, text):
 def test_generate_into_a_path_under_a_regular_file(workspace, exported):
     code, out = _kgan("generate", REAL_MP3, "-o", f"{workspace}/a_file/sub", "--model", exported[1])
     assert code == 1 and "Traceback" not in out and "a_file/sub" in out, out
+
+
+def test_generate_names_a_text_file_renamed_mp3_and_an_unwritable_output(workspace, exported):
+    lyrics = workspace / "lyrics.mp3"
+    lyrics.write_text("la la la, these are the words\n" * 40)
+    code, out = _kgan("generate", lyrics, REAL_MP3, "-o", f"{workspace}/karaoke", "--model", exported[1],
+                      "--chunk-seconds", "5", "--no-progress")
+    assert code == 1 and "Traceback" not in out, out
+    assert f"{lyrics}: cannot decode audio: not a wav, flac, mp3 or ogg file" in out, out
+    assert "Note:" not in out and "does not exist" not in out, out  # no decoder chatter, no false "missing"
+    assert (workspace / "karaoke" / "slow-motion-dream-excerpt_accompaniment.wav").exists()  # the batch went on
+    code, out = _kgan("generate", REAL_MP3, "-o", "/sys/kgan-karaoke", "--model", exported[1])
+    assert code == 1 and "Traceback" not in out and "/sys/kgan-karaoke" in out, out
 
 
 def test_a_corrupt_checkpoint_is_one_line_naming_the_run(tmp_path, run_dir):

@@ -140,9 +140,11 @@ def test_cli_separates_real_audio_and_reports_bad_files(tmp_path):
     mp3.write_bytes(open(REAL_MP3, "rb").read())
     (inputs / "notes.wav").write_text("this is text, not audio")
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["separate", str(inputs), MUSDB_SONG, "-o", str(out), "--no-progress"])
+    missing = str(tmp_path / "no-such-song.mp3")
+    result = CliRunner().invoke(main, ["separate", str(inputs), missing, MUSDB_SONG, "-o", str(out), "--no-progress"])
     assert result.exit_code == 1, result.output
     assert "notes.wav: cannot decode audio" in result.output
+    assert f"{missing}: " in result.output and "2 of 4 song(s) failed" in result.output
     for name, source in (("dream", REAL_MP3), ("Music Delta - 80s Rock", os.path.join(MUSDB_SONG, "mixture.flac"))):
         folder = out / name
         ref = sf.info(source)

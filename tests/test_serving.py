@@ -14,7 +14,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from kgan.client import RemoteModel
 from kgan.export import load
 from kgan.server import serve
-from tests.conftest import REAL_MP3, free_ports
+from tests.conftest import REAL_MP3, free_ports, start_server
 
 
 @pytest.fixture(scope="module")
@@ -130,18 +130,11 @@ def test_client_retries_unavailable_then_fails_clearly():
 
 @pytest.mark.slow
 def test_generate_over_grpc_matches_local_generate_byte_for_byte(exported, tmp_path):
-    (port,) = free_ports()
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", exported[1], "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, target = start_server(exported[1])
     try:
-        deadline = time.time() + 120
-        line = ""
-        while time.time() < deadline and "serving" not in line:
-            line = proc.stderr.readline()
-        assert f"127.0.0.1:{port}" in line
         common = [REAL_MP3, "--chunk-seconds", "4", "--no-progress"]
         remote = subprocess.run([sys.executable, "-m", "cli.main", "generate", *common, "-o", str(tmp_path / "remote"),
-                                 "--server", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=300)
+                                 "--server", target], capture_output=True, text=True, timeout=300)
         assert remote.returncode == 0, remote.stderr
     finally:
         proc.terminate()
