@@ -18,7 +18,7 @@ import soundfile as sf
 
 from kgan.io_utils import atomic_path
 
-__all__ = ["AudioError", "AUDIO_EXTENSIONS", "info_seconds", "load", "resample", "write", "tf_load"]
+__all__ = ["AudioError", "AUDIO_EXTENSIONS", "SampleFile", "info_seconds", "load", "resample", "write", "tf_load"]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
 
@@ -200,6 +200,27 @@ def write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, subtype:
         x = np.clip(x, -1.0, 1.0)
     with atomic_path(path) as tmp:
         sf.write(tmp, x, int(sample_rate), subtype=subtype, format=ext[1:].upper())
+
+
+class SampleFile:
+    """A mono sound file read like a float32 numpy array: ``len()`` and ``[a:b]`` slices, decoded on demand.
+
+    Lets whole-song code (``kgan.plots.overview``) walk a long file without holding it in memory.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self._frames = sf.info(self.path).frames
+
+    def __len__(self) -> int:
+        return self._frames
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        start, stop, step = index.indices(self._frames)
+        if step != 1:
+            raise IndexError("SampleFile supports contiguous slices only")
+        data, _ = sf.read(self.path, start=start, stop=max(start, stop), dtype="float32", always_2d=True)
+        return data.mean(axis=1)
 
 
 def tf_load(path, sample_rate: int):

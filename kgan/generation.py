@@ -41,8 +41,15 @@ class LocalModel:
 
 
 def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, progress: bool = True) -> list[str]:
-    """Generate for each file; returns the one-line errors of the files that failed."""
-    from kgan.inference import generate_song
+    """Generate for each file; returns the one-line errors of the files that failed.
+
+    Each song is streamed: the accompaniment is written a chunk at a time as
+    the model finishes it, the remix is mixed from that file a block at a
+    time, and the picture is averaged down a chunk at a time, so besides the
+    mono vocal only one chunk's samples are in memory however long the song.
+    """
+    from kgan.inference import stream_song
+    from kgan.io_utils import atomic_path
     from kgan.plots import overview, plot_spectrograms
     from kgan.spectrogram import Spectrogram
 
@@ -55,12 +62,19 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
         name = os.path.splitext(os.path.basename(path))[0]
         try:
             vocal, _ = audio_io.load(path, rate)
-            accompaniment = generate_song(model, vocal, rate, chunk_seconds, progress=progress, desc=name)
-            remix = vocal + accompaniment
-            peak = float(np.max(np.abs(remix))) if remix.size else 0.0
-            gain = 0.98 / peak if peak > 0.98 else 1.0  # one gain for both parts: no clipping, balance kept
-            audio_io.write(os.path.join(out_dir, f"{name}_accompaniment.wav"), accompaniment, rate)
-            audio_io.write(os.path.join(out_dir, f"{name}_remix.wav"), remix * gain, rate)
+            accompaniment_path = os.path.join(out_dir, f"{name}_accompaniment.wav")
+            peak = 0.0  # of vocal + accompaniment, for one remix gain that keeps the balance and never clips
+            with atomic_path(accompaniment_path) as tmp, _wav_writer(tmp, rate) as out:
+                for start, block in stream_song(model, vocal, rate, chunk_seconds, progress=progress, desc=name):
+                    out.write(np.clip(block, -1.0, 1.0))
+                    mixed = vocal[start : start + len(block)] + block
+                    peak = max(peak, float(np.max(np.abs(mixed))) if mixed.size else 0.0)
+            gain = 0.98 / peak if peak > 0.98 else 1.0
+            accompaniment = audio_io.SampleFile(accompaniment_path)
+            with atomic_path(os.path.join(out_dir, f"{name}_remix.wav")) as tmp, _wav_writer(tmp, rate) as out:
+                for start in range(0, len(vocal), REMIX_BLOCK):
+                    end = min(start + REMIX_BLOCK, len(vocal))
+                    out.write(np.clip((vocal[start:end] + accompaniment[start:end]) * gain, -1.0, 1.0))
             (vocal_image, group), (accompaniment_image, _) = overview(spec, vocal), overview(spec, accompaniment)
             plot_spectrograms([("vocal", vocal_image), ("generated accompaniment", accompaniment_image)],
                               model.config, os.path.join(out_dir, f"{name}.png"), title=name, frames_per_column=group)
@@ -69,3 +83,13 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
             failed.append(str(e))
             print(f"error: {e}", file=sys.stderr)
     return failed
+
+
+REMIX_BLOCK = 1 << 20  # samples mixed at a time
+
+
+def _wav_writer(path: str, rate: int):
+    """A mono 16-bit WAV opened for writing block by block."""
+    import soundfile as sf
+
+    return sf.SoundFile(path, "w", samplerate=int(rate), channels=1, subtype="PCM_16", format="WAV")

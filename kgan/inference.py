@@ -99,32 +99,48 @@ def chunk_bounds(length: int, chunk: int, overlap: int) -> list[tuple[int, int]]
     return [(s, min(s + chunk, length)) for s in starts]
 
 
-def generate_song(predict, vocal, rate: int, chunk_seconds: float = 30.0, overlap_seconds: float = 1.0,
-                  progress: bool = False, desc: str = "generate"):
-    """Accompaniment of a whole mono vocal (numpy ``[L]``), a chunk at a time.
+def stream_song(predict, vocal, rate: int, chunk_seconds: float = 30.0, overlap_seconds: float = 1.0,
+                progress: bool = False, desc: str = "generate"):
+    """The accompaniment of a whole mono vocal (numpy ``[L]``) as finished ``(start, samples)`` blocks.
 
     ``predict`` maps a float32 ``[1, n]`` array to ``[1, n]`` (the SavedModel's
     ``serving_default``, locally or over gRPC), so local and served results are
     identical. Chunks overlap by ``overlap_seconds`` and are joined with a
-    linear cross-fade; a vocal shorter than one chunk is sent whole.
+    linear cross-fade; a vocal shorter than one chunk is sent whole. A block
+    is yielded as soon as no later chunk overlaps it, so only one chunk's
+    samples are held at a time and memory does not grow with the song.
     """
     import numpy as np
     from kgan.progress import audio_bar
 
-    vocal = np.asarray(vocal, np.float32)
     chunk = max(1, int(chunk_seconds * rate))
     overlap = min(int(overlap_seconds * rate), chunk // 2)
     bounds = chunk_bounds(len(vocal), chunk, overlap)
-    out = np.zeros(len(vocal), np.float32)
+    carry = np.zeros(0, np.float32)  # the faded-out tail of the previous chunk
     with audio_bar(len(vocal) / rate, desc, disable=not progress or len(bounds) == 1) as bar:
         for i, (start, end) in enumerate(bounds):
-            piece = np.asarray(predict(vocal[None, start:end]), np.float32)[0]
+            piece = np.asarray(predict(np.asarray(vocal[start:end], np.float32)[None]), np.float32)[0]
             fade = np.ones(end - start, np.float32)
             if i > 0:  # fade in over the overlap with the previous chunk
                 n = min(overlap, end - start)
                 fade[:n] = np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)
-            if i < len(bounds) - 1:  # fade out over the overlap with the next chunk
+            last = i == len(bounds) - 1
+            if not last:  # fade out over the overlap with the next chunk
                 fade[-overlap:] *= np.linspace(1.0, 0.0, overlap, endpoint=False, dtype=np.float32)
-            out[start:end] += piece * fade
-            bar.update((end - start - (overlap if i < len(bounds) - 1 else 0)) / rate)
+            piece *= fade
+            piece[: len(carry)] += carry
+            keep = 0 if last else overlap
+            yield start, piece[: len(piece) - keep]
+            carry = piece[len(piece) - keep :]
+            bar.update((end - start - keep) / rate)
+
+
+def generate_song(predict, vocal, rate: int, chunk_seconds: float = 30.0, overlap_seconds: float = 1.0,
+                  progress: bool = False, desc: str = "generate"):
+    """The accompaniment of a whole mono vocal (numpy ``[L]``) as one array (``stream_song``, collected)."""
+    import numpy as np
+
+    out = np.zeros(len(vocal), np.float32)
+    for start, block in stream_song(predict, vocal, rate, chunk_seconds, overlap_seconds, progress, desc):
+        out[start : start + len(block)] = block
     return out

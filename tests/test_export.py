@@ -4,10 +4,12 @@ import sys
 
 import numpy as np
 import pytest
+import soundfile as sf
 import tensorflow as tf
 
+from kgan.audio import SampleFile
 from kgan.export import forbidden_ops, load
-from kgan.inference import Generate, chunk_bounds, generate_song
+from kgan.inference import Generate, chunk_bounds, generate_song, stream_song
 from tests.conftest import REAL_MP3
 
 
@@ -88,6 +90,28 @@ def test_chunks_cross_fade_to_exact_unity():
     np.testing.assert_allclose(y, x, atol=1e-6)  # fades sum to one over every overlap
 
 
+def test_streamed_blocks_tile_the_song_and_hold_one_chunk_at_a_time(tmp_path):
+    x = np.random.default_rng(1).standard_normal(12_345).astype(np.float32)
+    calls = []
+
+    def predict(v):
+        calls.append(v.shape[1])
+        return np.tanh(1.3 * v)
+
+    blocks = list(stream_song(predict, x, rate=1000, chunk_seconds=3.0, overlap_seconds=0.5))
+    starts = [start for start, _ in blocks]
+    assert starts == [start for start, _ in chunk_bounds(len(x), 3000, 500)]
+    assert all(a + len(block) == b for (a, block), b in zip(blocks, starts[1:] + [len(x)]))  # contiguous, no gap
+    assert max(len(block) for _, block in blocks) <= 3000 and max(calls) <= 3000
+    np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), generate_song(predict, x, 1000, 3.0, 0.5))
+    # a file read lazily slices like the array it holds
+    sf.write(tmp_path / "a.wav", x / 8, 1000, subtype="FLOAT")
+    view = SampleFile(tmp_path / "a.wav")
+    assert len(view) == len(x)
+    np.testing.assert_array_equal(view[100:2100], x[100:2100] / 8)
+    np.testing.assert_array_equal(view[12_000:99_999], x[12_000:] / 8)
+
+
 @pytest.mark.slow
 def test_cli_generate_writes_wavs_and_png_and_survives_a_bad_file(exported, tmp_path):
     bad = tmp_path / "bad.wav"
@@ -97,7 +121,6 @@ def test_cli_generate_writes_wavs_and_png_and_survives_a_bad_file(exported, tmp_
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert f"error: {bad}: cannot decode audio" in proc.stderr
-    import soundfile as sf
 
     name = "slow-motion-dream-excerpt"
     acc, rate = sf.read(tmp_path / "out" / f"{name}_accompaniment.wav")
