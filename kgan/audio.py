@@ -111,7 +111,17 @@ def _load_mono_in_blocks(path: str, sample_rate: int | None,
             import soxr
 
             stream = soxr.ResampleStream(rate, target, 1, dtype="float32", quality="HQ")
-        out, bad, total = [], 0, 0
+        # filled in place (a list of blocks joined at the end would hold the song twice)
+        out = np.empty(int(np.ceil(f.frames * target / rate)) + 1024, np.float32)
+        filled, bad, total = 0, 0, 0
+
+        def put(x):
+            nonlocal out, filled
+            if filled + len(x) > len(out):  # the header's length was short: grow
+                out = np.concatenate([out[:filled], np.empty(max(len(x), len(out) // 2), np.float32)])
+            out[filled : filled + len(x)] = x
+            filled += len(x)
+
         try:
             while True:
                 block = f.read(max(1, int(block_seconds * rate)), dtype="float32", always_2d=True)
@@ -120,7 +130,7 @@ def _load_mono_in_blocks(path: str, sample_rate: int | None,
                 total += len(block)
                 bad += int(block.size - np.count_nonzero(np.isfinite(block)))
                 mixed = block.mean(axis=1)
-                out.append(stream.resample_chunk(mixed) if stream is not None else mixed)
+                put(stream.resample_chunk(mixed) if stream is not None else mixed)
         except Exception as e:
             first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
             raise AudioError(path, f"cannot decode audio ({first})") from None
@@ -129,8 +139,8 @@ def _load_mono_in_blocks(path: str, sample_rate: int | None,
     if bad:
         raise AudioError(path, f"audio contains {bad} NaN/Inf sample(s)")
     if stream is not None:
-        out.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
-    return np.ascontiguousarray(np.concatenate(out), dtype=np.float32), target
+        put(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+    return out[:filled], target
 
 
 def info_seconds(path: str | os.PathLike) -> float:
