@@ -30,7 +30,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 
 def write_vocal(path: str, minutes: float, rate: int = 44100) -> None:
@@ -74,6 +73,7 @@ def generate_rows(base: str, minutes_list, tmp: str):
         peak_kib = int(proc.stdout.strip().splitlines()[-1])
         rows.append((f"generate, {minutes:g}-min vocal (44.1 kHz stereo)", f"{peak_kib / 2**20:.2f}", "",
                      f"{wall / (minutes * 60):.3f}"))
+        print(*rows[-1], sep=" | ", flush=True)
     return rows
 
 
@@ -83,9 +83,9 @@ def serve_rows(base: str):
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
     from kgan.server import DEFAULT_MAX_SECONDS, MAX_SPECTROGRAM_BATCH
-    from tests.conftest import start_server
+    from kgan.server import spawn
 
-    proc, target = start_server(base)
+    proc, target = spawn(base)
     rows = []
     try:
         channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 2**30),
@@ -117,6 +117,7 @@ def serve_rows(base: str):
             audio = value.size / rate if key == "vocal" else 0
             rows.append((label, f"{status_gib(proc.pid, 'VmHWM'):.2f}", f"{status_gib(proc.pid, 'VmRSS'):.2f}",
                          f"{wall / audio:.3f}" if audio else ""))
+            print(*rows[-1], sep=" | ", flush=True)
         channel.close()
     finally:
         proc.terminate()

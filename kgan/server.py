@@ -40,7 +40,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2, predict_p
 
 from kgan.export import EXPORT_CONFIG, MODEL_NAME
 
-__all__ = ["PredictionService", "serve", "MAX_MESSAGE_BYTES", "DEFAULT_MAX_SECONDS"]
+__all__ = ["PredictionService", "serve", "spawn", "MAX_MESSAGE_BYTES", "DEFAULT_MAX_SECONDS"]
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # > 10 min of 22.05 kHz float32 audio in one message
 DEFAULT_MAX_SECONDS = 5 * 60  # per request, priced in generator windows over the whole batch
@@ -318,3 +318,30 @@ def serve(export_base: str, host: str = "127.0.0.1", port: int = 8500, model_nam
         raise OSError(f"cannot listen on {host}:{port} (is the port in use, or the address not this machine's?)")
     server.start()
     return server, bound
+
+
+def spawn(export_base: str, *args: str, timeout: float = 120.0):
+    """``kgan serve EXPORT_BASE ARGS...`` in a subprocess on a free loopback port: (process, "127.0.0.1:port").
+
+    Returns once the server says it is listening; the caller terminates the
+    process. Raises RuntimeError with the server's output if it does not start.
+    """
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", export_base, "--port", str(port), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    deadline, line = time.time() + timeout, ""
+    while time.time() < deadline and "serving" not in line and proc.poll() is None:
+        line = proc.stderr.readline()
+    if f"127.0.0.1:{port}" not in line:
+        proc.kill()
+        raise RuntimeError(f"kgan serve did not start: {line}{proc.stderr.read()}")
+    threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep draining: a full pipe would block it
+    return proc, f"127.0.0.1:{port}"

@@ -110,22 +110,9 @@ def copy_song(src, dst, keep=None):
     return dst
 
 
+
 def start_server(export_base, *args, timeout=120):
-    """``kgan serve EXPORT_BASE`` in a subprocess on a free port: (process, "127.0.0.1:port").
+    """``kgan serve EXPORT_BASE`` in a subprocess on a free port: (process, "127.0.0.1:port")."""
+    from kgan.server import spawn
 
-    Waits for its "serving ... on host:port" line; the caller terminates the process.
-    """
-    import subprocess
-    import sys
-    import time
-
-    (port,) = free_ports()
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", export_base, "--port", str(port), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline, line = time.time() + timeout, ""
-    while time.time() < deadline and "serving" not in line and proc.poll() is None:
-        line = proc.stderr.readline()
-    if f"127.0.0.1:{port}" not in line:
-        proc.kill()
-        raise RuntimeError(f"kgan serve did not start: {line}{proc.stderr.read()}")
-    return proc, f"127.0.0.1:{port}"
+    return spawn(export_base, *args, timeout=timeout)
