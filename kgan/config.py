@@ -100,6 +100,16 @@ class ModelConfig:
     upsample: str = "transpose"  # "transpose" or "resize" (resize + conv)
     disc_layers: int = 3
     disc_filters: int = 32
+    # Style conditioning (``kgan.models.style``): comma-separated style names the models take as an
+    # extra input (id 0 is "any", ids 1.. these names in order); "" trains an unconditioned model.
+    styles: str = ""
+    style_dim: int = 16
+
+    @property
+    def style_names(self) -> tuple[str, ...]:
+        """``("any", *styles)``: the name of each style id, or ``()`` for an unconditioned model."""
+        names = tuple(n.strip() for n in self.styles.split(",") if n.strip())
+        return ("any", *names) if names else ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +165,9 @@ class TrainConfig:
     # After the last step, batch-norm moving statistics are recomputed as the plain average over this
     # many evenly spaced training batches (clean vocals, final weights); 0 keeps the moving averages.
     bn_calibration_batches: int = 100
+    # With style conditioning, the share of training examples whose style is replaced by "any" (id 0),
+    # so the model also learns to accompany without a style and from unlabelled songs.
+    style_dropout: float = 0.2
     seed: int = 0
 
 
@@ -166,6 +179,7 @@ _RANGES = {
     "model.depth": (1, None, True, None), "model.base_filters": (1, None, True, None),
     "model.max_filters": (1, None, True, None), "model.dropout": (0.0, 1.0, True, False),
     "model.disc_layers": (1, None, True, None), "model.disc_filters": (1, None, True, None),
+    "model.style_dim": (1, None, True, None), "train.style_dropout": (0.0, 1.0, True, True),
     "train.batch_size": (1, None, True, None), "train.learning_rate": (0.0, None, False, None),
     "train.beta_1": (0.0, 1.0, True, False), "train.l1_weight": (0.0, None, True, None),
     "train.gan_weight": (0.0, None, True, None), "train.d_steps": (1, None, True, None),
@@ -261,6 +275,11 @@ class Config:
             raise ValueError(f"window.min_voiced must be in [0, 1]. Received: {w.min_voiced}")
         if m.vocal_input not in VOCAL_INPUTS:
             raise ValueError(f"model.vocal_input must be one of {list(VOCAL_INPUTS)}. Received: {m.vocal_input!r}")
+        names = [n.strip() for n in m.styles.split(",")] if m.styles.strip() else []
+        if any(not n or not n.replace("-", "").replace("_", "").isalnum() for n in names) or len(set(names)) < len(
+                names) or "any" in names:
+            raise ValueError("model.styles must be distinct comma-separated names (letters, digits, - and _; "
+                             f"'any' is implied). Received: {m.styles!r}")
         if m.vocal_input == "salience" and s.num_bins % SALIENCE_SEMITONES:
             raise ValueError(f"model.vocal_input='salience' needs stft.num_bins divisible by {SALIENCE_SEMITONES}. "
                              f"Received: {s.num_bins}")

@@ -6,11 +6,17 @@ import keras
 
 from kgan.features import VocalFeatures, layer_arguments
 from kgan.models import blocks
+from kgan.models.style import FiLM, style_embedding
 
 
 def vocal_features(config) -> dict | None:
     """The ``features`` argument of both models for a kgan config (None: the raw spectrogram, no layer)."""
     return None if config.model.vocal_input == "spectrogram" else layer_arguments(config)
+
+
+def style_count(config) -> int:
+    """Named styles of a kgan config (0: an unconditioned model)."""
+    return max(0, len(config.model.style_names) - 1)
 
 
 def features_input(vocal, features: dict | None):
@@ -32,6 +38,10 @@ class UNetGenerator(keras.Model):
     default preset (F=512, T=128, depth 7, filters 32..256) the bottleneck is
     ``[B, 4, 1, 256]``.
 
+    With ``styles > 0`` the model takes ``[vocal, style]``, ``style`` an int32
+    ``[B]`` id (0 "any", 1..styles the named styles), and FiLM-modulates the
+    bottleneck and every decoder level from its embedding (``kgan.models.style``).
+
     Dropout and batch norm follow ``training``: call with ``training=False``
     (as ``predict``, export and inference do) for deterministic output.
 
@@ -41,8 +51,8 @@ class UNetGenerator(keras.Model):
 
     def __init__(self, bins: int = 512, frames: int = 128, depth: int = 7, base_filters: int = 32,
                  max_filters: int = 256, dropout: float = 0.5, dropout_levels: int = 3, norm: str = "batch",
-                 upsample: str = "transpose", features: dict | None = None, name: str = "unet_generator",
-                 **kwargs):
+                 upsample: str = "transpose", features: dict | None = None, styles: int = 0, style_dim: int = 16,
+                 name: str = "unet_generator", **kwargs):
         unit = 2**depth
         if depth < 1 or bins % unit or frames % unit:
             raise ValueError(
@@ -54,33 +64,42 @@ class UNetGenerator(keras.Model):
             return min(base_filters * 2**level, max_filters)
 
         vocal = keras.Input((bins, frames, 1), name="vocal")  # (B, F, T, 1)
+        inputs = vocal
+        if styles:
+            style, condition = style_embedding(styles, style_dim)  # (B,), (B, style_dim)
+            inputs = [vocal, style]
         x = features_input(vocal, features)  # (B, F, T, C)
         skips = []
         for i in range(depth):  # level i+1: (B, F/2^(i+1), T/2^(i+1), width(i))
             x = blocks.downsample(x, width(i), f"down{i + 1}", norm=None if i == 0 else norm)
             skips.append(x)
+        if styles:
+            x = FiLM(name="bottleneck_film")([x, condition])
         for i in reversed(range(1, depth)):  # level i: (B, F/2^i, T/2^i, 2*width(i-1))
             deep = depth - 1 - i  # 0 for the deepest decoder level
             x = blocks.upsample(x, width(i - 1), f"up{i}", norm, upsample,
                                 dropout if deep < dropout_levels else 0.0)
+            if styles:
+                x = FiLM(name=f"up{i}_film")([x, condition])
             x = keras.layers.Concatenate(name=f"up{i}_concat")([x, skips[i - 1]])
         x = blocks.upsample_conv(x, 1, "output", upsample, use_bias=True)  # (B, F, T, 1)
         accompaniment = keras.layers.Activation("tanh", name="accompaniment", dtype="float32")(x)
-        super().__init__(inputs=vocal, outputs=accompaniment, name=name, **kwargs)
+        super().__init__(inputs=inputs, outputs=accompaniment, name=name, **kwargs)
 
         self.bins, self.frames, self.depth = bins, frames, depth
         self.base_filters, self.max_filters = base_filters, max_filters
         self.dropout, self.dropout_levels = dropout, dropout_levels
         self.norm, self.upsample = norm, upsample
         self.features = dict(features) if features else None
+        self.styles, self.style_dim = styles, style_dim
 
     def get_config(self):
         return {
             "bins": self.bins, "frames": self.frames, "depth": self.depth,
             "base_filters": self.base_filters, "max_filters": self.max_filters,
             "dropout": self.dropout, "dropout_levels": self.dropout_levels,
-            "norm": self.norm, "upsample": self.upsample, "features": self.features, "name": self.name,
-            "trainable": self.trainable,
+            "norm": self.norm, "upsample": self.upsample, "features": self.features, "styles": self.styles,
+            "style_dim": self.style_dim, "name": self.name, "trainable": self.trainable,
         }
 
     @classmethod
@@ -92,4 +111,5 @@ class UNetGenerator(keras.Model):
         m = config.model
         return cls(bins=config.stft.num_bins, frames=config.window.frames, depth=m.depth,
                    base_filters=m.base_filters, max_filters=m.max_filters, dropout=m.dropout,
-                   norm=m.norm, upsample=m.upsample, features=vocal_features(config))
+                   norm=m.norm, upsample=m.upsample, features=vocal_features(config), styles=style_count(config),
+                   style_dim=m.style_dim)
