@@ -285,6 +285,7 @@ def train(data_dir, run_dir, preset, config_path, overrides, steps, cpu_replicas
     click.echo(f"training on {trainer.strategy.num_replicas_in_sync} replica(s), "
                f"generator {trainer.generator.count_params():,} and discriminator "
                f"{trainer.discriminator.count_params():,} parameters", err=True)
+    click.echo(_style_line(cfg, data_dir), err=True)
     try:
         metrics = trainer.fit(data_dir, progress=not no_progress, resume_from=resume_from)
     except training.TrainingDiverged as e:
@@ -292,6 +293,24 @@ def train(data_dir, run_dir, preset, config_path, overrides, steps, cpu_replicas
     if metrics:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         click.echo(f"step {int(trainer.step.numpy())}: {shown}; checkpoints in {trainer.manager.directory}")
+
+
+def _style_line(cfg, data_dir) -> str:
+    """What the run does with the data set's style labels, in one line."""
+    from collections import Counter
+
+    from kgan.dataset import read_metadata
+
+    labels = Counter(s.get("style") or "none" for s in read_metadata(data_dir)["songs"] if s["split"] == "train")
+    found = ", ".join(f"{name} {count}" for name, count in sorted(labels.items()))
+    names = cfg.model.style_names
+    if not names:
+        hint = ",".join(sorted(n for n in labels if n != "none"))
+        return (f"style labels of the training songs: {found}; unconditioned model"
+                + (f" (condition on them with --set model.styles={hint})" if hint else ""))
+    unknown = sorted(n for n in labels if n not in names)
+    return (f"style-conditioned on {', '.join(names[1:])} (dropout {cfg.train.style_dropout:g} to 'any'); "
+            f"training songs: {found}" + (f"; trained as 'any': {', '.join(unknown)}" if unknown else ""))
 
 
 def _check_data_config(cfg, data_dir):
@@ -357,8 +376,10 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, checkpoint):
 @click.option("--model-name", default="kgan", show_default=True, help="Model name on the server.")
 @click.option("--chunk-seconds", type=FiniteRange(min=1.0, max=3600.0), default=30.0, show_default=True,
               help="Songs are generated this many seconds at a time (with a 1 s cross-fade).")
+@click.option("--style", help="Accompaniment style of a style-conditioned model, by name or id "
+                              "(e.g. piano, band; default: any). An unknown one lists the model's styles.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, no_progress):
+def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, style, no_progress):
     """Generate the accompaniment of each VOCAL file (wav, flac, mp3, ogg; any rate or channels).
 
     Writes <name>_accompaniment.wav, <name>_remix.wav (vocal + accompaniment) and
@@ -368,7 +389,7 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, no_p
     \b
     Example:
       kgan generate my_vocal.mp3 -o karaoke --model exports/kgan
-      kgan generate my_vocal.mp3 -o karaoke --server 127.0.0.1:8500
+      kgan generate my_vocal.mp3 -o karaoke --server 127.0.0.1:8500 --style piano
     """
     if (model_dir is None) == (server is None):
         raise click.UsageError("give exactly one of --model and --server")
@@ -388,6 +409,10 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, no_p
             model = LocalModel(model_dir)
         except FileNotFoundError as e:
             raise click.ClickException(str(e)) from None
+    try:
+        model.set_style(style)
+    except ValueError as e:  # an unknown style: the message lists the model's styles
+        raise click.BadParameter(str(e), param_hint="--style") from None
     failed = generate_files(vocals, out_dir, model, chunk_seconds, progress=not no_progress)
     if failed:
         _echo_failures(f"{len(failed)} file(s) failed:", failed)

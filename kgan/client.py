@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
-from kgan.config import Config
+from kgan.config import Config, resolve_style
 from kgan.export import MODEL_NAME
 
 __all__ = ["RemoteModel"]
@@ -28,7 +28,7 @@ class RemoteModel:
     """Callable like ``LocalModel``: float32 ``[1, n]`` vocal -> ``[1, n]`` accompaniment."""
 
     def __init__(self, target: str, model_name: str = MODEL_NAME, timeout: float = 300.0, retries: int = 4,
-                 version: int | None = None):
+                 version: int | None = None, style: str | int | None = None):
         self.target, self.model_name, self.timeout, self.retries, self.version = (
             target, model_name, timeout, retries, version)
         self.channel = grpc.insecure_channel(target, options=[
@@ -39,6 +39,13 @@ class RemoteModel:
         meta = self.predict({"probe": np.zeros(1, np.float32)}, "metadata")
         self.sample_rate = int(meta["sample_rate"][0])
         self.config = Config.from_json(meta["config"][0].decode())
+        names = meta["styles"][0].decode() if "styles" in meta else ""  # exports before styles have none
+        self.style_names = tuple(n for n in names.split(",") if n)
+        self.style = resolve_style(self.style_names, style)
+
+    def set_style(self, style: str | int | None) -> None:
+        """Choose the style by name or id (None: the server's default, "any"); ValueError lists the valid ones."""
+        self.style = resolve_style(self.style_names, style)
 
     def _call(self, method, request):
         delay = 0.5
@@ -75,7 +82,10 @@ class RemoteModel:
         return dict(sig_map.signature_def)
 
     def __call__(self, vocal: np.ndarray) -> np.ndarray:
-        return self.predict({"vocal": np.asarray(vocal, np.float32)})["accompaniment"]
+        inputs = {"vocal": np.asarray(vocal, np.float32)}
+        if self.style is not None:  # otherwise the signature's default, "any"
+            inputs["style"] = np.array([self.style], np.int32)
+        return self.predict(inputs)["accompaniment"]
 
     def close(self):
         self.channel.close()

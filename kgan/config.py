@@ -391,6 +391,24 @@ def get_preset(name: str) -> Config:
         raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}") from None
 
 
+def resolve_style(names, style: str | int | None) -> int | None:
+    """A style name or id -> its id among ``names`` (a model's ``style_names``); None stays None.
+
+    Raises ValueError listing the valid names when ``style`` is not one of them.
+    """
+    if style is None:
+        return None
+    names = list(names)
+    if not names:
+        raise ValueError(f"style {style!r}: this model has no styles (it was trained without style labels)")
+    text = str(style).strip()
+    if text in names:
+        return names.index(text)
+    if text.isdigit() and int(text) < len(names):
+        return int(text)
+    raise ValueError(f"unknown style {style!r}; this model's styles: {', '.join(names)}")
+
+
 def load(path: str | os.PathLike) -> Config:
     """Read a config JSON file; a preset name is accepted too."""
     if str(path) in PRESETS:

@@ -1,7 +1,10 @@
 """TFRecord shards (from ``kgan preprocess``) -> ``tf.data`` pipelines of training windows.
 
 Each element is a pair ``(vocal, accompaniment)`` of float32 tensors
-``[B, F, T, 1]`` in [-1, 1] (``F`` = ``stft.num_bins`` frequency rows, low to
+``[B, F, T, 1]`` in [-1, 1] (a triple ``(vocal, accompaniment, style)`` with an
+int32 ``[B]`` style id when the config names styles: a song's ``style`` label
+from ``dataset.json``, 0 "any" when it has none or one the config does not
+name) (``F`` = ``stft.num_bins`` frequency rows, low to
 high; ``T`` = ``window.frames``), with ``B`` the *global* batch size, ready for
 ``strategy.experimental_distribute_dataset``.
 
@@ -23,7 +26,7 @@ import tensorflow as tf
 
 from kgan.config import Config
 
-__all__ = ["read_metadata", "shard_paths", "parse_segment", "windows_dataset"]
+__all__ = ["read_metadata", "shard_paths", "shard_styles", "parse_segment", "windows_dataset"]
 
 
 def read_metadata(data_dir: str) -> dict:
@@ -39,6 +42,13 @@ def shard_paths(data_dir: str, split: str) -> list[str]:
     """Shards of ``split`` that hold at least one segment, as listed in ``dataset.json``."""
     meta = read_metadata(data_dir)
     return [os.path.join(data_dir, s["shard"]) for s in meta["songs"] if s["split"] == split and s["segments"] > 0]
+
+
+def shard_styles(data_dir: str, split: str, names: tuple[str, ...]) -> list[int]:
+    """The style id of each of ``shard_paths(data_dir, split)``: its song's label's index in ``names``, or 0."""
+    meta = read_metadata(data_dir)
+    index = {name: i for i, name in enumerate(names)}
+    return [index.get(s.get("style") or "any", 0) for s in meta["songs"] if s["split"] == split and s["segments"] > 0]
 
 
 def parse_segment(record, bins: int):
@@ -74,16 +84,18 @@ def windows_dataset(data_dir: str, split: str, config: Config, global_batch_size
     seed = config.train.seed if seed is None else seed
     autotune = tf.data.AUTOTUNE
 
-    ds = tf.data.Dataset.from_tensor_slices(files)
+    names = config.model.style_names
+    styles = shard_styles(data_dir, split, names) if names else [0] * len(files)
+    ds = tf.data.Dataset.from_tensor_slices((files, tf.constant(styles, tf.int32)))
     if training:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(8, len(files)), num_parallel_calls=autotune,
-                       deterministic=True)
-    ds = ds.map(lambda r: parse_segment(r, bins), num_parallel_calls=autotune, deterministic=True)
+    ds = ds.interleave(lambda f, style: tf.data.TFRecordDataset(f).map(lambda r: (r, style)),
+                       cycle_length=min(8, len(files)), num_parallel_calls=autotune, deterministic=True)
+    ds = ds.map(lambda r, style: (*parse_segment(r, bins), style), num_parallel_calls=autotune, deterministic=True)
     ds = ds.enumerate()
 
-    def crops(index, pair):
-        vocal, accompaniment = pair
+    def crops(index, segment):
+        vocal, accompaniment, style = segment
         length = tf.shape(vocal)[0]
         if training:
             count = (length - frames) // stride + 1
@@ -93,12 +105,16 @@ def windows_dataset(data_dir: str, split: str, config: Config, global_batch_size
         else:
             offsets = tf.range(length // frames) * frames
         return tf.data.Dataset.from_tensor_slices(offsets).map(
-            lambda o: (vocal[o : o + frames], accompaniment[o : o + frames])
+            lambda o: (vocal[o : o + frames], accompaniment[o : o + frames], style)
         )
 
     ds = ds.flat_map(crops)
-    ds = ds.map(lambda v, a: (_to_image(v, bins, frames), _to_image(a, bins, frames)),
-                num_parallel_calls=autotune, deterministic=True)
+    if names:
+        ds = ds.map(lambda v, a, style: (_to_image(v, bins, frames), _to_image(a, bins, frames), style),
+                    num_parallel_calls=autotune, deterministic=True)
+    else:
+        ds = ds.map(lambda v, a, style: (_to_image(v, bins, frames), _to_image(a, bins, frames)),
+                    num_parallel_calls=autotune, deterministic=True)
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch, drop_remainder=drop_remainder)

@@ -8,8 +8,15 @@ Serving's layout) through a ``tf.Module`` with explicit input signatures:
 * ``spectrogram``: ``vocal_spectrogram`` float32 ``[batch, bins, frames, 1]``
   (normalised windows) -> ``accompaniment_spectrogram``, same shape;
 * ``metadata``: ``probe`` float32 ``[n]`` -> ``config`` (the config JSON) string
-  ``[n]`` and ``sample_rate``, ``window_frames``, ``bins`` int64 ``[n]``, so a
-  remote client learns the rate to send audio at and the spectrogram geometry.
+  ``[n]``, ``sample_rate``, ``window_frames``, ``bins`` int64 ``[n]`` and
+  ``styles`` (comma-separated style names, id 0 first) string ``[n]``, so a
+  remote client learns the rate to send audio at, the spectrogram geometry and
+  the styles it may ask for.
+
+A style-conditioned generator's ``serving_default`` and ``spectrogram`` also
+take ``style``, int32 ``[batch]`` (or ``[1]`` for every row), with a default of
+``[0]`` ("any") stored in the SignatureDef, so requests may leave it out (TF
+Serving fills signature defaults in; so does ``kgan serve``).
 
 The generator runs in inference mode. ``assets/kgan_config.json`` carries the
 config (and the Griffin-Lim iterations); ``assets.extra/tf_serving_warmup_requests``
@@ -42,17 +49,33 @@ class ServingModule(tf.Module):
         self.config_asset = tf.saved_model.Asset(config_path)
         bins, frames = config.stft.num_bins, config.window.frames
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="vocal")])
-        def serve(vocal):
-            return {"accompaniment": tf.identity(self.pipeline(vocal), name="accompaniment")}
+        if self.pipeline.styled:  # an optional style: requests without one get 0, "any" (signature defaults)
+            any_style = tf.constant([0], tf.int32)
+            style_spec = tf.TensorSpec([None], tf.int32, name="style")
 
-        @tf.function(input_signature=[tf.TensorSpec([None, bins, frames, 1], tf.float32, name="vocal_spectrogram")])
-        def spectrogram(vocal_spectrogram):
-            out = self.pipeline.generator(vocal_spectrogram, training=False)
-            return {"accompaniment_spectrogram": tf.identity(out, name="accompaniment_spectrogram")}
+            @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="vocal"), style_spec])
+            def serve(vocal, style=any_style):
+                return {"accompaniment": tf.identity(self.pipeline(vocal, style), name="accompaniment")}
+
+            @tf.function(input_signature=[tf.TensorSpec([None, bins, frames, 1], tf.float32, name="vocal_spectrogram"),
+                                          style_spec])
+            def spectrogram(vocal_spectrogram, style=any_style):
+                ids = self.pipeline.batch_styles(style, tf.shape(vocal_spectrogram)[0])
+                out = self.pipeline.generator([vocal_spectrogram, ids], training=False)
+                return {"accompaniment_spectrogram": tf.identity(out, name="accompaniment_spectrogram")}
+        else:
+            @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="vocal")])
+            def serve(vocal):
+                return {"accompaniment": tf.identity(self.pipeline(vocal), name="accompaniment")}
+
+            @tf.function(input_signature=[tf.TensorSpec([None, bins, frames, 1], tf.float32, name="vocal_spectrogram")])
+            def spectrogram(vocal_spectrogram):
+                out = self.pipeline.generator(vocal_spectrogram, training=False)
+                return {"accompaniment_spectrogram": tf.identity(out, name="accompaniment_spectrogram")}
 
         rate = config.audio.sample_rate
         config_json = config.to_json()  # a Python string, made outside the traced function
+        style_names = ",".join(config.model.style_names)  # "" for an unconditioned model
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="probe")])
         def metadata(probe):
@@ -60,7 +83,8 @@ class ServingModule(tf.Module):
             return {"config": tf.fill(n, tf.constant(config_json)),
                     "sample_rate": tf.fill(n, tf.constant(rate, tf.int64)),
                     "window_frames": tf.fill(n, tf.constant(frames, tf.int64)),
-                    "bins": tf.fill(n, tf.constant(bins, tf.int64))}
+                    "bins": tf.fill(n, tf.constant(bins, tf.int64)),
+                    "styles": tf.fill(n, tf.constant(style_names))}
 
         self.serve = serve
         self.spectrogram = spectrogram
@@ -116,7 +140,8 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
         config_path = os.path.join(staging, EXPORT_CONFIG)
         with open(config_path, "w", encoding="utf-8") as f:
             json.dump({"config": config.to_dict(), "griffin_lim_iters": griffin_lim_iters,
-                       "checkpoint": os.path.basename(ckpt)}, f, indent=2, sort_keys=True)
+                       "checkpoint": os.path.basename(ckpt), "styles": list(config.model.style_names)},
+                      f, indent=2, sort_keys=True)
         module = ServingModule(generator, config, griffin_lim_iters, config_path)
         model_dir = os.path.join(staging, "model")
         tf.saved_model.save(module, model_dir,

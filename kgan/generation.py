@@ -26,18 +26,30 @@ def resolve_export(path: str) -> str:
 
 
 class LocalModel:
-    """The exported SavedModel run in this process."""
+    """The exported SavedModel run in this process; ``style`` (a name or id) for a style-conditioned one."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, style: str | int | None = None):
+        from kgan.config import resolve_style
         from kgan.export import load
 
         self.path = resolve_export(path)
         self.saved_model, self.config, _ = load(self.path)
         self._serve = self.saved_model.signatures["serving_default"]
         self.sample_rate = self.config.audio.sample_rate
+        self.style_names = self.config.model.style_names
+        self.style = resolve_style(self.style_names, style)
+
+    def set_style(self, style: str | int | None) -> None:
+        """Choose the style by name or id (None: "any"); ValueError lists the valid ones."""
+        from kgan.config import resolve_style
+
+        self.style = resolve_style(self.style_names, style)
 
     def __call__(self, vocal: np.ndarray) -> np.ndarray:
-        return self._serve(vocal=np.asarray(vocal, np.float32))["accompaniment"].numpy()
+        inputs = {"vocal": np.asarray(vocal, np.float32)}
+        if self.style_names:  # a loaded signature does not apply its defaults: give "any" (0) explicitly
+            inputs["style"] = np.array([self.style or 0], np.int32)
+        return self._serve(**inputs)["accompaniment"].numpy()
 
 
 def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, progress: bool = True) -> list[str]:

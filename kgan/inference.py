@@ -49,16 +49,27 @@ class Generate(tf.Module):
         x = tf.pad(normalised, [[0, 0], [0, padded_t - t], [0, 0]], constant_values=-1.0)
         return tf.signal.frame(x, self.frames, self.window_hop, axis=1)
 
-    def generate_windows(self, windows):
-        """Generator on model-layout windows ``[M, K, W, 1]`` -> ``[M, K, W, 1]``, a chunk at a time."""
+    @property
+    def styled(self) -> bool:
+        return bool(getattr(self.generator, "styles", 0))
+
+    def generate_windows(self, windows, style=None):
+        """Generator on model-layout windows ``[M, K, W, 1]`` -> ``[M, K, W, 1]``, a chunk at a time.
+
+        ``style``: int32 ``[M]``, each window's style id (style-conditioned generators only).
+        """
         m = tf.shape(windows)[0]
         chunks = (m + self.chunk_windows - 1) // self.chunk_windows
         padded = tf.pad(windows, [[0, chunks * self.chunk_windows - m], [0, 0], [0, 0], [0, 0]],
                         constant_values=-1.0)
         grouped = tf.reshape(padded, [chunks, self.chunk_windows, self.bins, self.frames, 1])
-        out = tf.map_fn(lambda w: self.generator(w, training=False), grouped,
-                        fn_output_signature=tf.TensorSpec([self.chunk_windows, self.bins, self.frames, 1],
-                                                          tf.float32))
+        spec = tf.TensorSpec([self.chunk_windows, self.bins, self.frames, 1], tf.float32)
+        if style is None:
+            out = tf.map_fn(lambda w: self.generator(w, training=False), grouped, fn_output_signature=spec)
+        else:
+            styles = tf.reshape(tf.pad(style, [[0, chunks * self.chunk_windows - m]]), [chunks, self.chunk_windows])
+            out = tf.map_fn(lambda ws: self.generator([ws[0], ws[1]], training=False), (grouped, styles),
+                            fn_output_signature=spec)
         return tf.reshape(out, [-1, self.bins, self.frames, 1])[:m]
 
     def cross_fade(self, windows, num_frames):
@@ -71,22 +82,48 @@ class Generate(tf.Module):
         frames = tf.transpose(summed / norm, [0, 2, 1])  # (B, T', K)
         return frames[:, :num_frames]
 
-    def spectrogram(self, vocal):
-        """Generated normalised accompaniment ``[B, T, K]`` for vocals ``[B, L]``."""
+    def spectrogram(self, vocal, style=None):
+        """Generated normalised accompaniment ``[B, T, K]`` for vocals ``[B, L]`` (and style ids ``[B]``)."""
         normalised = self.spec.to_model(vocal)  # (B, T, K)
         t = tf.shape(normalised)[1]
         windows = self.windows(normalised)  # (B, N, W, K)
         b, n = tf.shape(windows)[0], tf.shape(windows)[1]
         model_in = tf.transpose(tf.reshape(windows, [-1, self.frames, self.bins]), [0, 2, 1])[..., None]
-        generated = self.generate_windows(model_in)  # (B*N, K, W, 1)
+        per_window = None
+        if self.styled:
+            per_window = tf.repeat(self.batch_styles(style, b), n)  # (B*N,)
+        generated = self.generate_windows(model_in, per_window)  # (B*N, K, W, 1)
         generated = tf.reshape(tf.transpose(generated[..., 0], [0, 2, 1]), [b, n, self.frames, self.bins])
         return self.cross_fade(generated, t)
 
-    def __call__(self, vocal):
-        """Accompaniments ``[B, L]`` for vocals ``[B, L]`` (mono, at the config's rate)."""
+    def batch_styles(self, style, batch):
+        """Style ids for a batch of ``batch``: ``style`` ``[B]`` as given, ``[1]`` broadcast, None 0 ("any").
+
+        Checked in the graph (stock TF Serving runs no Python): ids in [0, styles], 1 or B of them.
+        """
+        if style is None:
+            return tf.zeros([batch], tf.int32)
+        style = tf.reshape(tf.cast(style, tf.int32), [-1])
+        count = tf.size(style)
+        names = ", ".join(f"{i} {name}" for i, name in enumerate(self.config.model.style_names))
+        checks = [
+            tf.debugging.assert_equal(tf.logical_or(count == 1, count == batch), True,
+                                      message="style must hold one id, or one per vocal row"),
+            tf.debugging.assert_non_negative(style, message=f"style ids are {names}"),
+            tf.debugging.assert_less(style, len(self.config.model.style_names), message=f"style ids are {names}"),
+        ]
+        with tf.control_dependencies(checks):
+            return tf.cond(count == 1, lambda: tf.fill([batch], style[0]), lambda: tf.identity(style))
+
+    def __call__(self, vocal, style=None):
+        """Accompaniments ``[B, L]`` for vocals ``[B, L]`` (mono, at the config's rate).
+
+        ``style``: int32 ``[B]`` (or ``[1]``, for every row) style ids of a style-conditioned
+        generator; None is 0, "any". Ignored by an unconditioned generator.
+        """
         vocal = tf.convert_to_tensor(vocal, tf.float32)
         length = tf.shape(vocal)[1]
-        magnitude = self.spec.from_model(self.spectrogram(vocal))
+        magnitude = self.spec.from_model(self.spectrogram(vocal, style))
         return self.spec.griffin_lim(magnitude, length, n_iter=self.griffin_lim_iters)
 
 

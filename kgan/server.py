@@ -70,6 +70,7 @@ class _Version:
         self.hop = int(config["stft"]["hop_length"])
         self.pad = int(config["stft"]["n_fft"]) - self.hop
         self.frames = int(config["window"]["frames"])
+        self.style_names = list(meta.get("styles") or [])
         proto = saved_model_pb2.SavedModel()
         with open(os.path.join(path, "saved_model.pb"), "rb") as f:
             proto.ParseFromString(f.read())
@@ -82,12 +83,14 @@ class _Version:
         return 1 + max(0, (frames - self.frames + half - 1) // half)
 
     def work(self, signature: str, key: str, shape: list[int]) -> int:
-        """The windows a request of ``shape`` costs (0 for signatures that run no generator)."""
+        """The windows an input of ``shape`` costs (0 for inputs that run no generator)."""
         if signature == "metadata":
             return 0
         if key == "vocal_spectrogram":
             return shape[0]
-        return shape[0] * self.windows(shape[1])
+        if key == "vocal":
+            return shape[0] * self.windows(shape[1])
+        return 0
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -139,12 +142,14 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         """The request's arrays, checked against the signature and the caps, and the windows they cost."""
         sig = version.signature_defs[signature]
         expected, given = set(sig.inputs), set(request.inputs)
-        if given != expected:
+        if given - expected or expected - given - set(sig.defaults):
+            optional = f" ({sorted(sig.defaults)} optional)" if sig.defaults else ""
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"signature {signature!r} expects input(s) {sorted(expected)}, got {sorted(given)}")
+                               f"signature {signature!r} expects input(s) {sorted(expected)}{optional}, "
+                               f"got {sorted(given)}")
         arrays, work = {}, 0
         for key, info in sig.inputs.items():
-            proto = request.inputs[key]
+            proto = request.inputs[key] if key in given else sig.defaults[key]  # TF Serving's defaults rule
             if proto.dtype != info.dtype:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"input {key!r}: expected dtype {_dtype_name(info.dtype)}, "
@@ -170,12 +175,18 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                                    f"input {key!r}: unreadable tensor ({_first_line(e)})") from None
             if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input {key!r} contains NaN or Inf")
+            if key == "style":
+                _check_styles(array, version.style_names)
             arrays[key] = array
+        rows = next((len(arrays[k]) for k in ("vocal", "vocal_spectrogram") if k in arrays), None)
+        if "style" in arrays and rows is not None and len(arrays["style"]) not in (1, rows):
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"input 'style': one id, or one per row ({rows}); got {len(arrays['style'])}")
         return arrays, work
 
     def _check_cost(self, version: _Version, signature: str, key: str, shape: list[int]) -> None:
         """Refuse a request that asks for more work than the caps allow, before decoding it."""
-        if signature == "metadata":
+        if key in ("probe", "style"):  # small side inputs: a count cap, no work of their own
             if shape[0] > MAX_PROBE:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"input {key!r}: at most {MAX_PROBE} elements, got {shape[0]}")
@@ -220,6 +231,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             context.abort(e.code, str(e))
         except tf.errors.CancelledError:
             context.abort(grpc.StatusCode.CANCELLED, "the client went away; its work was cancelled")
+        except tf.errors.InvalidArgumentError as e:  # the graph's own checks
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, _graph_message(e))
         except Exception as e:  # never let a request take the server down
             context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {_first_line(e)}")
 
@@ -267,6 +280,14 @@ def _first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def _graph_message(error: tf.errors.OpError) -> str:
+    """The informative line of a graph error (not "Graph execution error:" or the node trace)."""
+    lines = [line.strip() for line in str(error.message).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(("Graph execution error", "Detected at node", "[[",
+                                                              "File ", "Stack trace"))]
+    return (useful or lines or [type(error).__name__])[-1][:500]
+
+
 def _dtype_name(enum: int) -> str:
     try:
         return tf.dtypes.as_dtype(enum).name
@@ -289,6 +310,14 @@ def _check_content(key: str, proto, shape: list[int]) -> None:
     if values not in (1, count):
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                            f"input {key!r}: shape {shape} holds {count} values, got {values}")
+
+
+def _check_styles(ids: np.ndarray, names: list[str]) -> None:
+    """Style ids must name one of the export's styles; the message lists them."""
+    bad = sorted({int(i) for i in ids.ravel() if not 0 <= int(i) < len(names)})
+    if bad:
+        valid = ", ".join(f"{i} ({name})" for i, name in enumerate(names)) or "none (the model has no styles)"
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input 'style': unknown id(s) {bad}; valid: {valid}")
 
 
 def _release_memory() -> None:

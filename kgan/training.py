@@ -183,7 +183,15 @@ class Trainer:
         return tf.reduce_mean(score, axis=[1, 2, 3])
 
     # -------------------------------------------------------------------- step
-    def _replica_step(self, vocal, target, step):
+    def _g(self, vocal, style, training: bool):
+        """The generator on a vocal batch, with its style ids when the models are style-conditioned."""
+        return self.generator(vocal if style is None else [vocal, style], training=training)
+
+    def _d(self, vocal, accompaniment, style, training: bool):
+        return self.discriminator([vocal, accompaniment] + ([] if style is None else [style]), training=training)
+
+    def _replica_step(self, batch_parts, step):
+        vocal, target, style = _unpack(batch_parts)
         t = self.config.train
         batch = t.batch_size
 
@@ -198,22 +206,26 @@ class Trainer:
             seed = tf.stack([tf.constant(t.seed, tf.int64), step * 1024 + replica])
             noise = tf.random.stateless_normal(tf.shape(vocal), seed=seed, stddev=t.vocal_noise_std)
             vocal = tf.clip_by_value(vocal + noise, -1.0, 1.0)
+        if style is not None and t.style_dropout > 0:  # some examples learn the "any" style (id 0)
+            seed = tf.stack([tf.constant(t.seed + 2, tf.int64), step * 1024 + replica])
+            keep = tf.random.stateless_uniform(tf.shape(style), seed=seed) >= t.style_dropout
+            style = tf.where(keep, style, tf.zeros_like(style))
 
         def d_losses(fake):
-            d_real = self.discriminator([vocal, target], training=True)
-            d_fake = self.discriminator([vocal, fake], training=True)
+            d_real = self._d(vocal, target, style, training=True)
+            d_fake = self._d(vocal, fake, style, training=True)
             per_example = 0.5 * (self._gan_loss(d_real, True) + self._gan_loss(d_fake, False))
             return per_example, d_real, d_fake
 
         for _ in range(t.d_steps - 1):  # extra discriminator updates (D:G ratio > 1)
-            fake = self.generator(vocal, training=True)
+            fake = self._g(vocal, style, training=True)
             with tf.GradientTape() as tape:
                 loss = average(d_losses(tf.stop_gradient(fake))[0])
             grads = tape.gradient(loss, self.discriminator.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake = self.generator(vocal, training=True)
+            fake = self._g(vocal, style, training=True)
             d_per_example, d_real, d_fake = d_losses(fake)
             g_gan = self._gan_loss(d_fake, True)
             g_l1 = tf.reduce_mean(tf.abs(target - fake), axis=[1, 2, 3])
@@ -237,9 +249,8 @@ class Trainer:
         if self._train_step is None:
             @tf.function
             def step_fn(batch):
-                vocal, target = batch
                 step = self.step.read_value()
-                per_replica = self.strategy.run(self._replica_step, args=(vocal, target, step))
+                per_replica = self.strategy.run(self._replica_step, args=(tuple(batch), step))
                 self.step.assign_add(1)
                 return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                         for k, v in per_replica.items()}
@@ -294,8 +305,9 @@ class Trainer:
         except ValueError:
             return None
         total, count = 0.0, 0
-        for vocal, target in ds.take(max_batches):
-            fake = self._predict(vocal)
+        for batch in ds.take(max_batches):
+            vocal, target, style = _unpack(batch)
+            fake = self._predict(vocal, style)
             total += float(tf.reduce_sum(tf.reduce_mean(tf.abs(target - fake), axis=[1, 2, 3])))
             count += int(vocal.shape[0])
         return total / count if count else None
@@ -323,7 +335,7 @@ class Trainer:
         strided = int(read_metadata(data_dir).get("counts", {}).get("train", {}).get("windows", 0))
         tiles = strided * self.config.window.stride // self.config.window.frames
         every = max(1, tiles // size // batches)
-        ds = ds.enumerate().filter(lambda i, _: i % every == 0).map(lambda _, pair: pair).take(batches)
+        ds = ds.enumerate().filter(lambda i, _: i % every == 0).map(lambda _, batch: batch).take(batches)
         # Dropout is switched off meanwhile: the statistics should be those of inference-time
         # activations (dropout changes their variance: Li et al., CVPR 2019).
         dropouts = [layer for layer in self.generator._flatten_layers() if isinstance(layer, keras.layers.Dropout)]
@@ -332,10 +344,11 @@ class Trainer:
         try:
             for layer in dropouts:
                 layer.rate = 0.0
-            for vocal, _ in ds:  # eager, so that each call reads the momentum set just before it
+            for batch in ds:  # eager, so that each call reads the momentum set just before it
+                vocal, _, style = _unpack(batch)
                 for layer in layers:
                     layer.momentum = used / (used + 1.0)  # running mean: the first batch overwrites
-                self.generator(vocal, training=True)
+                self._g(vocal, style, training=True)
                 used += 1
         finally:
             for layer, momentum in zip(layers, momenta):
@@ -345,8 +358,8 @@ class Trainer:
         return used
 
     @tf.function(reduce_retracing=True)
-    def _predict(self, vocal):
-        return self.generator(vocal, training=False)
+    def _predict(self, vocal, style=None):
+        return self._g(vocal, style, training=False)
 
     # ------------------------------------------------------------------- fit
     def fit(self, data_dir: str, steps: int | None = None, progress: bool = True,
@@ -483,8 +496,8 @@ class Trainer:
         """TensorBoard images (vocal | generated | target) and audio of the generated accompaniment."""
         if preview is None:
             return
-        vocal, target = preview
-        fake = self._predict(vocal)
+        vocal, target, style = _unpack(preview)
+        fake = self._predict(vocal, style)
         sep = tf.ones_like(vocal[:, :, :4])
         panel = tf.concat([vocal, sep, fake, sep, target], axis=2)  # (B, F, 3T + 8, 1)
         image = tf.reverse((panel + 1.0) / 2.0, axis=[1])  # low frequencies at the bottom
@@ -496,6 +509,12 @@ class Trainer:
         wave = wave / tf.maximum(peak, 1e-3) * 0.9
         tf.summary.audio("generated_accompaniment", wave[..., None], self.config.audio.sample_rate,
                          max_outputs=int(vocal.shape[0]))
+
+
+def _unpack(batch):
+    """``(vocal, accompaniment[, style])`` -> ``(vocal, accompaniment, style or None)``."""
+    vocal, target, *rest = batch
+    return vocal, target, rest[0] if rest else None
 
 
 def config_difference(a: Config, b: Config, ignore: tuple[str, ...] = ("train.steps",)) -> str | None:

@@ -20,7 +20,34 @@ from __future__ import annotations
 
 import keras
 
-__all__ = ["FiLM", "StylePlanes", "style_embedding"]
+__all__ = ["FiLM", "StyleEmbedding", "StylePlanes", "style_embedding"]
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class StyleEmbedding(keras.layers.Layer):
+    """Style ids ``(B,)`` -> vectors ``(B, dim)``, as a one-hot matmul.
+
+    ``keras.layers.Embedding`` would give the table a sparse gradient whose size
+    depends on which ids a replica saw, and replicas' all-reduce needs equal
+    shapes; the one-hot product gives every replica the same dense gradient.
+    """
+
+    def __init__(self, count: int, dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.count, self.dim = count, dim
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(shape=(self.count, self.dim), name="embeddings",
+                                          initializer=keras.initializers.RandomUniform(-0.05, 0.05))
+
+    def call(self, ids):
+        return keras.ops.matmul(keras.ops.one_hot(ids, self.count, dtype=self.embeddings.dtype), self.embeddings)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.dim)
+
+    def get_config(self):
+        return {**super().get_config(), "count": self.count, "dim": self.dim}
 
 
 @keras.saving.register_keras_serializable(package="kgan")
@@ -63,4 +90,4 @@ class StylePlanes(keras.layers.Layer):
 def style_embedding(styles: int, dim: int):
     """(style id input ``(B,)`` int32, its embedding ``(B, dim)``) for ``styles`` names plus "any" (id 0)."""
     style = keras.Input((), dtype="int32", name="style")
-    return style, keras.layers.Embedding(styles + 1, dim, name="style_embedding")(style)
+    return style, StyleEmbedding(styles + 1, dim, name="style_embedding")(style)

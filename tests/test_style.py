@@ -1,0 +1,157 @@
+"""Style conditioning: from the data set's labels through training, export, serving and ``kgan generate --style``."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from kgan.config import resolve_style
+from tests.conftest import ROOT, make_song
+
+STYLES = "piano,band"
+LABELS = ["piano", "band", "piano", "jazz"]  # "jazz" is not one of the model's styles: it trains as "any"
+
+
+@pytest.fixture(scope="module")
+def styled_config(tiny_config):
+    return dataclasses.replace(tiny_config, model=dataclasses.replace(tiny_config.model, styles=STYLES))
+
+
+@pytest.fixture(scope="module")
+def styled_data(tmp_path_factory, styled_config):
+    from kgan.preprocess import preprocess
+
+    root = tmp_path_factory.mktemp("styled")
+    for i in range(len(LABELS) + 1):
+        make_song(str(root / "songs" / f"song{i}"), styled_config.audio.sample_rate, seconds=4.0)
+    data = root / "data"
+    preprocess(str(root / "songs"), str(data), styled_config, progress=False)
+    meta = json.loads((data / "dataset.json").read_text())
+    for song, label in zip(meta["songs"], LABELS + [None]):  # the last song validates, unlabelled
+        song["split"], song["style"] = ("train", label) if label else ("val", None)
+    (data / "dataset.json").write_text(json.dumps(meta))
+    return str(data)
+
+
+@pytest.fixture(scope="module")
+def styled_export(tmp_path_factory, styled_config, styled_data):
+    """``kgan train`` on two CPU replicas (a subprocess: collectives of other tests' strategies stay apart), exported."""
+    from kgan.export import export
+
+    root = tmp_path_factory.mktemp("styled-run")
+    run = str(root / "run")
+    proc = subprocess.run([sys.executable, "-m", "cli.main", "train", styled_data, run, "--preset", "tiny",
+                           "--set", f"model.styles={STYLES}", "--steps", "4", "--cpu-replicas", "2", "--no-progress"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "style-conditioned on piano, band (dropout 0.2 to 'any'); training songs: band 1, jazz 1, piano 2; " \
+           "trained as 'any': jazz" in proc.stderr, proc.stderr
+    base = str(root / "exports")
+    return export(run, base, griffin_lim_iters=4), base
+
+
+def test_style_names_and_resolution(styled_config, tiny_config):
+    assert styled_config.model.style_names == ("any", "piano", "band") and tiny_config.model.style_names == ()
+    names = styled_config.model.style_names
+    assert resolve_style(names, "band") == 2 and resolve_style(names, "1") == 1 and resolve_style(names, None) is None
+    with pytest.raises(ValueError, match="unknown style 'jazz'; this model's styles: any, piano, band"):
+        resolve_style(names, "jazz")
+    with pytest.raises(ValueError, match="this model has no styles"):
+        resolve_style((), "piano")
+    for bad in ("piano,piano", "any,band", "piano,,band", "pi ano"):
+        with pytest.raises(ValueError, match="model.styles must be distinct"):
+            dataclasses.replace(tiny_config, model=dataclasses.replace(tiny_config.model, styles=bad))
+
+
+def test_film_starts_as_the_identity_and_style_then_changes_the_output(styled_config):
+    from kgan.models import PatchGANDiscriminator, UNetGenerator
+
+    g = UNetGenerator.from_kgan_config(styled_config)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 128, 32, 1)).astype(np.float32)
+    first = g([x, np.array([1, 1], np.int32)], training=False).numpy()
+    np.testing.assert_array_equal(first, g([x, np.array([2, 0], np.int32)], training=False).numpy())
+    for layer in g.layers:
+        if layer.name.endswith("_film"):
+            layer.projection.kernel.assign(np.random.default_rng(1).normal(0, 0.2, layer.projection.kernel.shape))
+    piano, band = (g([x, np.array([s, s], np.int32)], training=False).numpy() for s in (1, 2))
+    assert piano.shape == band.shape == (2, 128, 32, 1) and np.abs(piano - band).max() > 1e-4
+    assert np.all(np.abs(piano) <= 1.0)
+    d = PatchGANDiscriminator.from_kgan_config(styled_config)
+    assert d([x, piano, np.array([1, 2], np.int32)]).shape == (2, 32, 8, 1)
+    clone = UNetGenerator.from_config(g.get_config())
+    assert clone.styles == 2 and len(clone.inputs) == 2
+
+
+def test_windows_carry_each_song_s_style_id(styled_data, styled_config):
+    from kgan.dataset import windows_dataset
+
+    ids = set()
+    for _, _, style in windows_dataset(styled_data, "train", styled_config, 4, training=False, drop_remainder=False):
+        ids |= set(style.numpy().tolist())
+    assert ids == {0, 1, 2}  # piano, band, and "jazz" as any
+
+
+def test_styled_export_serves_locally_and_over_grpc_with_an_optional_style(styled_export, styled_config):
+    from kgan.client import RemoteModel
+    from kgan.export import forbidden_ops
+    from kgan.generation import LocalModel
+    from kgan.server import serve
+
+    path, base = styled_export
+    assert forbidden_ops(path) == []
+    assert json.load(open(os.path.join(path, "assets", "kgan_config.json")))["styles"] == ["any", "piano", "band"]
+    vocal = (0.2 * np.sin(np.arange(6000) / 4)).astype(np.float32)[None]
+    local = LocalModel(base)
+    outputs = {}
+    for style in (None, "any", "piano", "band"):
+        local.set_style(style)
+        outputs[style] = local(vocal)
+    np.testing.assert_array_equal(outputs[None], outputs["any"])
+    assert not np.array_equal(outputs["piano"], outputs["band"])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="style ids are 0 any, 1 piano, 2 band"):
+        local.saved_model.signatures["serving_default"](vocal=vocal, style=np.array([9], np.int32))  # no Python
+
+    server, port = serve(base, "127.0.0.1", 0, max_seconds=5.0)
+    try:
+        remote = RemoteModel(f"127.0.0.1:{port}", style="band")
+        assert remote.style_names == ("any", "piano", "band")
+        np.testing.assert_array_equal(remote(vocal), outputs["band"])
+        remote.set_style(None)  # no style in the request: the signature's default
+        np.testing.assert_array_equal(remote(vocal), outputs[None])
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+        for style, text in (([7], "unknown id(s) [7]; valid: 0 (any), 1 (piano), 2 (band)"),
+                            ([1, 2], "one id, or one per row (1); got 2"), ([-1], "unknown id(s) [-1]")):
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "kgan"
+            request.inputs["vocal"].CopyFrom(tf.make_tensor_proto(vocal))
+            request.inputs["style"].CopyFrom(tf.make_tensor_proto(np.array(style, np.int32)))
+            with pytest.raises(grpc.RpcError) as info:
+                stub.Predict(request, timeout=60)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and text in info.value.details()
+        remote.close()
+    finally:
+        server.stop(grace=None)
+
+
+def test_generate_style_option(styled_export, tmp_path, styled_config):
+    import soundfile as sf
+
+    _, base = styled_export
+    vocal = tmp_path / "me.wav"
+    sf.write(vocal, (0.2 * np.sin(np.arange(16000) / 4)).astype(np.float32), 8000)
+    run = [sys.executable, "-m", "cli.main", "generate", str(vocal), "--model", base, "--no-progress"]
+    bad = subprocess.run(run + ["-o", str(tmp_path / "x"), "--style", "jazz"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=300)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "unknown style 'jazz'; this model's styles: any, piano, band" in bad.stderr
+    good = subprocess.run(run + ["-o", str(tmp_path / "y"), "--style", "piano"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+    assert good.returncode == 0, good.stderr
+    assert (tmp_path / "y" / "me_accompaniment.wav").exists()
