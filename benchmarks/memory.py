@@ -130,13 +130,17 @@ def main():
     from corpus import machine_line
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", default="5,20,60")
+    parser.add_argument("--minutes", default="5,20,60", help="vocal lengths for generate ('' skips it)")
+    parser.add_argument("--no-serve", action="store_true", help="skip the server")
     args = parser.parse_args()
     print(machine_line())
     _, base = fresh_export("default")
-    with tempfile.TemporaryDirectory(prefix="kgan-bench-mem-") as tmp:
-        rows = generate_rows(base, [float(m) for m in args.minutes.split(",")], tmp)
-    rows += serve_rows(base)
+    rows = []
+    if args.minutes:
+        with tempfile.TemporaryDirectory(prefix="kgan-bench-mem-") as tmp:
+            rows += generate_rows(base, [float(m) for m in args.minutes.split(",")], tmp)
+    if not args.no_serve:
+        rows += serve_rows(base)
     print(percentile_table(rows, ["run", "peak RSS (GiB)", "RSS after (GiB)", "real-time factor"]))
 
 

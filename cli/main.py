@@ -438,6 +438,10 @@ def serve(export_base, port, host, model_name, max_seconds):
       kgan serve exports/kgan --port 8500
       kgan generate my_vocal.wav -o karaoke --server 127.0.0.1:8500
     """
+    # oneDNN's primitive caches keep ~0.4 GB per large request shape after it is answered; TF's own
+    # kernels run the server's graphs as fast here and hand the memory back (benchmarks/memory.py)
+    if "tensorflow" not in sys.modules:
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     from kgan.server import serve as start
 
     try:

@@ -320,6 +320,18 @@ def _check_styles(ids: np.ndarray, names: list[str]) -> None:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input 'style': unknown id(s) {bad}; valid: {valid}")
 
 
+def _allocate_large_buffers_with_mmap(threshold: int = 1 << 20) -> None:
+    """glibc: serve every allocation of ``threshold`` bytes or more with its own mmap, returned on free.
+
+    By default glibc raises this threshold after a large free (up to 32 MiB), so the
+    next large tensors come from the heap and stay in the process after the request.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, int(threshold))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def _release_memory() -> None:
     """Hand freed heap pages back to the system (glibc keeps them otherwise); a no-op elsewhere."""
     try:
@@ -331,6 +343,7 @@ def _release_memory() -> None:
 def serve(export_base: str, host: str = "127.0.0.1", port: int = 8500, model_name: str = MODEL_NAME,
           workers: int = 4, max_seconds: float = DEFAULT_MAX_SECONDS) -> tuple[grpc.Server, int]:
     """Start the server (non-blocking); returns it and the bound port (``port=0`` picks a free one)."""
+    _allocate_large_buffers_with_mmap()
     service = PredictionService(export_base, model_name, max_seconds)
     server = grpc.server(
         concurrent.futures.ThreadPoolExecutor(max_workers=workers),
