@@ -7,7 +7,7 @@ DEMO_SONGS ?= 12
 DEMO_FOLK ?= 24
 DEMO_STEPS ?= 300
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench pretrained clean
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,10 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
+
+## pretrained: build the model that ships with kgan (corpus, ~2 h of training on 2 cores, evaluation, card)
+pretrained: install
+	$(BIN)/python experiments/pretrained.py build/pretrained --install
 
 bench: install
 	$(BIN)/python benchmarks/preprocess.py

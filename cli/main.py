@@ -96,6 +96,16 @@ def _find_mixes(paths, where: str = "") -> tuple[list, list[str]]:
     return songs, errors
 
 
+def _pretrained() -> str:
+    """The export base of the model that ships with kgan, or one line saying this build has none."""
+    from kgan import pretrained
+
+    try:
+        return pretrained.export_base()
+    except FileNotFoundError as e:
+        raise click.ClickException(str(e)) from None
+
+
 def _echo_failures(header: str, lines) -> None:
     """What a batch command went on past: ``header``, then one indented line per failure, on stderr."""
     click.echo(header, err=True)
@@ -341,7 +351,9 @@ def _check_data_config(cfg, data_dir):
               help="Fast Griffin-Lim iterations baked into the serving graph.")
 @click.option("--checkpoint", default=None, metavar="ckpt-N",
               help="Export this checkpoint of RUN_DIR/checkpoints instead of the newest.")
-def export_cmd(run_dir, export_base, version, griffin_lim_iters, checkpoint):
+@click.option("--weights", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
+              help="How the generator's weights are stored; float16 halves the export, the arithmetic stays float32.")
+def export_cmd(run_dir, export_base, version, griffin_lim_iters, checkpoint, weights):
     """Export the newest checkpoint of RUN_DIR as a SavedModel in TF Serving's layout (EXPORT_BASE/N).
 
     \b
@@ -349,6 +361,7 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, checkpoint):
       kgan export runs/chorales exports/kgan
       saved_model_cli show --dir exports/kgan/1 --all
       kgan export runs/chorales exports/kgan --checkpoint ckpt-2500
+      kgan export runs/chorales exports/kgan-small --weights float16
     """
     from kgan.export import export, forbidden_ops
 
@@ -358,7 +371,7 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, checkpoint):
         if not os.path.exists(checkpoint + ".index"):
             raise click.BadParameter(f"{checkpoint}: no such checkpoint", param_hint="--checkpoint")
     try:
-        path = export(run_dir, export_base, version, griffin_lim_iters, checkpoint)
+        path = export(run_dir, export_base, version, griffin_lim_iters, checkpoint, weights)
     except (FileNotFoundError, FileExistsError) as e:
         raise click.ClickException(str(e)) from None
     bad = forbidden_ops(path)
@@ -371,7 +384,8 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, checkpoint):
 @click.argument("vocals", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("-o", "--out-dir", required=True, type=click.Path(file_okay=False), help="Where to write results.")
 @click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False),
-              help="Run an export here: EXPORT_BASE (newest version is used) or EXPORT_BASE/N.")
+              help="Run an export here: EXPORT_BASE (newest version is used) or EXPORT_BASE/N "
+                   "(default: the pretrained model that ships with kgan).")
 @click.option("--server", metavar="HOST:PORT", help="Or ask a TF Serving (or `kgan serve`) gRPC server.")
 @click.option("--model-name", default="kgan", show_default=True, help="Model name on the server.")
 @click.option("--chunk-seconds", type=FiniteRange(min=1.0, max=3600.0), default=30.0, show_default=True,
@@ -388,12 +402,17 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, styl
 
     \b
     Example:
+      kgan generate my_vocal.mp3 -o karaoke                  # the pretrained model
+      kgan generate my_vocal.mp3 -o karaoke --style band
       kgan generate my_vocal.mp3 -o karaoke --model exports/kgan
       kgan generate my_vocal.mp3 -o karaoke --server 127.0.0.1:8500 --style piano
     """
-    if (model_dir is None) == (server is None):
-        raise click.UsageError("give exactly one of --model and --server")
+    if model_dir is not None and server is not None:
+        raise click.UsageError("give at most one of --model and --server")
     from kgan.generation import LocalModel, generate_files
+
+    if model_dir is None and server is None:
+        model_dir = _pretrained()
 
     if server:
         import grpc
@@ -420,7 +439,7 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, styl
 
 
 @main.command()
-@click.argument("export_base", type=click.Path(exists=True, file_okay=False))
+@click.argument("export_base", required=False, type=click.Path(exists=True, file_okay=False))
 @click.option("--port", type=click.IntRange(0, 65535), default=8500, show_default=True, help="gRPC port.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0: all interfaces).")
 @click.option("--model-name", default="kgan", show_default=True, help="Model name requests must use.")
@@ -430,14 +449,18 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, styl
 def serve(export_base, port, host, model_name, max_seconds):
     """Serve EXPORT_BASE over gRPC with TF Serving's PredictionService (Predict, GetModelMetadata).
 
-    The newest numeric version folder is served, as TF Serving does. For machines without
-    TF Serving; stock TF Serving loads the same export (see serving/).
+    The newest numeric version folder is served, as TF Serving does; without EXPORT_BASE,
+    the pretrained model that ships with kgan. For machines without TF Serving; stock TF
+    Serving loads the same export (see serving/).
 
     \b
     Example:
+      kgan serve --port 8500                   # the pretrained model
       kgan serve exports/kgan --port 8500
       kgan generate my_vocal.wav -o karaoke --server 127.0.0.1:8500
     """
+    if export_base is None:
+        export_base = _pretrained()
     # oneDNN's primitive caches keep ~0.4 GB per large request shape after it is answered; TF's own
     # kernels run the server's graphs as fast here and hand the memory back (benchmarks/memory.py)
     if "tensorflow" not in sys.modules:
@@ -456,8 +479,8 @@ def serve(export_base, port, host, model_name, max_seconds):
 
 
 @main.command()
-@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, file_okay=False))
-@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("paths", nargs=-1, required=True, metavar="[MODEL] DATA_DIR",
+                type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--out-dir", default="report", show_default=True, type=click.Path(file_okay=False))
 @click.option("--split", default="test", show_default=True,
               help="Which songs of DATA_DIR/splits.json to evaluate ('' for every folder).")
@@ -470,18 +493,29 @@ def serve(export_base, port, host, model_name, max_seconds):
               help="Another export to score through the same code, e.g. l1-only=exports/l1 (repeatable).")
 @click.option("--max-seconds", type=FiniteRange(min=0.0, min_open=True, max=1e6), default=None,
               help="Score only the first seconds of each song.")
+@click.option("--style", default=None, metavar="NAME|ID|label",
+              help="Style a style-conditioned MODEL plays: a name or id, or 'label' for each song's own "
+                   "(from its song.json; unlabelled songs get 'any'). Default: any.")
+@click.option("--style-check", is_flag=True,
+              help="Also generate every song in every style and check that each style sounds like its true "
+                   "accompaniments (styles.json, styles.md).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def evaluate(model_path, data_dir, out_dir, split, baselines, train_data, compare, max_seconds, no_progress):
+def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds, style, style_check, no_progress):
     """Score generated accompaniments against the true ones, with baselines through the same code.
 
-    MODEL is an export (EXPORT_BASE or EXPORT_BASE/N). DATA_DIR holds songs in the stems
-    layout, e.g. a `kgan corpus` folder, whose test split is used. Writes report.json,
-    report.md (mean ± 95 % CI per metric), metrics.png and a triptych per song.
+    MODEL is an export (EXPORT_BASE or EXPORT_BASE/N; default: the pretrained model).
+    DATA_DIR holds songs in the stems layout, e.g. a `kgan corpus` folder, whose test split
+    is used. Writes report.json, report.md (mean ± 95 % CI per metric), metrics.png and a
+    triptych per song.
 
     \b
     Example:
+      kgan evaluate data/corpus -o report                    # the pretrained model
       kgan evaluate exports/kgan data/chorales -o report --compare l1-only=exports/l1
     """
+    if len(paths) > 2:
+        raise click.UsageError(f"expected [MODEL] DATA_DIR. Received: {len(paths)} paths")
+    model_path, data_dir = (_pretrained(), paths[0]) if len(paths) == 1 else paths
     from kgan import evaluation as ev
     from kgan.generation import LocalModel
     from kgan.inference import generate_song
@@ -492,6 +526,11 @@ def evaluate(model_path, data_dir, out_dir, split, baselines, train_data, compar
 
     try:  # every model first, so a bad --compare fails before any work
         model = LocalModel(model_path)
+        if style not in (None, "label"):
+            try:
+                model.set_style(style)
+            except ValueError as e:
+                raise click.BadParameter(str(e), param_hint="--style") from None
         systems = {"model": run(model)}
         for item in compare:
             name, sep, path = item.partition("=")
@@ -507,6 +546,12 @@ def evaluate(model_path, data_dir, out_dir, split, baselines, train_data, compar
         click.echo(f"error: {line}", err=True)
     if not songs:
         raise click.ClickException(f"{data_dir}: no readable songs in split {split!r}")
+    labels = ev.song_labels(data_dir, [n for n, _, _ in songs])
+    if (style == "label" or style_check) and not model.style_names:
+        raise click.UsageError(f"{model.path} is not style-conditioned: --style label and --style-check need "
+                               "a model trained with model.styles")
+    if style == "label":
+        systems["model"] = _labelled_style(model, labels)
     chosen = [b.strip() for b in baselines.split(",") if b.strip()]
     unknown = set(chosen) - set(ev.BASELINES)
     if unknown:
@@ -532,12 +577,51 @@ def evaluate(model_path, data_dir, out_dir, split, baselines, train_data, compar
     remove_stale_temporaries(out_dir)  # pictures of a killed run
     report = ev.evaluate(systems, songs, rate, progress=not no_progress)
     report["failed"] = failed
+    report["style"] = style or "any"
+    report["labels"] = {"style": labels}
     ev.write_report(report, songs, out_dir, model.config)
     click.echo(ev.markdown_table(report))
+    if style_check:
+        _style_check(model, songs, labels, out_dir, progress=not no_progress)
     click.echo(f"report in {out_dir}")
     if failed:
         _echo_failures(f"{len(failed)} song(s) could not be read and were not scored:", failed)
         sys.exit(1)
+
+
+def _labelled_style(model, labels):
+    """``model`` run in each song's own style (its label among the model's styles, else "any")."""
+    from kgan.inference import generate_song
+
+    def run(vocal, rate, song=None):
+        label = labels.get(song)
+        model.set_style(label if label in model.style_names else None)
+        return generate_song(model, vocal, rate)
+
+    run.per_song = True
+    return run
+
+
+def _style_check(model, songs, labels, out_dir, progress=True):
+    """``kgan evaluate --style-check``: every song in every style; styles.json and styles.md."""
+    import json
+
+    from kgan import evaluation as ev
+    from kgan.inference import generate_song
+    from kgan.io_utils import atomic_write_text
+
+    def generate(vocal, rate, style):
+        model.set_style(style)
+        return generate_song(model, vocal, rate)
+
+    try:
+        check = ev.style_check(generate, songs, labels, model.style_names[1:], model.sample_rate, progress)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    atomic_write_text(os.path.join(out_dir, "styles.json"), json.dumps(check, indent=2, sort_keys=True) + "\n")
+    table = ev.style_table(check)
+    atomic_write_text(os.path.join(out_dir, "styles.md"), "# Style control\n\n" + table + "\n")
+    click.echo(table)
 
 
 @main.group()

@@ -39,16 +39,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FLUID = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
-MUSDB = os.path.join(os.path.dirname(ROOT), "shared", "data", "real", "musdb18-sample")
+from _steps import ROOT, SEEN_FAMILIES, done, kgan, render_test_sets, test_sets
+
 METRICS = ("chroma_motion", "chroma_fit", "key_score", "beat_f_measure")
-SEEN_FAMILIES = "gm-voice,wind,brass,bowed"
 AUGMENTATIONS = ("level", "tilt", "formant", "vibrato", "breath", "reverb")
 NO_AUGMENTATION = [f"augment.p_{name}=0" for name in AUGMENTATIONS]
 SETTINGS = {  # system -> (corpus, --set overrides of the default preset)
@@ -58,21 +55,6 @@ SETTINGS = {  # system -> (corpus, --set overrides of the default preset)
     "no-augmentation": ("timbre-free", NO_AUGMENTATION),
     **{f"no-{name}": ("timbre-free", [f"augment.p_{name}=0"]) for name in AUGMENTATIONS},
 }
-
-
-def kgan(*args, env=None, log=None):
-    cmd = [sys.executable, "-m", "cli.main", *map(str, args)]
-    print("$ kgan " + " ".join(map(str, args)), flush=True)
-    out = open(log, "a") if log else None
-    try:
-        subprocess.run(cmd, check=True, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
-    finally:
-        if out:
-            out.close()
-
-
-def done(path):
-    return os.path.exists(path)
 
 
 def main(argv=None) -> None:
@@ -101,26 +83,13 @@ def main(argv=None) -> None:
         "timbre-free": ["build", "--chorales", args.chorales, "--folk", args.folk, "--voices", SEEN_FAMILIES,
                         "--splits", "train,val"],
     }
-    tests = {
-        "chorales-oohs": ["chorales", "--n", args.test_chorales, "--voices", "oohs", "--accompaniment-program", 19,
-                          "--bpm", 80],
-        "seen-voices": ["build", "--chorales", args.test_chorales, "--folk", args.test_folk,
-                        "--voices", SEEN_FAMILIES],
-        "festival-fluidr3": ["build", "--chorales", args.test_chorales, "--folk", args.test_folk,
-                             "--voices", "festival", "--soundfont", FLUID],
-        "instruments-fluidr3": ["build", "--chorales", args.test_chorales, "--folk", args.test_folk,
-                                "--voices", SEEN_FAMILIES, "--soundfont", FLUID],
-    }
+    tests = list(test_sets(args.test_chorales, args.test_folk))  # and the real MUSDB18 vocal
     for name in sorted({SETTINGS[system][0] for system in systems}):
         if not done(f"{out}/corpus-{name}/corpus.json"):
             kgan("corpus", corpora[name][0], f"{out}/corpus-{name}", *corpora[name][1:], *jobs)
         if not done(f"{out}/data-{name}/dataset.json"):
             kgan("preprocess", f"{out}/corpus-{name}", f"{out}/data-{name}", "--plot", 4)
-    for name, spec in tests.items():
-        if not done(f"{out}/test-{name}/corpus.json"):
-            kgan("corpus", spec[0], f"{out}/test-{name}", *spec[1:], "--splits", "test", "--seed", 1, *jobs)
-    if not done(f"{out}/test-musdb-real"):
-        shutil.copytree(MUSDB, f"{out}/test-musdb-real")
+    render_test_sets(out, tests + ["musdb-real"], args.test_chorales, args.test_folk, args.jobs)
 
     # 2. trainings, two at a time with one core each
     start = time.time()

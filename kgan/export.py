@@ -18,8 +18,10 @@ take ``style``, int32 ``[batch]`` (or ``[1]`` for every row), with a default of
 ``[0]`` ("any") stored in the SignatureDef, so requests may leave it out (TF
 Serving fills signature defaults in; so does ``kgan serve``).
 
-The generator runs in inference mode. ``assets/kgan_config.json`` carries the
-config (and the Griffin-Lim iterations); ``assets.extra/tf_serving_warmup_requests``
+The generator runs in inference mode. With ``weights="float16"`` its trainable
+weights are stored as float16 (half the size) and cast back to float32 in the
+graph, so the arithmetic stays float32 (``HalfWeights``). ``assets/kgan_config.json``
+carries the config (and the Griffin-Lim iterations and the weight precision); ``assets.extra/tf_serving_warmup_requests``
 holds warm-up requests for TF Serving. Keras' own export routes are not used:
 they store every variable twice.
 """
@@ -36,10 +38,38 @@ import tensorflow as tf
 from kgan.config import Config
 from kgan.inference import Generate
 
-__all__ = ["export", "load", "forbidden_ops", "EXPORT_CONFIG", "MODEL_NAME"]
+__all__ = ["export", "load", "forbidden_ops", "HalfWeights", "EXPORT_CONFIG", "MODEL_NAME", "WEIGHT_DTYPES"]
 
 EXPORT_CONFIG = "kgan_config.json"
 MODEL_NAME = "kgan"
+WEIGHT_DTYPES = ("float32", "float16")
+
+
+class HalfWeights(tf.Module):
+    """A Keras model whose trainable weights are kept (and saved) as float16, computed in float32.
+
+    Calling it casts the float16 copies back to float32 and runs the model
+    through ``stateless_call`` on those values, so the Keras model's own float32
+    variables are neither read nor saved: a SavedModel of this module stores
+    2 bytes per weight. The non-trainable ones (batch-norm statistics, a few
+    thousand numbers) stay float32. The Keras model is deliberately not tracked.
+    """
+
+    def __init__(self, model, name: str = "half_weights"):
+        super().__init__(name=name)
+        self.half = [tf.Variable(tf.cast(v.value, tf.float16), trainable=False, name=f"w{i}")
+                     for i, v in enumerate(model.trainable_variables)]
+        self.full = [tf.Variable(v.value, trainable=False, name=f"s{i}")
+                     for i, v in enumerate(model.non_trainable_variables)]
+        object.__setattr__(self, "_model", model)  # untracked: its float32 variables are not saved
+        self.styles = getattr(model, "styles", 0)
+
+    def __call__(self, inputs, training=False):
+        if training:
+            raise ValueError("HalfWeights is for inference only. Received: training=True")
+        weights = [tf.cast(v, tf.float32) for v in self.half]
+        outputs, _ = self._model.stateless_call(weights, [tf.identity(v) for v in self.full], inputs, training=False)
+        return outputs
 
 
 class ServingModule(tf.Module):
@@ -115,8 +145,13 @@ def next_version(export_base: str) -> int:
 
 
 def export(run_dir: str, export_base: str, version: int | None = None, griffin_lim_iters: int = 32,
-           checkpoint: str | None = None) -> str:
-    """Write the newest (or given) checkpoint of ``run_dir`` as ``export_base/version``; returns that path."""
+           checkpoint: str | None = None, weights: str = "float32") -> str:
+    """Write the newest (or given) checkpoint of ``run_dir`` as ``export_base/version``; returns that path.
+
+    ``weights``: ``float32``, or ``float16`` to store the generator's weights at half the size.
+    """
+    if weights not in WEIGHT_DTYPES:
+        raise ValueError(f"weights must be one of {list(WEIGHT_DTYPES)}. Received: {weights!r}")
     from kgan.models import UNetGenerator
     from kgan.training import read_run_config, unreadable_checkpoint
 
@@ -140,9 +175,10 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
         config_path = os.path.join(staging, EXPORT_CONFIG)
         with open(config_path, "w", encoding="utf-8") as f:
             json.dump({"config": config.to_dict(), "griffin_lim_iters": griffin_lim_iters,
-                       "checkpoint": os.path.basename(ckpt), "styles": list(config.model.style_names)},
-                      f, indent=2, sort_keys=True)
-        module = ServingModule(generator, config, griffin_lim_iters, config_path)
+                       "checkpoint": os.path.basename(ckpt), "styles": list(config.model.style_names),
+                       "weights": weights}, f, indent=2, sort_keys=True)
+        served = HalfWeights(generator) if weights == "float16" else generator
+        module = ServingModule(served, config, griffin_lim_iters, config_path)
         model_dir = os.path.join(staging, "model")
         tf.saved_model.save(module, model_dir,
                             signatures={"serving_default": module.serve, "spectrogram": module.spectrogram,

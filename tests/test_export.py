@@ -127,3 +127,28 @@ def test_cli_generate_writes_wavs_and_png_and_survives_a_bad_file(exported, tmp_
     remix, _ = sf.read(tmp_path / "out" / f"{name}_remix.wav")
     assert rate == 8000 and len(acc) == len(remix) and abs(len(acc) / rate - 10.9) < 0.2
     assert (tmp_path / "out" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_float16_weights_halve_the_export_and_keep_its_output(run_dir, exported, tmp_path):
+    from kgan.export import export
+
+    half = export(run_dir[0], str(tmp_path / "half"), griffin_lim_iters=8, weights="float16")
+    assert forbidden_ops(half) == []
+
+    def size(path):
+        return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(os.path.join(path, "variables"))
+                   for f in files)
+
+    weights = sum(int(np.prod(v.shape)) for v in run_dir[1].generator.trainable_variables)
+    # float32: 4 bytes a weight; float16: 2 (plus the float32 batch-norm statistics and the index)
+    assert size(exported[0]) > 3.8 * weights and size(half) < 0.6 * size(exported[0])
+    full_model, _, _ = load(exported[0])
+    half_model, config, _ = load(half)
+    windows = np.random.default_rng(2).uniform(-1, 1, (3, 128, 32, 1)).astype(np.float32)
+    a = full_model.signatures["spectrogram"](vocal_spectrogram=windows)["accompaniment_spectrogram"].numpy()
+    b = half_model.signatures["spectrogram"](vocal_spectrogram=windows)["accompaniment_spectrogram"].numpy()
+    assert 0 < np.max(np.abs(a - b)) < 2e-3  # rounded weights, not the same ones, and nothing measurable lost
+    x = (0.1 * np.random.default_rng(3).standard_normal((1, 9000))).astype(np.float32)
+    wa = full_model.signatures["serving_default"](vocal=x)["accompaniment"].numpy()
+    wb = half_model.signatures["serving_default"](vocal=x)["accompaniment"].numpy()
+    assert np.sqrt(np.mean((wa - wb) ** 2)) < 1e-2 * np.sqrt(np.mean(wa ** 2))

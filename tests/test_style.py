@@ -155,3 +155,51 @@ def test_generate_style_option(styled_export, tmp_path, styled_config):
                           cwd=ROOT, timeout=300)
     assert good.returncode == 0, good.stderr
     assert (tmp_path / "y" / "me_accompaniment.wav").exists()
+
+
+def test_style_check_tells_a_model_that_plays_the_style_from_one_that_ignores_it():
+    from kgan.evaluation import style_check
+    from tests.conftest import tone
+
+    rate = 8000
+    sound = {"low": lambda n: tone(n / rate, rate, 110.0), "high": lambda n: tone(n / rate, rate, 1760.0)}
+    labels = {f"s{i}": ("low", "high")[i % 2] for i in range(6)}
+    songs = [(n, tone(2.0, rate, 440.0), sound[labels[n]](2 * rate)) for n in sorted(labels)]
+    follows = style_check(lambda v, r, style: sound[style](len(v)), songs, labels, ["low", "high"], rate, False)
+    assert follows["accuracy"] == {"low": 1.0, "high": 1.0}
+    truth = {n: a for n, _, a in songs}
+    ignores = style_check(lambda v, r, style: truth[next(n for n, vv, _ in songs if vv is v)], songs, labels,
+                          ["low", "high"], rate, False)
+    assert ignores["accuracy"] == {"low": 0.5, "high": 0.5}  # right only for the songs already in that style
+    with pytest.raises(ValueError, match="two styles at least"):
+        style_check(lambda v, r, style: v, songs, {n: "low" for n in labels}, ["low", "high"], rate, False)
+
+
+def test_evaluate_in_each_song_s_style_with_the_style_check_and_float16_weights(styled_export, tmp_path):
+    from kgan.export import export, load
+
+    path, _ = styled_export
+    run = os.path.join(os.path.dirname(os.path.dirname(path)), "run")
+    half = export(run, str(tmp_path / "half"), griffin_lim_iters=4, weights="float16")
+    windows = np.random.default_rng(0).uniform(-1, 1, (2, 128, 32, 1)).astype(np.float32)
+    outs = [load(p)[0].signatures["spectrogram"](vocal_spectrogram=windows, style=np.array([2], np.int32))
+            ["accompaniment_spectrogram"].numpy() for p in (path, half)]
+    assert np.max(np.abs(outs[0] - outs[1])) < 2e-3
+
+    songs = tmp_path / "songs"
+    for i, label in enumerate(["piano", "band", "piano", "band", None]):
+        make_song(str(songs / f"song{i}"), 8000, seconds=2.0)
+        if label:
+            (songs / f"song{i}" / "song.json").write_text(json.dumps({"style": label}))
+    cmd = [sys.executable, "-m", "cli.main", "evaluate", half, str(songs), "-o", str(tmp_path / "report"),
+           "--split", "", "--baselines", "silence", "--style", "label", "--style-check", "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["style"] == "label" and report["labels"]["style"]["song4"] is None
+    check = json.loads((tmp_path / "report" / "styles.json").read_text())
+    assert check["styles"] == ["piano", "band"] and len(check["songs"]) == 5
+    assert all(0.0 <= check["accuracy"][s] <= 1.0 for s in check["styles"])
+    assert "asked-for style" in (tmp_path / "report" / "styles.md").read_text()
+    bad = subprocess.run(cmd[:-4] + ["--style", "jazz"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert bad.returncode == 2 and "unknown style 'jazz'" in bad.stderr and "Traceback" not in bad.stderr
