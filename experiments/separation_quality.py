@@ -1,12 +1,13 @@
-"""SDR / SIR / SAR of each separation method on songs with known stems.
+"""SI-SDR and SDR / SIR / SAR of each separation method on songs with known stems.
 
     python experiments/separation_quality.py SONG_DIR [SONG_DIR ...] [--out results.json]
 
 Each SONG_DIR holds ``vocals.*`` and ``accompaniment.*`` (or the stems
 drums/bass/other) and optionally ``mixture.*``; without a mixture the stems are
-summed. Scores are mir_eval's BSS Eval v3 (``bss_eval_sources``) over the whole
-song on the channel average, in dB. Prints a Markdown table per method and the
-mean over songs; ``--out`` keeps every number.
+summed. Scores are the scale-invariant SDR and mir_eval's BSS Eval v3
+(``bss_eval_sources``) over the whole song on the channel average, in dB. Prints
+a Markdown table with the mean (± 95 % CI) over songs per method; ``--out``
+keeps every number.
 """
 
 from __future__ import annotations
@@ -51,16 +52,25 @@ def main(argv=None) -> None:
             rows.append({"song": name, "method": method, "seconds": mix.shape[-1] / rate,
                          "x_real_time": mix.shape[-1] / rate / seconds, **scores})
             print(json.dumps(rows[-1]), file=sys.stderr)
-    keys = ["vocal_sdr", "vocal_sir", "vocal_sar", "accompaniment_sdr", "accompaniment_sir", "accompaniment_sar"]
+    keys = ["vocal_si_sdr", "vocal_sdr", "vocal_sir", "vocal_sar", "accompaniment_si_sdr", "accompaniment_sdr",
+            "accompaniment_sir", "accompaniment_sar"]
     print("| method | songs | " + " | ".join(k.replace("_", " ").replace("accompaniment", "acc.") for k in keys)
           + " |\n|---|---|" + "---|" * len(keys))
     for method in args.methods.split(","):
         mine = [r for r in rows if r["method"] == method]
-        cells = [f"{np.mean([r[k] for r in mine]):.2f}" for k in keys]
+        cells = [_mean_ci([r[k] for r in mine]) for k in keys]
         print(f"| {method} | {len(mine)} | " + " | ".join(cells) + " |")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(rows, f, indent=1)
+
+
+def _mean_ci(values) -> str:
+    """Mean, with the half-width of its 95 % confidence interval over songs when there are several."""
+    from kgan.evaluation import mean_ci
+
+    mean, ci = mean_ci(values)
+    return f"{mean:.2f}" + (f" ± {ci:.2f}" if ci == ci else "")
 
 
 if __name__ == "__main__":
