@@ -14,7 +14,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[corpus,serving,evaluation,dev]'
+	$(BIN)/pip install --quiet -e '.[corpus,serving,evaluation,beam,dev]'
 	# tinysoundfont renders the corpus offline; --no-deps skips pyaudio (live playback only, needs PortAudio)
 	$(BIN)/pip install --quiet --no-deps 'tinysoundfont==0.3.7'
 	@command -v text2wave >/dev/null || echo "note: Festival is not installed, so corpora have no sung voice" \

@@ -6,6 +6,22 @@ import os
 import tempfile
 
 
+def machine_line() -> str:
+    """The CPU model, core count and 1-minute load average, printed before a benchmark's table.
+
+    A load average near or above the core count means other work shared the CPU
+    and the run's numbers are low.
+    """
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{model}, {os.cpu_count()} core(s), 1-minute load average {load:.2f} before the run"
+
+
 def fresh_export(preset: str = "default", griffin_lim_iters: int = 32) -> tuple[str, str]:
     """Export a freshly initialised generator of ``preset`` (speed does not depend on the weights).
 

@@ -160,9 +160,14 @@ def main(debug):
 @click.option("--separated-dir", type=click.Path(file_okay=False),
               help="Where --mixes writes the separated songs (default: OUT_DIR/separated). Reused on re-runs.")
 @_separation_options
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --mixes: songs separated and preprocessed in parallel by an Apache Beam pipeline "
+                   "(DirectRunner, one process a worker; needs kgan[beam]). 1: the plain path.")
+@click.option("--beam-arg", "beam_args", multiple=True, metavar="ARG",
+              help="With --workers: passed to Beam's PipelineOptions, e.g. --beam-arg=--runner=FlinkRunner.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def preprocess(input_dir, out_dir, preset, config_path, overrides, n_plots, mixes, separated_dir, method, f0_range,
-               no_progress):
+               workers, beam_args, no_progress):
     """Turn song folders (MUSDB18 layout) into TFRecord shards of voiced spectrogram segments.
 
     INPUT_DIR holds one folder per song with vocals.* and either accompaniment.* or
@@ -177,11 +182,14 @@ def preprocess(input_dir, out_dir, preset, config_path, overrides, n_plots, mixe
       kgan corpus chorales data/chorales --n 20
       kgan preprocess data/chorales data/chorales-tfr --plot 4
       kgan preprocess --mixes my_songs/ data/my-songs-tfr
+      kgan preprocess --mixes my_library/ data/library-tfr --workers 2     # Apache Beam
     """
     from kgan.preprocess import SongError, plot_windows
     from kgan.preprocess import preprocess as run
 
     cfg = _resolve_config(preset, config_path, overrides)
+    if (workers > 1 or beam_args) and not mixes:
+        raise click.UsageError("--workers and --beam-arg go with --mixes")
     separation_failed = []
     if mixes:
         from kgan.io_utils import atomic_write_text
@@ -190,12 +198,34 @@ def preprocess(input_dir, out_dir, preset, config_path, overrides, n_plots, mixe
         params = _separation_params(f0_range)
         separated_dir = separated_dir or os.path.join(out_dir, "separated")
         songs, _ = _find_mixes([input_dir], where=f"{input_dir}: ")
-        _, separation_failed = separate_files(songs, separated_dir, method, params, progress=not no_progress,
-                                              skip_existing=True)
         splits = os.path.join(input_dir, "splits.json")
         if os.path.exists(splits):  # keep a corpus' split by piece
+            os.makedirs(separated_dir, exist_ok=True)
             with open(splits, encoding="utf-8") as f:
                 atomic_write_text(os.path.join(separated_dir, "splits.json"), f.read())
+        if workers > 1 or beam_args:
+            from kgan import pipeline
+
+            if not pipeline.available():
+                raise click.ClickException("--workers needs Apache Beam: pip install 'kgan[beam]'")
+            try:
+                summary, failed = pipeline.preprocess_mixes(
+                    songs, separated_dir, out_dir, cfg, method, params, workers, beam_args, not no_progress)
+            except (SongError, ValueError) as e:
+                raise click.ClickException(str(e)) from None
+            counts = summary["counts"]
+            click.echo(f"preprocessed {len(summary['songs'])} song(s) with {workers} Beam worker(s): "
+                       f"train {counts['train']['songs']} / val {counts['val']['songs']} songs, "
+                       f"kept {counts['train']['seconds_kept'] + counts['val']['seconds_kept']:.1f} s", err=True)
+            for path in plot_windows(out_dir, n_plots, seed=cfg.train.seed):
+                click.echo(f"wrote {path}")
+            if failed:  # separation and preprocessing failures, each listed once
+                _echo_failures(f"{len(failed)} song(s) failed:", failed)
+                sys.exit(1)
+            return
+        else:
+            _, separation_failed = separate_files(songs, separated_dir, method, params, progress=not no_progress,
+                                                  skip_existing=True)
         input_dir = separated_dir
     try:
         summary = run(input_dir, out_dir, cfg, progress=not no_progress)

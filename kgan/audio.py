@@ -146,7 +146,8 @@ def _load_mono_in_blocks(path: str, sample_rate: int | None,
 def info_seconds(path: str | os.PathLike) -> float:
     """Duration in seconds from the header (0.0 when it cannot be read)."""
     try:
-        return float(sf.info(os.fspath(path)).duration)
+        with _decoder_quiet():
+            return float(sf.info(os.fspath(path)).duration)
     except Exception:
         return 0.0
 

@@ -274,6 +274,68 @@ def _read_splits(input_dir: str) -> dict[str, str]:
     return {name: split for split, names in data.items() for name in names}
 
 
+class LazyProcessor:
+    """A ``SongProcessor`` built on first use (a run that reuses every song never starts TensorFlow)."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self._processor = None
+
+    def __call__(self, sources: SongSources, split: str, shard: str) -> dict:
+        self._processor = self._processor or SongProcessor(self.config)
+        return self._processor(sources, split, shard)
+
+
+@dataclasses.dataclass
+class FolderOutcome:
+    """What ``process_folder`` did with one song folder."""
+
+    result: dict | None  # the song's entry in dataset.json (None: held out as test)
+    seconds: float  # of audio, for progress
+    held_out: bool = False
+    reused: bool = False  # an earlier run's shard and state were still valid
+    busy: float = 0.0  # seconds spent processing
+
+
+def process_folder(folder: str, out_dir: str, config: Config, split: str | None, processor) -> FolderOutcome:
+    """One song folder -> its shard and ``.state`` entry under ``out_dir`` (reused when still valid).
+
+    ``split``: the song's split from ``splits.json``, or None for the name's hash.
+    ``processor``: a ``SongProcessor`` (or ``LazyProcessor``). Raises ``SongError``
+    or ``AudioError`` (or anything else) for a bad song; ``song_error`` makes the line.
+    The plain loop of ``preprocess`` and the Beam pipeline (``kgan.pipeline``) share it,
+    so both write the same shards.
+    """
+    name = os.path.basename(folder)
+    sources = find_sources(folder)
+    split = split or hash_split(name, config.train.val_fraction)
+    if split == "test":
+        return FolderOutcome(None, audio_io.info_seconds(sources.vocals), held_out=True)
+    slug = _slug(name)
+    shard = os.path.join(out_dir, split, slug + ".tfrecord")
+    state_path = os.path.join(out_dir, ".state", slug + ".json")
+    fingerprint = _fingerprint(sources, config)
+    if os.path.exists(state_path) and os.path.exists(shard):
+        with open(state_path, encoding="utf-8") as f:
+            state = json.load(f)
+        if state.get("fingerprint") == fingerprint and state.get("version") == STATE_VERSION:
+            return FolderOutcome(state["result"], state["result"]["seconds"], reused=True)
+    tick = time.perf_counter()
+    result = processor(sources, split, shard)
+    busy = time.perf_counter() - tick
+    state = {"version": STATE_VERSION, "fingerprint": fingerprint, "result": result}
+    atomic_write_text(state_path, json.dumps(state, indent=2, sort_keys=True) + "\n")
+    return FolderOutcome(result, result["seconds"], busy=busy)
+
+
+def song_error(folder: str, error: Exception) -> str:
+    """One line for a song that failed: the error's own line, or its type and first line."""
+    if isinstance(error, (SongError, audio_io.AudioError)):
+        return str(error)
+    line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"{folder}: {type(error).__name__}: {line}"
+
+
 def preprocess(input_dir: str, out_dir: str, config: Config, progress: bool = True,
                log: Callable[[str], None] | None = None) -> dict:
     """Turn every song folder in ``input_dir`` into shards in ``out_dir``; returns ``dataset.json``'s dict.
@@ -295,7 +357,7 @@ def preprocess(input_dir: str, out_dir: str, config: Config, progress: bool = Tr
     for folder in (out_dir, state_dir, os.path.join(out_dir, "train"), os.path.join(out_dir, "val")):
         remove_stale_temporaries(folder)  # files of a killed run
 
-    processor = None
+    processor = LazyProcessor(config)
     songs, failed, held_out = [], [], []
     processed_seconds, busy, reused = 0.0, 0.0, 0
     total = sum(audio_io.info_seconds(p) for f in folders if (p := _find(f, "vocals")))
@@ -304,41 +366,20 @@ def preprocess(input_dir: str, out_dir: str, config: Config, progress: bool = Tr
     for folder in folders:
         name = os.path.basename(folder)
         try:
-            sources = find_sources(folder)
-            split = fixed.get(name) or hash_split(name, config.train.val_fraction)
-            if split == "test":
+            outcome = process_folder(folder, out_dir, config, fixed.get(name), processor)
+            if outcome.held_out:
                 held_out.append(name)
-                bar.update(round(audio_io.info_seconds(sources.vocals), 1))
-                continue
-            slug = _slug(name)
-            shard = os.path.join(out_dir, split, slug + ".tfrecord")
-            state_path = os.path.join(state_dir, slug + ".json")
-            fingerprint = _fingerprint(sources, config)
-            state = None
-            if os.path.exists(state_path) and os.path.exists(shard):
-                with open(state_path, encoding="utf-8") as f:
-                    state = json.load(f)
-                if state.get("fingerprint") != fingerprint or state.get("version") != STATE_VERSION:
-                    state = None
-            if state is None:
-                processor = processor or SongProcessor(config)
-                tick = time.perf_counter()
-                result = processor(sources, split, shard)
-                busy += time.perf_counter() - tick
-                state = {"version": STATE_VERSION, "fingerprint": fingerprint, "result": result}
-                atomic_write_text(state_path, json.dumps(state, indent=2, sort_keys=True) + "\n")
-                processed_seconds += result["seconds"]
-            else:
+            elif outcome.reused:
                 reused += 1
-            songs.append(state["result"])
-            bar.update(round(state["result"]["seconds"], 1))
-        except (SongError, audio_io.AudioError) as e:
-            failed.append(str(e))
-            bar.write(f"error: {e}", file=sys.stderr)
-        except Exception as e:  # anything else is still one song's problem, reported in one line
-            line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            failed.append(f"{folder}: {type(e).__name__}: {line}")
-            bar.write(f"error: {folder}: {type(e).__name__}: {line}", file=sys.stderr)
+            else:
+                busy += outcome.busy
+                processed_seconds += outcome.result["seconds"]
+            if outcome.result:
+                songs.append(outcome.result)
+            bar.update(round(outcome.seconds, 1))
+        except Exception as e:
+            failed.append(song_error(folder, e))
+            bar.write(f"error: {failed[-1]}", file=sys.stderr)
     bar.close()
     elapsed = time.perf_counter() - started
 
