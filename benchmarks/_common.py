@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 import tempfile
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the real MUSDB18 sample mixture (44.1 kHz stereo) in ../shared/data/real
+MUSDB_MIXTURE = os.path.join(os.path.dirname(ROOT), "shared", "data", "real", "musdb18-sample",
+                             "Music Delta - 80s Rock", "mixture.flac")
+
 
 def machine_line() -> str:
     """The CPU model, core count and 1-minute load average, printed before a benchmark's table.

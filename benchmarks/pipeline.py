@@ -22,9 +22,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MIXTURE = os.path.join(os.path.dirname(ROOT), "shared", "data", "real", "musdb18-sample", "Music Delta - 80s Rock",
-                       "mixture.flac")
+from _common import MUSDB_MIXTURE as MIXTURE, ROOT, machine_line, percentile_table  # noqa: E402
 
 
 def main():
@@ -36,8 +34,6 @@ def main():
 
     import numpy as np
     import soundfile as sf
-
-    from _common import machine_line, percentile_table
 
     print(machine_line())
     clip, rate = sf.read(MIXTURE, dtype="float32", always_2d=True)

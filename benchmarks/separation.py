@@ -18,9 +18,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MIXTURE = os.path.join(os.path.dirname(ROOT), "shared", "data", "real", "musdb18-sample", "Music Delta - 80s Rock",
-                       "mixture.flac")
+from _common import MUSDB_MIXTURE as MIXTURE, machine_line, percentile_table  # noqa: E402
 
 
 def main():
@@ -28,10 +26,10 @@ def main():
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--mixture", default=MIXTURE)
     args = parser.parse_args()
+    print(machine_line())
 
     import numpy as np
 
-    from _common import percentile_table
     from kgan.audio import load
     from kgan.separation import METHODS, separate
 
