@@ -21,17 +21,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
-def machine_line() -> str:
-    """CPU model, cores and the 1-minute load average before the run (a loaded machine runs slower)."""
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} before the run"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folk", type=int, default=120)
@@ -39,8 +28,7 @@ def main():
     parser.add_argument("--festival", type=int, default=10, help="folk songs sung by Festival (0: skip)")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
-
-    from _common import percentile_table
+    from _common import machine_line, percentile_table
 
     from kgan.config import get_preset
     from kgan.corpus import build_corpus, festival_available

@@ -36,6 +36,9 @@ def main():
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--griffin-lim-iters", type=int, default=32)
     args = parser.parse_args()
+    from _common import machine_line
+
+    print(machine_line())
 
     import numpy as np
     import tensorflow as tf

@@ -126,8 +126,7 @@ def serve_rows(base: str):
 
 
 def main():
-    from _common import fresh_export, percentile_table
-    from corpus import machine_line
+    from _common import fresh_export, machine_line, percentile_table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", default="5,20,60", help="vocal lengths for generate ('' skips it)")

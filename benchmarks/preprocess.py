@@ -30,6 +30,9 @@ def main():
     parser.add_argument("--preset", default="default")
     parser.add_argument("--corpus", default=os.path.join(tempfile.gettempdir(), "kgan-bench-chorales"))
     args = parser.parse_args()
+    from _common import machine_line
+
+    print(machine_line())
 
     import tensorflow as tf
 

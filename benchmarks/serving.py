@@ -26,6 +26,9 @@ def main():
     parser.add_argument("--requests", type=int, default=12)
     parser.add_argument("--port", type=int, default=8599)
     args = parser.parse_args()
+    from _common import machine_line
+
+    print(machine_line())
 
     import numpy as np
 

@@ -61,6 +61,9 @@ def main():
     parser.add_argument("--preset", default="default")
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
+    from _common import machine_line
+
+    print(machine_line())
 
     import tempfile
 
