@@ -33,9 +33,11 @@ import shutil
 import sys
 import time
 
-from _steps import ROOT, SEEN_FAMILIES, done, kgan, render_test_sets
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from kgan.pretrained import tree_sha256
+from _steps import ROOT, SEEN_FAMILIES, done, kgan, render_test_sets  # noqa: E402
+
+from kgan.pretrained import tree_sha256  # noqa: E402
 
 STYLES = "chorale,piano,organ,strings,guitar,band"
 TESTS = ("seen-voices", "festival-fluidr3", "instruments-fluidr3", "musdb-real")
@@ -45,6 +47,33 @@ METRICS = ("chroma_motion", "chroma_fit", "key_score", "beat_f_measure", "onset_
 PER_STYLE = ("chroma_motion", "chroma_fit", "key_score", "beat_f_measure")
 BASELINES = "silence,echo,drone,running-chroma"
 PACKAGE = os.path.join(ROOT, "kgan", "pretrained")
+
+
+def _run_styles(run: str) -> list[str]:
+    """The style names (``any`` first) of a training run's config, or [] for an unconditioned run."""
+    from kgan.training import read_run_config
+
+    return list(read_run_config(run).model.style_names)
+
+
+def _run_steps(run: str) -> int:
+    """The step of a run's newest checkpoint."""
+    import tensorflow as tf
+
+    path = tf.train.latest_checkpoint(os.path.join(run, "checkpoints"))
+    return int(path.rsplit("-", 1)[1]) if path else 0
+
+
+def _run_data(run_config: dict) -> str:
+    """The data set a run trained on, from the command line saved in its config.json."""
+    argv = run_config.get("argv") or run_config.get("command") or []
+    if isinstance(argv, str):
+        argv = argv.split()
+    words = [a for a in argv if not a.startswith("-")]
+    i = words.index("train") if "train" in words else -1
+    if i < 0 or i + 1 >= len(words):
+        raise SystemExit("cannot tell the run's data set from its config.json; give a run made by kgan train")
+    return words[i + 1]
 
 
 def tree_bytes(folder: str) -> int:
@@ -91,23 +120,29 @@ def model_card(out: str, metrics: dict, info: dict) -> str:
         f"sha256 `{info['sha256']}` (over every file of the export: `kgan.pretrained.tree_sha256`).", "",
         "## What it does", "",
         "A pix2pix U-Net that turns a mono vocal (22.05 kHz; any file `kgan generate` reads) into an "
-        "accompaniment, in one of six styles: " + ", ".join(f"`{s}`" for s in STYLES.split(",")) +
-        " (or `any`, the default). The generator hears the vocal's pitch salience, level and voicing, "
-        "not its timbre; phase comes from fast Griffin-Lim.", "",
+        "accompaniment"
+        + (", in one of its styles: " + ", ".join(f"`{s}`" for s in info["styles"][1:]) + " (or `any`, the "
+           "default)." if info["styles"] else ". It has no style control: it plays whatever style the vocal "
+           "suggests to it.")
+        + " The generator hears the vocal's pitch salience, level and voicing, not its timbre; phase comes "
+        "from fast Griffin-Lim.", "",
         "## Data", "",
         f"{info['songs']} songs, {info['hours']:.1f} h, rendered by `kgan corpus build` from public-domain "
         "scores in the `music21` wheel: the Bach chorales and Essen folk songs (harmonised by `kgan.harmony`), "
-        "train and val tunes only (the split is by tune). Melody voices: GM voice patches, wind, brass and "
-        "bowed instruments; SoundFont TimGM6mb. Festival's singing voice, the FluidR3 SoundFont, the test tunes "
-        "and every real recording were held out.", "",
+        "train and val tunes only (the split is by tune). Accompaniment styles: "
+        + ", ".join(info["train_styles"]) + ". Melody voices: " + ", ".join(info["train_voices"])
+        + "; SoundFont TimGM6mb. Festival's singing voice, the FluidR3 SoundFont, the test tunes and every "
+        "real recording were held out.", "",
         "## Recipe", "",
-        f"`python experiments/pretrained.py build/pretrained --steps {info['steps']} --install` "
-        "(`make pretrained`): 2 CPU cores, seed 0, default preset plus "
-        f"`model.styles={STYLES}`. Stage times (min): "
+        f"`{info['recipe']}`: 2 CPU cores, seed 0, the default preset"
+        + (f" plus `model.styles={','.join(info['styles'][1:])}`" if info["styles"] else "")
+        + f", {info['steps']} steps, exported with `--weights float16`. Stage times (min): "
         + ", ".join(f"{k} {v / 60:.0f}" for k, v in info["timings"].items()) + ".", "",
         "## Quality", "",
-        "`kgan evaluate` on test-split tunes, each song in its own style (`--style label`). Mean over songs; "
-        "↑ higher is better, ↓ lower.", "",
+        "`kgan evaluate` on test-split tunes"
+        + (", each song in its own style (`--style label`)" if info["styles"] else "")
+        + "; `float32` is the same weights exported at full precision. Mean over songs; higher is better "
+        "but for the log-spectral and Fréchet distances.", "",
         "| test set (songs) | system | " + " | ".join(METRICS) + " |",
         "|---|---|" + "---|" * len(METRICS),
     ]
@@ -115,14 +150,15 @@ def model_card(out: str, metrics: dict, info: dict) -> str:
         for system, values in data["systems"].items():
             lines.append(f"| {test} ({data['songs']}) | {system} | " + " | ".join(fmt(values[m]) for m in METRICS)
                          + " |")
-    lines += ["", "Per style (the model, seen-voice and Festival test sets):", "",
+    lines += ["", "Per style of the song (the model, seen-voice and Festival test sets):", "",
               "| test set | style | songs | " + " | ".join(PER_STYLE) + " |", "|---|---|---|" + "---|" * len(PER_STYLE)]
     for test in STYLE_CHECK:
         for style, row in metrics["per_style"].get(test, {}).items():
             lines.append(f"| {test} | {style} | {row['songs']} | " + " | ".join(fmt(row[m]) for m in PER_STYLE) + " |")
-    lines += ["", "Style control (`kgan evaluate --style-check`): every song generated in every style; the share of "
-              "songs whose output is nearer (mean MFCC) to that style's true accompaniments than to any other "
-              "style's, and the chord motion in each style:", ""]
+    if metrics["style_check"]:
+        lines += ["", "Style control (`kgan evaluate --style-check`): every song generated in every style; the "
+                  "share of songs whose output is nearer (mean MFCC) to that style's true accompaniments than to "
+                  "any other style's, and the chord motion in each style:", ""]
     for test, check in metrics["style_check"].items():
         lines.append(f"- {test}: " + ", ".join(f"{s} {a:.0%} (motion {check['chroma_motion'][s][0]:.3f})"
                                              for s, a in check["accuracy"].items())
@@ -146,9 +182,18 @@ def main(argv=None) -> None:
     parser.add_argument("--test-folk", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--install", action="store_true", help="Copy the export and its card into kgan/pretrained.")
+    parser.add_argument("--run", help="Package this finished training run instead of building the corpus and "
+                                      "training (e.g. the timbre experiment's run-timbre-free).")
+    parser.add_argument("--recipe", help="With --run: the command that trained it, for the card.")
+    parser.add_argument("--tests-from", help="Reuse the test renderings (test-*) of this folder.")
     args = parser.parse_args(argv)
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
+    for name in TESTS if args.tests_from else ():
+        if not os.path.exists(f"{out}/test-{name}"):
+            os.symlink(os.path.abspath(f"{args.tests_from}/test-{name}"), f"{out}/test-{name}")
+    run = os.path.abspath(args.run) if args.run else f"{out}/run"
+    with_styles = args.run is None or bool(_run_styles(run))
     timings_path = f"{out}/timings.json"
     timings = json.load(open(timings_path)) if os.path.exists(timings_path) else {}
 
@@ -168,39 +213,49 @@ def main(argv=None) -> None:
             kgan("preprocess", f"{out}/corpus", f"{out}/data", "--plot", 4)
 
     def train():
-        kgan("train", f"{out}/data", f"{out}/run", "--steps", args.steps, "--no-progress",
+        kgan("train", f"{out}/data", run, "--steps", args.steps, "--no-progress",
              "--set", f"model.styles={STYLES}", log=f"{out}/train.log")
 
     def export():
         for weights in ("float16", "float32"):
             if not done(f"{out}/export-{weights}/1"):
-                kgan("export", f"{out}/run", f"{out}/export-{weights}", "--weights", weights)
+                kgan("export", run, f"{out}/export-{weights}", "--weights", weights)
 
     def evaluate():
         render_test_sets(out, TESTS, args.test_chorales, args.test_folk, args.jobs)
         for test in TESTS:
             report = f"{out}/report-{test}"
             if not done(f"{report}/report.json"):
-                check = ["--style-check"] if test in STYLE_CHECK else []
+                style = (["--style", "label"] + (["--style-check"] if test in STYLE_CHECK else [])
+                         if with_styles else [])
                 kgan("evaluate", f"{out}/export-float16", f"{out}/test-{test}", "-o", report,
                      "--split", "" if test == "musdb-real" else "test", "--baselines", BASELINES,
-                     "--compare", f"float32={out}/export-float32", "--style", "label", *check, "--no-progress",
+                     "--compare", f"float32={out}/export-float32", *style, "--no-progress",
                      log=f"{out}/evaluate.log")
 
-    stage("corpus", corpus)
-    stage("train", train)
+    if args.run is None:
+        stage("corpus", corpus)
+        stage("train", train)
     stage("export", export)
     stage("evaluate", evaluate)
 
     metrics = collect(out)
-    with open(f"{out}/corpus/corpus.json", encoding="utf-8") as f:
-        summary = json.load(f)
+    with open(os.path.join(run, "config.json"), encoding="utf-8") as f:
+        run_config = json.load(f)
+    data_dir = _run_data(run_config) if args.run else f"{out}/data"
+    with open(os.path.join(data_dir, "dataset.json"), encoding="utf-8") as f:
+        dataset = json.load(f)
     from importlib.metadata import version
 
     export_dir = f"{out}/export-float16/1"
+    train_songs = [s for s in dataset["songs"] if s["split"] == "train"]
     info = {"version": version("kgan"), "export": "export/1", "bytes": tree_bytes(export_dir),
-            "sha256": tree_sha256(export_dir), "songs": len(summary["songs"]), "hours": summary["hours"],
-            "steps": args.steps, "timings": timings}
+            "sha256": tree_sha256(export_dir), "songs": len(dataset["songs"]),
+            "hours": sum(s["seconds"] for s in dataset["songs"]) / 3600,
+            "train_styles": sorted({s.get("style", "unknown") for s in train_songs}),
+            "train_voices": sorted({s.get("voice", "unknown") for s in train_songs}),
+            "steps": _run_steps(run), "timings": timings, "styles": _run_styles(run),
+            "recipe": args.recipe or f"python experiments/pretrained.py build/pretrained --steps {args.steps} --install"}
     metrics["model"] = info
     with open(f"{out}/metrics.json", "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=2, sort_keys=True)
