@@ -82,6 +82,7 @@ class SIMMParams:
     jump_semitones: float = 2.0  # Viterbi: standard deviation of pitch moves between frames
     voicing_db: float = -20.0  # unvoiced when the melody's harmonic part is below this share of the frame
     unvoiced_atom: bool = True  # a flat noise "F0" for breath and consonants, active only in voiced frames
+    rest_db: float = 6.0  # also unvoiced: frames this far below their 2-second running median level (0: off)
     mask_power: float = 0.5  # vocal mask S_V^p / (S_V^p + S_M^p): 1 is the power Wiener mask, 0.5 magnitudes
     pan_width: float = 0.15  # stereo input: keep the vocal's stereo position +- about this much (0: off)
     seed: int = 0
@@ -258,7 +259,15 @@ class _SIMM:
         # voicing: share of the frame that a harmonic source on the melody explains
         s_band = (self.w_f0[:, :voiced_f0s] @ (h[:voiced_f0s] * keep)) * s_phi
         share_db = 10 * np.log10((s_band.sum(axis=0) + _EPS) / (x.numpy().sum(axis=0) + _EPS))
-        voiced = _median_smooth(share_db > p.voicing_db, 5)
+        voiced = share_db > p.voicing_db
+        if p.rest_db > 0:  # a rest under a sustained accompaniment is a dip in the mixture's level
+            import scipy.ndimage
+
+            level = 10 * np.log10(x.numpy().sum(axis=0) + _EPS)
+            around = scipy.ndimage.median_filter(level, size=max(3, int(2.0 * self.rate / self.hop) | 1),
+                                                 mode="nearest")
+            voiced &= level > around - p.rest_db
+        voiced = _median_smooth(voiced, 5)
         keep = keep * voiced[None, :]
         if p.unvoiced_atom:
             keep = np.concatenate([keep, voiced[None, :].astype(np.float32)], axis=0)
