@@ -46,7 +46,8 @@ def main():
         sf.write(os.path.join(songs, f"song{i:02d}.flac"), np.roll(tiled, i * rate // 3, axis=0), rate)
     audio = args.songs * args.seconds
     rows, rates = [], {}
-    for name, extra in (("plain (one process)", []), (f"Beam, {args.workers} workers", ["--workers", str(args.workers)])):
+    paths = (("plain (one process)", []), (f"Beam, {args.workers} workers", ["--workers", str(args.workers)]))
+    for name, extra in paths:
         out = os.path.join(root, "out")
         shutil.rmtree(out, ignore_errors=True)
         cmd = [sys.executable, "-m", "cli.main", "preprocess", "--mixes", songs, out, "--no-progress", *extra]

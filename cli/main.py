@@ -223,9 +223,8 @@ def preprocess(input_dir, out_dir, preset, config_path, overrides, n_plots, mixe
                 _echo_failures(f"{len(failed)} song(s) failed:", failed)
                 sys.exit(1)
             return
-        else:
-            _, separation_failed = separate_files(songs, separated_dir, method, params, progress=not no_progress,
-                                                  skip_existing=True)
+        _, separation_failed = separate_files(songs, separated_dir, method, params, progress=not no_progress,
+                                              skip_existing=True)
         input_dir = separated_dir
     try:
         summary = run(input_dir, out_dir, cfg, progress=not no_progress)
@@ -556,6 +555,9 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
 
     try:  # every model first, so a bad --compare fails before any work
         model = LocalModel(model_path)
+        if (style == "label" or style_check) and not model.style_names:
+            raise click.UsageError(f"{model.path} is not style-conditioned: --style label and --style-check need "
+                                   "a model trained with model.styles")
         if style not in (None, "label"):
             try:
                 model.set_style(style)
@@ -577,9 +579,6 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
     if not songs:
         raise click.ClickException(f"{data_dir}: no readable songs in split {split!r}")
     labels = ev.song_labels(data_dir, [n for n, _, _ in songs])
-    if (style == "label" or style_check) and not model.style_names:
-        raise click.UsageError(f"{model.path} is not style-conditioned: --style label and --style-check need "
-                               "a model trained with model.styles")
     if style == "label":
         systems["model"] = _labelled_style(model, labels)
     chosen = [b.strip() for b in baselines.split(",") if b.strip()]

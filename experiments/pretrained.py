@@ -255,7 +255,8 @@ def main(argv=None) -> None:
             "train_styles": sorted({s.get("style", "unknown") for s in train_songs}),
             "train_voices": sorted({s.get("voice", "unknown") for s in train_songs}),
             "steps": _run_steps(run), "timings": timings, "styles": _run_styles(run),
-            "recipe": args.recipe or f"python experiments/pretrained.py build/pretrained --steps {args.steps} --install"}
+            "recipe": args.recipe or f"python experiments/pretrained.py {os.path.relpath(out, ROOT)} "
+                                     f"--steps {args.steps} --install"}
     metrics["model"] = info
     with open(f"{out}/metrics.json", "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=2, sort_keys=True)

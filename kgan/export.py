@@ -20,8 +20,9 @@ Serving fills signature defaults in; so does ``kgan serve``).
 
 The generator runs in inference mode. With ``weights="float16"`` its trainable
 weights are stored as float16 (half the size) and cast back to float32 in the
-graph, so the arithmetic stays float32 (``HalfWeights``). ``assets/kgan_config.json``
-carries the config (and the Griffin-Lim iterations and the weight precision); ``assets.extra/tf_serving_warmup_requests``
+graph, so the arithmetic stays float32 (``HalfWeights``).
+``assets/kgan_config.json`` carries the config (and the Griffin-Lim iterations and
+the weight precision); ``assets.extra/tf_serving_warmup_requests``
 holds warm-up requests for TF Serving. Keras' own export routes are not used:
 they store every variable twice.
 """
