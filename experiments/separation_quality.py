@@ -23,7 +23,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def main(argv=None) -> None:
-
     from kgan.audio import load
     from kgan.preprocess import find_sources, load_sources
     from kgan.separation import METHODS, separate, separation_scores
