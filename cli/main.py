@@ -96,6 +96,18 @@ def _find_mixes(paths, where: str = "") -> tuple[list, list[str]]:
     return songs, errors
 
 
+def _plain_tf_kernels() -> None:
+    """Run exports on TensorFlow's own kernels, not oneDNN's, in every command that runs one.
+
+    oneDNN's primitive caches keep ~0.4 GB per large request shape after it is answered, while TF's
+    own kernels run the generator's graphs as fast here and hand the memory back (benchmarks/memory.py).
+    One kernel set everywhere also makes ``kgan generate`` write the same bytes locally as through
+    ``kgan serve``: the two sets round differently.
+    """
+    if "tensorflow" not in sys.modules:
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
 def _pretrained() -> str:
     """The export base of the model that ships with kgan, or one line saying this build has none."""
     from kgan import pretrained
@@ -438,6 +450,7 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, styl
     """
     if model_dir is not None and server is not None:
         raise click.UsageError("give at most one of --model and --server")
+    _plain_tf_kernels()
     from kgan.generation import LocalModel, generate_files
 
     if model_dir is None and server is None:
@@ -490,10 +503,7 @@ def serve(export_base, port, host, model_name, max_seconds):
     """
     if export_base is None:
         export_base = _pretrained()
-    # oneDNN's primitive caches keep ~0.4 GB per large request shape after it is answered; TF's own
-    # kernels run the server's graphs as fast here and hand the memory back (benchmarks/memory.py)
-    if "tensorflow" not in sys.modules:
-        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    _plain_tf_kernels()
     from kgan.server import serve as start
 
     try:
@@ -545,6 +555,7 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
     if len(paths) > 2:
         raise click.UsageError(f"expected [MODEL] DATA_DIR. Received: {len(paths)} paths")
     model_path, data_dir = (_pretrained(), paths[0]) if len(paths) == 1 else paths
+    _plain_tf_kernels()
     from kgan import evaluation as ev
     from kgan.generation import LocalModel
     from kgan.inference import generate_song
