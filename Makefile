@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python benchmarks/separation.py
 	$(BIN)/python benchmarks/corpus.py
 	$(BIN)/python benchmarks/memory.py
+	$(BIN)/python benchmarks/pipeline.py
 
 clean:
 	rm -rf build .pytest_cache
