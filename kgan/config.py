@@ -38,7 +38,7 @@ __all__ = [
     "VOCAL_INPUTS",
 ]
 
-VOCAL_INPUTS = ("spectrogram", "salience")  # see kgan.features
+VOCAL_INPUTS = ("spectrogram", "salience", "comb")  # see kgan.features
 SALIENCE_SEMITONES = 64  # the salience image spans 64 semitones in stft.num_bins rows
 
 
@@ -91,7 +91,8 @@ class WindowConfig:
 class ModelConfig:
     """Generator and discriminator; ``vocal_input`` is what they see of the vocal (``kgan.features``)."""
 
-    vocal_input: str = "salience"  # "salience" (pitch, level, voicing) or "spectrogram" (the raw input)
+    vocal_input: str = "salience"  # "salience" (pitch, level, voicing), "comb" (+ pitch on the linear axis)
+    # or "spectrogram" (the raw input)
     depth: int = 7
     base_filters: int = 32
     max_filters: int = 256
@@ -280,9 +281,9 @@ class Config:
                 names) or "any" in names:
             raise ValueError("model.styles must be distinct comma-separated names (letters, digits, - and _; "
                              f"'any' is implied). Received: {m.styles!r}")
-        if m.vocal_input == "salience" and s.num_bins % SALIENCE_SEMITONES:
-            raise ValueError(f"model.vocal_input='salience' needs stft.num_bins divisible by {SALIENCE_SEMITONES}. "
-                             f"Received: {s.num_bins}")
+        if m.vocal_input in ("salience", "comb") and s.num_bins % SALIENCE_SEMITONES:
+            raise ValueError(f"model.vocal_input={m.vocal_input!r} needs stft.num_bins divisible by "
+                             f"{SALIENCE_SEMITONES}. Received: {s.num_bins}")
         if m.norm not in ("batch", "instance"):
             raise ValueError(f"model.norm must be 'batch' or 'instance'. Received: {m.norm!r}")
         if m.upsample not in ("transpose", "resize"):

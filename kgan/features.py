@@ -38,6 +38,14 @@ Kinds (``model.vocal_input``):
      voicing), squashed to [-1, 1]. Channels 1-2 are constant along F.
 
   Silence gives -1 in every channel.
+* ``comb`` (``C = 4``): the ``salience`` channels after one more: the pitch
+  image rendered back onto the spectrogram's own linear frequency axis with
+  one canonical timbre (``comb_matrix``: each F0 row's salience placed at its
+  first ``harmonics`` harmonics, weights ``alpha**(h-1)``), normalised per
+  frame. The U-Net's skip connections join rows of the same height, so a
+  pitch image on a log-F0 axis puts the vocal's 220 Hz at the height of the
+  output's 4 kHz; the rendered comb puts it, and its harmonics, where the
+  accompaniment's notes of that pitch class sound.
 """
 
 from __future__ import annotations
@@ -52,7 +60,7 @@ from kgan.config import SALIENCE_SEMITONES as SEMITONES
 from kgan.config import VOCAL_INPUTS as KINDS
 
 __all__ = ["KINDS", "VocalFeatures", "layer_arguments", "channels", "f0_axis", "smoothing_matrix",
-           "harmonic_matrix"]
+           "harmonic_matrix", "comb_matrix"]
 
 F0_MIN_HZ = 55.0
 ENVELOPE_HZ = 400.0  # the moving average that counts as the spectral envelope (also kgan.augment's formant warp)
@@ -62,7 +70,7 @@ def channels(kind: str) -> int:
     """Channels ``VocalFeatures`` of ``kind`` produces."""
     if kind not in KINDS:
         raise ValueError(f"model.vocal_input must be one of {list(KINDS)}. Received: {kind!r}")
-    return 1 if kind == "spectrogram" else 3
+    return {"spectrogram": 1, "salience": 3, "comb": 4}[kind]
 
 
 def f0_axis(rows: int) -> np.ndarray:
@@ -123,6 +131,26 @@ def harmonic_matrix(bins: int, bin_hz: float, harmonics: int = 8, alpha: float =
     return out
 
 
+def comb_matrix(bins: int, bin_hz: float, harmonics: int = 8, alpha: float = 0.8) -> np.ndarray:
+    """``[F0 rows, F]``: each F0 of ``f0_axis`` as a harmonic comb on the linear frequency axis.
+
+    Row ``k`` holds ``alpha**(h-1)`` at ``h * f0_k`` (linear interpolation between
+    bins) for the harmonics below the top bin: one fixed, timbre-free rendering
+    of every candidate pitch.
+    """
+    f0 = f0_axis(bins)
+    top = (bins - 1) * bin_hz
+    out = np.zeros((bins, bins), np.float32)
+    for k, f in enumerate(f0):
+        for h in range(1, harmonics + 1):
+            if h * f > top:
+                break
+            rows, weights = _interp_column(h * f, bins, bin_hz)
+            for r, w in zip(rows, weights):
+                out[k, r] += alpha ** (h - 1) * w
+    return out
+
+
 def layer_arguments(config) -> dict:
     """``VocalFeatures`` arguments for a kgan config: ``model.vocal_input`` and the STFT's scale."""
     s = config.stft
@@ -151,12 +179,14 @@ class VocalFeatures(keras.layers.Layer):
 
     def build(self, input_shape):
         bins = int(input_shape[1])
-        if self.kind == "salience":
+        if self.kind in ("salience", "comb"):
             bin_hz = self.sample_rate / self.n_fft
             f0_axis(bins)  # validates the row count
             # Constants, not weights: nothing to train or checkpoint, and no change to old checkpoints.
             self._smooth = tf.constant(smoothing_matrix(bins, bin_hz, self.whiten_hz))
             self._harmonic = tf.constant(harmonic_matrix(bins, bin_hz, self.harmonics, self.alpha))
+            if self.kind == "comb":
+                self._comb = tf.constant(comb_matrix(bins, bin_hz, self.harmonics, self.alpha))
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -172,14 +202,20 @@ class VocalFeatures(keras.layers.Layer):
         peaks = tf.nn.relu(db - envelope)  # whitened, rectified: dB above the local floor
         salience = tf.nn.relu(tf.linalg.matmul(peaks, self._harmonic))  # (B, T, F0 rows)
         peak = tf.reduce_max(salience, axis=-1, keepdims=True)  # (B, T, 1)
-        pitch = 2.0 * tf.square(salience / tf.maximum(peak, self.min_peak_db)) - 1.0
+        share = tf.square(salience / tf.maximum(peak, self.min_peak_db))  # (B, T, F0 rows) in [0, 1]
+        pitch = 2.0 * share - 1.0
         power = tf.reduce_mean(tf.exp(db * (math.log(10.0) / 10.0)), axis=-1, keepdims=True)
         level_db = 10.0 * tf.math.log(tf.maximum(power, 1e-30)) / math.log(10.0)
         level = tf.clip_by_value(2.0 * (level_db - self.db_floor) / span - 1.0, -1.0, 1.0)
         voicing = 2.0 * tf.tanh(peak / 20.0) - 1.0
-        image = tf.stack([pitch, tf.broadcast_to(level, tf.shape(salience)),
-                          tf.broadcast_to(voicing, tf.shape(salience))], axis=-1)  # (B, T, F, 3)
-        return tf.transpose(image, [0, 2, 1, 3])  # (B, F, T, 3)
+        planes = [pitch, tf.broadcast_to(level, tf.shape(salience)), tf.broadcast_to(voicing, tf.shape(salience))]
+        if self.kind == "comb":  # the pitch rendered on the linear axis, each frame's peak at 1
+            comb = tf.linalg.matmul(share, self._comb)  # (B, T, F)
+            comb = comb / tf.maximum(tf.reduce_max(comb, axis=-1, keepdims=True), 1e-6)
+            comb = comb * tf.minimum(1.0, peak / self.min_peak_db)  # a noise frame's comb fades with its salience
+            planes.insert(0, 2.0 * comb - 1.0)
+        image = tf.stack(planes, axis=-1)  # (B, T, F, C)
+        return tf.transpose(image, [0, 2, 1, 3])  # (B, F, T, C)
 
     def get_config(self):
         config = super().get_config()

@@ -451,7 +451,9 @@ def plot_windows(out_dir: str, n: int, seed: int = 0) -> list[str]:
         panels = [("vocal", v)]
         if config.model.vocal_input != "spectrogram":
             seen = features(v[None, :, :, None].astype(np.float32)).numpy()[0]
-            panels.append(("vocal as the model sees it: pitch salience (F0 axis)", seen[..., 0], "f0"))
+            if config.model.vocal_input == "comb":
+                panels.append(("the sung pitch rendered with one timbre (the model's first channel)", seen[..., 0]))
+            panels.append(("vocal as the model sees it: pitch salience (F0 axis)", seen[..., -3], "f0"))
         panels.append(("accompaniment (target)", accompaniment[offset : offset + frames].T))
         style = f", {song['style']}" if song.get("style", "unknown") != "unknown" else ""
         plot_spectrograms(panels, config, path, title=f"{song['name']} ({song['split']}{style}), {start:.2f} s",

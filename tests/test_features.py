@@ -109,3 +109,31 @@ def test_models_carry_the_feature_layer_and_old_configs_keep_the_raw_input():
     assert restored.model.vocal_input == "spectrogram" and not restored.augment.enabled
     with pytest.raises(ValueError, match="model.vocal_input must be one of"):
         tiny.override(**{"model.vocal_input": "chroma"})
+
+
+def test_the_comb_renders_the_sung_pitch_on_the_linear_axis_whatever_the_timbre():
+    comb_config = CONFIG.override(**{"model.vocal_input": "comb"})
+    layer = VocalFeatures.from_kgan_config(comb_config)
+    spec = Spectrogram(CONFIG.stft)
+
+    def comb(wave):
+        x = tf.transpose(spec.to_model(wave[None]), [0, 2, 1])[..., None]
+        out = layer(x).numpy()[0]
+        assert out.shape[-1] == 4 and out.min() >= -1.0 - 1e-6 and out.max() <= 1.0 + 1e-6
+        return out[..., 0], out[..., 1:]
+
+    bright, rest = comb(_sing(MELODY, _envelope_bright))
+    vowel, _ = comb(_sing(MELODY, _envelope_vowel))
+    steady = _steady_frames(bright.shape[1])
+    _, salience = _images(_sing(MELODY, _envelope_bright))
+    np.testing.assert_allclose(rest, salience, atol=1e-5)  # channels 1-3 are the salience image
+    # its peaks sit at the sung note's harmonics: the first note, A3 = 220 Hz, in bins of 21.5 Hz
+    first = np.flatnonzero(steady)[:5]
+    peaks = set(np.argsort(bright[:, first].mean(axis=1))[-6:].tolist())
+    assert {10, 20, 31} <= {round(p) for p in peaks} | {p + 1 for p in peaks} | {p - 1 for p in peaks}
+    # one fixed rendering: two timbres give far closer combs than spectrograms
+    spec_a, _ = _images(_sing(MELODY, _envelope_bright))
+    spec_b, _ = _images(_sing(MELODY, _envelope_vowel))
+    assert np.abs(bright - vowel)[:, steady].mean() < 0.3 * np.abs(spec_a - spec_b)[:, steady].mean()
+    silent = layer(-tf.ones([1, 512, 128, 1])).numpy()
+    np.testing.assert_allclose(silent, -1.0, atol=1e-5)
