@@ -223,7 +223,7 @@ def preprocess(input_dir, out_dir, preset, config_path, overrides, n_plots, mixe
             try:
                 summary, failed = pipeline.preprocess_mixes(
                     songs, separated_dir, out_dir, cfg, method, params, workers, beam_args, not no_progress)
-            except (SongError, ValueError) as e:
+            except (SongError, ValueError, RuntimeError) as e:  # RuntimeError: the pipeline itself failed
                 raise click.ClickException(str(e)) from None
             counts = summary["counts"]
             click.echo(f"preprocessed {len(summary['songs'])} song(s) with {workers} Beam worker(s): "
