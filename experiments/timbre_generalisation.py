@@ -6,7 +6,7 @@
     church organ at 80 bpm, the raw spectrogram as input, no timbre augmentation.
 (b) ``timbre-free``: chorales and harmonised Essen folk songs in five styles,
     the melody played by every voice family but Festival's singing voice
-    (held out), the pitch-salience input (``kgan.features``) and timbre
+    (held out), the pitch-salience input (``model.vocal_input=salience``) and timbre
     augmentation (``kgan.augment``).
 
 Both train for the same number of steps with the same trainer and seed on
@@ -19,10 +19,12 @@ tunes only:
 * ``instruments-fluidr3``: GM voices and instruments through FluidR3 (unseen SoundFont);
 * ``musdb-real``: the real MUSDB18 sample vocal from ``../shared/data/real`` (evaluation only).
 
-Ablations (``--systems``), all on (b)'s corpus: ``spectrogram-input`` (b with
-the raw spectrogram input: what the representation alone buys),
-``no-augmentation`` (b without timbre augmentation) and ``no-<name>`` (b
-without one augmentation: ``no-level``, ``no-tilt``, ``no-formant``,
+More systems (``--systems``), all on (b)'s corpus: ``comb`` (b with the
+default input since, ``model.vocal_input=comb``: the pitch also rendered on
+the spectrogram's own axis), and the ablations of the default input:
+``spectrogram-input`` (the raw spectrogram: what the representation alone
+buys), ``no-augmentation`` (without timbre augmentation) and ``no-<name>``
+(without one augmentation: ``no-level``, ``no-tilt``, ``no-formant``,
 ``no-vibrato``, ``no-breath``, ``no-reverb``).
 
 Every step is a real ``kgan`` subprocess and is skipped when its output exists,
@@ -50,7 +52,8 @@ AUGMENTATIONS = ("level", "tilt", "formant", "vibrato", "breath", "reverb")
 NO_AUGMENTATION = [f"augment.p_{name}=0" for name in AUGMENTATIONS]
 SETTINGS = {  # system -> (corpus, --set overrides of the default preset)
     "baseline": ("baseline", ["model.vocal_input=spectrogram"] + NO_AUGMENTATION),
-    "timbre-free": ("timbre-free", []),
+    "timbre-free": ("timbre-free", ["model.vocal_input=salience"]),
+    "comb": ("timbre-free", []),  # the default input since the salience image alone followed no chords
     "spectrogram-input": ("timbre-free", ["model.vocal_input=spectrogram"]),
     "no-augmentation": ("timbre-free", NO_AUGMENTATION),
     **{f"no-{name}": ("timbre-free", [f"augment.p_{name}=0"]) for name in AUGMENTATIONS},

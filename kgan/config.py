@@ -91,8 +91,9 @@ class WindowConfig:
 class ModelConfig:
     """Generator and discriminator; ``vocal_input`` is what they see of the vocal (``kgan.features``)."""
 
-    vocal_input: str = "salience"  # "salience" (pitch, level, voicing), "comb" (+ pitch on the linear axis)
-    # or "spectrogram" (the raw input)
+    # "comb" (the sung pitch on the spectrogram's own axis, plus salience, level, voicing), "salience"
+    # (the last three only: it follows no chords, README "Voices it never heard") or "spectrogram" (raw)
+    vocal_input: str = "comb"
     depth: int = 7
     base_filters: int = 32
     max_filters: int = 256

@@ -162,7 +162,7 @@ def layer_arguments(config) -> dict:
 class VocalFeatures(keras.layers.Layer):
     """Normalised vocal spectrogram ``[B, F, T, 1]`` -> features ``[B, F, T, C]`` in [-1, 1] (no weights)."""
 
-    def __init__(self, kind: str = "salience", sample_rate: int = 22050, n_fft: int = 1024,
+    def __init__(self, kind: str = "comb", sample_rate: int = 22050, n_fft: int = 1024,
                  db_floor: float = -80.0, db_ceiling: float = 10.0, whiten_hz: float = ENVELOPE_HZ,
                  harmonics: int = 8, alpha: float = 0.8, min_peak_db: float = 6.0, **kwargs):
         kwargs.setdefault("dtype", "float32")

@@ -6,7 +6,8 @@ from kgan.config import Config, get_preset
 from kgan.features import VocalFeatures, f0_axis, harmonic_matrix
 from kgan.spectrogram import Spectrogram
 
-CONFIG = get_preset("default")  # the real geometry: 22.05 kHz, 512 bins, 8 salience rows per semitone
+# the real geometry: 22.05 kHz, 512 bins, 8 salience rows per semitone; the salience image alone
+CONFIG = get_preset("default").override(**{"model.vocal_input": "salience"})
 RATE = CONFIG.audio.sample_rate
 NOTE_SECONDS = 0.4
 MELODY = [57, 60, 62, 64, 67, 65, 64, 62, 60]
@@ -96,10 +97,10 @@ def test_models_carry_the_feature_layer_and_old_configs_keep_the_raw_input():
 
     tiny = get_preset("tiny")
     g = UNetGenerator.from_kgan_config(tiny)
-    assert g.get_layer("vocal_features").kind == "salience"
-    assert UNetGenerator.from_config(g.get_config()).get_layer("vocal_features").out_channels == 3
+    assert g.get_layer("vocal_features").kind == "comb"  # the default
+    assert UNetGenerator.from_config(g.get_config()).get_layer("vocal_features").out_channels == 4
     d = PatchGANDiscriminator.from_kgan_config(tiny)
-    assert d.get_layer("vocal_features").kind == "salience"
+    assert d.get_layer("vocal_features").kind == "comb"
     raw = UNetGenerator.from_kgan_config(tiny.override(**{"model.vocal_input": "spectrogram"}))
     assert "vocal_features" not in [layer.name for layer in raw.layers]
     # A config written before the field and the augment section existed means the old behaviour.
@@ -112,7 +113,7 @@ def test_models_carry_the_feature_layer_and_old_configs_keep_the_raw_input():
 
 
 def test_the_comb_renders_the_sung_pitch_on_the_linear_axis_whatever_the_timbre():
-    comb_config = CONFIG.override(**{"model.vocal_input": "comb"})
+    comb_config = get_preset("default")  # comb is the default
     layer = VocalFeatures.from_kgan_config(comb_config)
     spec = Spectrogram(CONFIG.stft)
 
