@@ -9,7 +9,7 @@ song, so the pipeline is one step::
 when already complete, as ``kgan separate`` does on a re-run) and turns it
 into its shard and ``.state`` entry with ``kgan.preprocess.process_folder``,
 the same function the plain path runs, so the shards are the same bytes. It
-reports each song (seconds, or its one-line error) in
+reports each song (done, or its one-line error) in
 ``OUT_DIR/.state/beam/``; the driver draws the progress bar from there. What
 Beam and the workers print goes to ``OUT_DIR/.state/beam/pipeline.log``. When
 the pipeline is done, the driver runs ``kgan.preprocess.preprocess`` over the
@@ -67,7 +67,7 @@ class _SongWork:
         self.processor = LazyProcessor(self.config)
 
     def __call__(self, song):
-        from kgan.audio import info_seconds, load
+        from kgan.audio import load
         from kgan.preprocess import process_folder, song_error
         from kgan.separation import separate, write_song
 
@@ -75,9 +75,8 @@ class _SongWork:
             self.setup()
         name, path = song
         folder = os.path.join(self.separated_dir, name)
-        report = {"name": name, "path": path, "seconds": 0.0, "error": None}
+        report = {"name": name, "path": path, "error": None}
         try:  # one song's problem is reported, and the others go on
-            report["seconds"] = info_seconds(path)
             if not all(os.path.exists(os.path.join(folder, f)) for f in ("vocals.wav", "accompaniment.wav")):
                 audio, rate = load(path, mono=False)
                 write_song(folder, separate(audio, rate, self.method, self.params))
