@@ -11,6 +11,12 @@ MUSDB_MIXTURE = os.path.join(os.path.dirname(ROOT), "shared", "data", "real", "m
                              "Music Delta - 80s Rock", "mixture.flac")
 
 
+def kernels_line() -> str:
+    """Which kernels TensorFlow runs here: oneDNN's (the default) or its own (``TF_ENABLE_ONEDNN_OPTS=0``)."""
+    off = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("0", "false")
+    return "TensorFlow's own kernels (TF_ENABLE_ONEDNN_OPTS=0, as kgan generate/serve run)" if off else "oneDNN kernels"
+
+
 def machine_line() -> str:
     """The CPU model, core count and 1-minute load average, printed before a benchmark's table.
 
@@ -27,7 +33,7 @@ def machine_line() -> str:
     return f"{model}, {os.cpu_count()} core(s), 1-minute load average {load:.2f} before the run"
 
 
-def fresh_export(preset: str = "default", griffin_lim_iters: int = 32) -> tuple[str, str]:
+def fresh_export(preset: str = "default", griffin_lim_iters: int = 32, vocoder: str | None = None) -> tuple[str, str]:
     """Export a freshly initialised generator of ``preset`` (speed does not depend on the weights).
 
     Returns (export version directory, export base).
@@ -45,7 +51,28 @@ def fresh_export(preset: str = "default", griffin_lim_iters: int = 32) -> tuple[
     write_run_config(run, cfg, ["benchmark"])
     tf.train.Checkpoint(generator=UNetGenerator.from_kgan_config(cfg)).save(os.path.join(run, "checkpoints", "ckpt"))
     base = os.path.join(root, "exports")
-    return export(run, base, griffin_lim_iters=griffin_lim_iters), base
+    return export(run, base, griffin_lim_iters=griffin_lim_iters, vocoder=vocoder), base
+
+
+def fresh_vocoder(preset: str = "default") -> str:
+    """A freshly initialised vocoder folder for ``preset`` (as ``kgan vocoder train`` writes one, 0 steps)."""
+    import dataclasses
+    import json
+
+    import tensorflow as tf
+
+    from kgan.config import get_preset
+    from kgan.vocoder import VOCODER_CONFIG, VocoderNet, VocoderSettings
+
+    cfg = get_preset(preset)
+    folder = tempfile.mkdtemp(prefix="kgan-bench-vocoder-")
+    settings = VocoderSettings()
+    with open(os.path.join(folder, VOCODER_CONFIG), "w", encoding="utf-8") as f:
+        json.dump({"settings": dataclasses.asdict(settings), "stft": dataclasses.asdict(cfg.stft),
+                   "sample_rate": cfg.audio.sample_rate}, f)
+    net = VocoderNet(cfg.stft.num_bins, settings)
+    tf.train.Checkpoint(net=net).save(os.path.join(folder, "checkpoints", "ckpt"))
+    return folder
 
 
 def percentile_table(rows, headers) -> str:

@@ -8,8 +8,9 @@ the figure is a slight undercount). One training step costs about
 ``3 F_G + 7 F_D`` per example: the generator's forward and backward (x3), the
 discriminator's two forwards (real and generated, x2), its weight-and-input
 backward for its own loss (x4) and the input backward on the generated pair for
-the generator's loss (x1). The peak is the best FLOP/s of a large float32
-matmul measured in the same process.
+the generator's loss (x1). The peak of each precision is the best FLOP/s over
+three matmul and three convolution sizes, measured in the same process; a step
+is reported against its own precision's peak and against the float32 one.
 """
 
 from __future__ import annotations
@@ -37,22 +38,33 @@ def conv_flops(model) -> int:
     return total
 
 
-def matmul_peak(n: int = 4096, repeats: int = 10) -> float:
-    import tensorflow as tf
-
-    a = tf.random.normal([n, n])
-    b = tf.random.normal([n, n])
-
-    @tf.function
-    def mm(x, y):
-        return tf.reduce_sum(tf.matmul(x, y))
-
-    mm(a, b).numpy()
+def _best_rate(fn, flops: float, repeats: int) -> float:
+    fn().numpy()  # trace and warm up
     best = 0.0
     for _ in range(repeats):
         start = time.perf_counter()
-        mm(a, b).numpy()
-        best = max(best, 2 * n**3 / (time.perf_counter() - start))
+        fn().numpy()
+        best = max(best, flops / (time.perf_counter() - start))
+    return best
+
+
+def measured_peak(dtype: str = "float32", repeats: int = 5) -> tuple[float, str]:
+    """Best FLOP/s over several matmul and convolution sizes in ``dtype``: (FLOP/s, the winning shape)."""
+    import tensorflow as tf
+
+    rng = tf.random.Generator.from_seed(0)
+    best = (0.0, "")
+    for n in (1024, 2048, 4096):
+        a, b = (tf.cast(rng.normal([n, n]), dtype) for _ in range(2))
+        rate = _best_rate(tf.function(lambda: tf.reduce_sum(tf.matmul(a, b))), 2 * n**3, repeats)
+        best = max(best, (rate, f"matmul {n}"))
+    # convolutions shaped like the U-Net's middle layers: (batch, H, W, C_in) -> C_out, 4x4 kernels, stride 2
+    for shape, c_out in (((8, 128, 32, 64), 128), ((8, 64, 16, 128), 256), ((8, 256, 64, 32), 64)):
+        x = tf.cast(rng.normal(shape), dtype)
+        k = tf.cast(rng.normal([4, 4, shape[-1], c_out]), dtype)
+        flops = 2 * shape[0] * (shape[1] // 2) * (shape[2] // 2) * 16 * shape[-1] * c_out
+        rate = _best_rate(tf.function(lambda: tf.reduce_sum(tf.nn.conv2d(x, k, 2, "SAME"))), flops, repeats)
+        best = max(best, (rate, f"conv {'x'.join(map(str, shape))}->{c_out}"))
     return best
 
 
@@ -60,8 +72,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="default")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--precisions", default="float32,mixed_bfloat16")
     args = parser.parse_args()
-    from _common import machine_line
+    from _common import machine_line, percentile_table
 
     print(machine_line())
 
@@ -73,34 +86,43 @@ def main():
     from kgan.config import get_preset
     from kgan.training import Trainer, make_strategy
 
-    peak = matmul_peak()
+    precisions = args.precisions.split(",")
+    peaks = {p: measured_peak("bfloat16" if p == "mixed_bfloat16" else "float32") for p in ["float32", *precisions]}
     rows = []
-    for label, overrides in (("pix2pix (GAN + L1)", {}), ("L1 only", {"train.gan_weight": 0.0})):
-        cfg = get_preset(args.preset).override(**overrides)
-        trainer = Trainer(cfg, tempfile.mkdtemp(), make_strategy(1))
-        b, f, t = cfg.train.batch_size, cfg.stft.num_bins, cfg.window.frames
-        rng = np.random.default_rng(0)
-        batch = tuple(tf.constant(rng.uniform(-1, 1, (b, f, t, 1)).astype("float32")) for _ in range(2))
-        it = iter(trainer.strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch).repeat()))
-        for _ in range(3):  # trace and warm up
-            trainer.train_step(next(it))["g_l1"].numpy()
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            trainer.train_step(next(it))["g_l1"].numpy()
-        rate = args.steps / (time.perf_counter() - start)
-        f_g, f_d = conv_flops(trainer.generator), conv_flops(trainer.discriminator)
-        # with gan_weight 0 the discriminator still runs forward (for its metrics) but nothing backpropagates through it
-        per_example = 3 * f_g + (7 if cfg.train.gan_weight > 0 else 2) * f_d
-        achieved = rate * b * per_example
-        rows.append((label, rate, per_example * b / 1e9, achieved / 1e9, achieved / peak))
+    for precision in precisions:
+        for label, overrides in (("pix2pix (GAN + L1)", {}), ("L1 only", {"train.gan_weight": 0.0})):
+            cfg = get_preset(args.preset).override(**overrides, **{"train.precision": precision})
+            trainer = Trainer(cfg, tempfile.mkdtemp(), make_strategy(1))
+            b, f, t = cfg.train.batch_size, cfg.stft.num_bins, cfg.window.frames
+            rng = np.random.default_rng(0)
+            batch = tuple(tf.constant(rng.uniform(-1, 1, (b, f, t, 1)).astype("float32")) for _ in range(2))
+            it = iter(trainer.strategy.experimental_distribute_dataset(
+                tf.data.Dataset.from_tensors(batch).repeat()))
+            for _ in range(3):  # trace and warm up
+                trainer.train_step(next(it))["g_l1"].numpy()
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                trainer.train_step(next(it))["g_l1"].numpy()
+            rate = args.steps / (time.perf_counter() - start)
+            f_g, f_d = conv_flops(trainer.generator), conv_flops(trainer.discriminator)
+            # with gan_weight 0 the discriminator still runs forward (for its metrics), nothing backpropagates
+            per_example = 3 * f_g + (7 if cfg.train.gan_weight > 0 else 2) * f_d
+            achieved = rate * b * per_example
+            rows.append((precision, label, f"{rate:.2f}", f"{per_example * b / 1e9:.1f}", f"{achieved / 1e9:.1f}",
+                         f"{achieved / peaks[precision][0]:.2f}", f"{achieved / peaks['float32'][0]:.2f}", rate))
     print(f"\npreset {args.preset!r}, batch {b}, input {f} x {t}, {os.cpu_count()} CPU core(s); "
-          f"measured matmul peak {peak / 1e9:.1f} GFLOP/s; G {f_g / 1e9:.2f} and D {f_d / 1e9:.2f} GFLOP per example\n")
-    print(f"| {'step':<18} | {'steps/s':>7} | {'GFLOP/step':>10} | {'GFLOP/s':>7} | {'of peak':>7} |")
-    print(f"|{'-' * 20}|{'-' * 9}|{'-' * 12}|{'-' * 9}|{'-' * 9}|")
-    for label, rate, gflop, achieved, ratio in rows:
-        print(f"| {label:<18} | {rate:>7.2f} | {gflop:>10.1f} | {achieved:>7.1f} | {ratio:>7.2f} |")
-    print(f"\ngoal >= 0.6 of peak: {'met' if rows[0][4] >= 0.6 else 'NOT met'} ({rows[0][4]:.2f})")
-
+          f"G {f_g / 1e9:.2f} and D {f_d / 1e9:.2f} GFLOP per example")
+    for precision, (peak, shape) in peaks.items():
+        print(f"measured {precision} peak: {peak / 1e9:.1f} GFLOP/s ({shape})")
+    print()
+    print(percentile_table([r[:-1] for r in rows], ["precision", "step", "steps/s", "GFLOP/step", "GFLOP/s",
+                                                     "of its peak", "of fp32 peak"]))
+    base = next(r for r in rows if r[0] == "float32" and r[1].startswith("pix2pix"))
+    for r in rows:
+        if r[1].startswith("pix2pix") and r[0] != "float32":
+            print(f"\n{r[0]} pix2pix step: {r[-1] / base[-1]:.2f}x the float32 step")
+    ratio = float(base[5])
+    print(f"goal >= 0.6 of peak (float32 step): {'met' if ratio >= 0.6 else 'NOT met'} ({ratio:.2f})")
 
 if __name__ == "__main__":
     main()

@@ -394,7 +394,12 @@ def _check_data_config(cfg, data_dir):
               help="Export this checkpoint of RUN_DIR/checkpoints instead of the newest.")
 @click.option("--weights", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
               help="How the generator's weights are stored; float16 halves the export, the arithmetic stays float32.")
-def export_cmd(run_dir, export_base, version, griffin_lim_iters, checkpoint, weights):
+@click.option("--phase", type=click.Choice(["griffin-lim", "vocoder"]), default="griffin-lim", show_default=True,
+              help="How the waveform is made from the generated magnitudes: fast Griffin-Lim, or the learned "
+                   "vocoder given by --vocoder (kgan vocoder train).")
+@click.option("--vocoder", "vocoder_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A kgan vocoder train folder, for --phase vocoder.")
+def export_cmd(run_dir, export_base, version, griffin_lim_iters, checkpoint, weights, phase, vocoder_dir):
     """Export the newest checkpoint of RUN_DIR as a SavedModel in TF Serving's layout (EXPORT_BASE/N).
 
     \b
@@ -403,8 +408,12 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, checkpoint, wei
       saved_model_cli show --dir exports/kgan/1 --all
       kgan export runs/chorales exports/kgan --checkpoint ckpt-2500
       kgan export runs/chorales exports/kgan-small --weights float16
+      kgan export runs/chorales exports/kgan-voc --phase vocoder --vocoder runs/vocoder
     """
     from kgan.export import export, forbidden_ops
+
+    if (phase == "vocoder") != (vocoder_dir is not None):
+        raise click.UsageError("--phase vocoder needs --vocoder DIR (and --vocoder needs --phase vocoder)")
 
     if checkpoint is not None:
         name = os.path.basename(checkpoint)
@@ -412,7 +421,7 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, checkpoint, wei
         if not os.path.exists(checkpoint + ".index"):
             raise click.BadParameter(f"{checkpoint}: no such checkpoint", param_hint="--checkpoint")
     try:
-        path = export(run_dir, export_base, version, griffin_lim_iters, checkpoint, weights)
+        path = export(run_dir, export_base, version, griffin_lim_iters, checkpoint, weights, vocoder=vocoder_dir)
     except (FileNotFoundError, FileExistsError) as e:
         raise click.ClickException(str(e)) from None
     bad = forbidden_ops(path)
@@ -662,6 +671,44 @@ def _style_check(model, songs, labels, out_dir, progress=True):
     table = ev.style_table(check)
     atomic_write_text(os.path.join(out_dir, "styles.md"), "# Style control\n\n" + table + "\n")
     click.echo(table)
+
+
+@main.group()
+def vocoder():
+    """The learned vocoder that replaces Griffin-Lim (kgan export --phase vocoder)."""
+
+
+@vocoder.command("train")
+@click.argument("corpus_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@_config_options
+@click.option("--steps", type=click.IntRange(min=0), default=None, help="Training steps (default: 6000).")
+@click.option("--channels", type=click.IntRange(min=1), default=None, help="Width of the ConvNeXt stack.")
+@click.option("--blocks", type=click.IntRange(min=1), default=None, help="ConvNeXt blocks.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def vocoder_train(corpus_dir, out_dir, preset, config_path, overrides, steps, channels, blocks, no_progress):
+    """Train a vocoder on the accompaniment stems of CORPUS_DIR's train split; re-running resumes.
+
+    Its STFT (--preset/--config/--set) must be the generator's. Crops are scored with a
+    multi-resolution STFT and a log-mel loss; OUT_DIR holds vocoder.json, checkpoints and
+    history.jsonl.
+
+    \b
+    Example:
+      kgan vocoder train data/corpus runs/vocoder --steps 6000
+      kgan export runs/chorales exports/kgan --phase vocoder --vocoder runs/vocoder
+    """
+    import dataclasses
+
+    from kgan.vocoder import VocoderSettings, train_vocoder
+
+    cfg = _resolve_config(preset, config_path, overrides)
+    changes = {k: v for k, v in (("channels", channels), ("blocks", blocks)) if v is not None}
+    settings = dataclasses.replace(VocoderSettings(), **changes)
+    metrics = train_vocoder(corpus_dir, out_dir, cfg, settings, steps=steps, progress=not no_progress)
+    if metrics:
+        click.echo("vocoder: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) + f"; checkpoints in "
+                   f"{os.path.join(out_dir, 'checkpoints')}")
 
 
 @main.group()

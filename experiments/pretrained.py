@@ -9,9 +9,10 @@
    SoundFont the model never trained on.
 2. ``kgan preprocess`` and ``kgan train`` with style conditioning on the
    corpus' six style labels (chorale, piano, organ, strings, guitar, band), the
-   default preset otherwise (pitch-salience input, timbre augmentation), seed 0.
+   default preset otherwise (comb vocal input, timbre augmentation), seed 0.
+   With ``--phase vocoder``, ``kgan vocoder train`` on the same corpus' accompaniments.
 3. ``kgan export`` twice: float16 weights (what ships) and float32 (to show the
-   float16 export loses nothing measurable).
+   float16 export loses nothing measurable), with the chosen ``--phase``.
 4. ``kgan evaluate`` on the held-out renderings of ``_steps.TEST_SETS`` and the
    real MUSDB18 vocal, each song in its own style (``--style label``), with the
    key-drone, running-chroma, echo and silence baselines and the float32 export
@@ -124,8 +125,10 @@ def model_card(out: str, metrics: dict, info: dict) -> str:
         + (", in one of its styles: " + ", ".join(f"`{s}`" for s in info["styles"][1:]) + " (or `any`, the "
            "default)." if info["styles"] else ". It has no style control: it plays whatever style the vocal "
            "suggests to it.")
-        + " The generator hears the vocal's pitch salience, level and voicing, not its timbre; phase comes "
-        "from fast Griffin-Lim.", "",
+        + " The generator hears the sung pitch drawn as one canonical harmonic comb on its frequency axis, with "
+        "the vocal's pitch salience, level and voicing, not its timbre; "
+        + ("a learned vocoder (`kgan.vocoder`) makes the waveform." if info.get("phase") == "vocoder"
+           else "phase comes from fast Griffin-Lim."), "",
         "## Data", "",
         f"{info['songs']} songs, {info['hours']:.1f} h, rendered by `kgan corpus build` from public-domain "
         "scores in the `music21` wheel: the Bach chorales and Essen folk songs (harmonised by `kgan.harmony`), "
@@ -166,7 +169,9 @@ def model_card(out: str, metrics: dict, info: dict) -> str:
     lines += ["", "## Limits", "",
               "- Trained on synthetic renderings of hymns and folk songs: real pop vocals, rap, melisma and "
               "non-Western scales are out of its training distribution (see the MUSDB18 row).",
-              "- 22.05 kHz output (nothing above 11 kHz), Griffin-Lim phase (a phasey sound).",
+              "- 22.05 kHz output (nothing above 11 kHz)"
+              + (", a vocoder trained without an adversarial loss." if info.get("phase") == "vocoder"
+                 else ", Griffin-Lim phase (a phasey sound)."),
               "- It follows the key and the chord changes of the melody; it does not know lyrics, song form or "
               "the singer's intended harmony.", ""]
     return "\n".join(lines)
@@ -181,6 +186,9 @@ def main(argv=None) -> None:
     parser.add_argument("--test-chorales", type=int, default=10)
     parser.add_argument("--test-folk", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--phase", choices=("griffin-lim", "vocoder"), default="griffin-lim",
+                        help="How the shipped export makes its waveform (see experiments/vocoder.py).")
+    parser.add_argument("--vocoder-steps", type=int, default=6000)
     parser.add_argument("--install", action="store_true", help="Copy the export and its card into kgan/pretrained.")
     parser.add_argument("--run", help="Package this finished training run instead of building the corpus and "
                                       "training (e.g. the timbre experiment's run-timbre-free).")
@@ -216,10 +224,15 @@ def main(argv=None) -> None:
         kgan("train", f"{out}/data", run, "--steps", args.steps, "--no-progress",
              "--set", f"model.styles={STYLES}", log=f"{out}/train.log")
 
+    def vocoder():
+        kgan("vocoder", "train", f"{out}/corpus", f"{out}/vocoder", "--steps", args.vocoder_steps, "--no-progress",
+             log=f"{out}/vocoder.log")
+
     def export():
+        phase = ["--phase", "vocoder", "--vocoder", f"{out}/vocoder"] if args.phase == "vocoder" else []
         for weights in ("float16", "float32"):
             if not done(f"{out}/export-{weights}/1"):
-                kgan("export", run, f"{out}/export-{weights}", "--weights", weights)
+                kgan("export", run, f"{out}/export-{weights}", "--weights", weights, *phase)
 
     def evaluate():
         render_test_sets(out, TESTS, args.test_chorales, args.test_folk, args.jobs)
@@ -236,6 +249,8 @@ def main(argv=None) -> None:
     if args.run is None:
         stage("corpus", corpus)
         stage("train", train)
+    if args.phase == "vocoder":
+        stage("vocoder", vocoder)
     stage("export", export)
     stage("evaluate", evaluate)
 
@@ -254,9 +269,9 @@ def main(argv=None) -> None:
             "hours": sum(s["seconds"] for s in dataset["songs"]) / 3600,
             "train_styles": sorted({s.get("style", "unknown") for s in train_songs}),
             "train_voices": sorted({s.get("voice", "unknown") for s in train_songs}),
-            "steps": _run_steps(run), "timings": timings, "styles": _run_styles(run),
+            "steps": _run_steps(run), "timings": timings, "styles": _run_styles(run), "phase": args.phase,
             "recipe": args.recipe or f"python experiments/pretrained.py {os.path.relpath(out, ROOT)} "
-                                     f"--steps {args.steps} --install"}
+                                     f"--steps {args.steps} --phase {args.phase} --install"}
     metrics["model"] = info
     with open(f"{out}/metrics.json", "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=2, sort_keys=True)

@@ -78,13 +78,26 @@ class WindowConfig:
     vocal level is above ``gate_db`` relative to the song's reference level
     (the 95th percentile of its frame levels); a window is kept when at least
     ``min_voiced`` of its frames are voiced. Windows are considered every
-    ``stride`` frames.
+    ``stride`` frames. When generating, consecutive windows share ``overlap``
+    of their frames and are cross-faded there (0.5: every frame is generated
+    twice; 0.25: a third fewer windows).
     """
 
     frames: int = 128
     stride: int = 32
     gate_db: float = -40.0
     min_voiced: float = 0.5
+    overlap: float = 0.5
+
+    @property
+    def generate_hop(self) -> int:
+        """Frames between the starts of consecutive generated windows."""
+        return window_hop(self.frames, self.overlap)
+
+
+def window_hop(frames: int, overlap: float) -> int:
+    """``frames`` minus the ``overlap`` share of them, at least 1: the hop between generated windows."""
+    return max(1, frames - int(round(frames * overlap)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +183,9 @@ class TrainConfig:
     # With style conditioning, the share of training examples whose style is replaced by "any" (id 0),
     # so the model also learns to accompany without a style and from unlabelled songs.
     style_dropout: float = 0.2
+    # "float32", or "mixed_bfloat16": both models compute in bfloat16 (float32 weights, outputs and losses),
+    # which uses the CPU's bf16 dot products where it has them (AVX512_BF16, AMX). Exports compute in float32.
+    precision: str = "float32"
     seed: int = 0
 
 
@@ -178,6 +194,7 @@ _RANGES = {
     "audio.sample_rate": (1, None, True, None),
     "stft.n_fft": (2, None, True, None), "stft.hop_length": (1, None, True, None),
     "window.frames": (1, None, True, None), "window.stride": (1, None, True, None),
+    "window.overlap": (0.0, 1.0, True, False),
     "model.depth": (1, None, True, None), "model.base_filters": (1, None, True, None),
     "model.max_filters": (1, None, True, None), "model.dropout": (0.0, 1.0, True, False),
     "model.disc_layers": (1, None, True, None), "model.disc_filters": (1, None, True, None),
@@ -298,6 +315,9 @@ class Config:
         if self.augment.reverb_seconds_low <= 0:
             raise ValueError("augment.reverb_seconds_low must be positive. "
                              f"Received: {self.augment.reverb_seconds_low}")
+        if self.train.precision not in ("float32", "mixed_bfloat16"):
+            raise ValueError("train.precision must be 'float32' or 'mixed_bfloat16'. "
+                             f"Received: {self.train.precision!r}")
         if self.train.gan_loss not in ("bce", "lsgan"):
             raise ValueError(f"train.gan_loss must be 'bce' or 'lsgan'. Received: {self.train.gan_loss!r}")
 

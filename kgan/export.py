@@ -29,6 +29,7 @@ they store every variable twice.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -74,9 +75,9 @@ class HalfWeights(tf.Module):
 
 
 class ServingModule(tf.Module):
-    def __init__(self, generator, config: Config, griffin_lim_iters: int, config_path: str):
+    def __init__(self, generator, config: Config, griffin_lim_iters: int, config_path: str, vocoder=None):
         super().__init__(name="kgan")
-        self.pipeline = Generate(generator, config, griffin_lim_iters)
+        self.pipeline = Generate(generator, config, griffin_lim_iters, vocoder=vocoder)
         self.config_asset = tf.saved_model.Asset(config_path)
         bins, frames = config.stft.num_bins, config.window.frames
 
@@ -146,10 +147,12 @@ def next_version(export_base: str) -> int:
 
 
 def export(run_dir: str, export_base: str, version: int | None = None, griffin_lim_iters: int = 32,
-           checkpoint: str | None = None, weights: str = "float32") -> str:
+           checkpoint: str | None = None, weights: str = "float32", vocoder: str | None = None) -> str:
     """Write the newest (or given) checkpoint of ``run_dir`` as ``export_base/version``; returns that path.
 
-    ``weights``: ``float32``, or ``float16`` to store the generator's weights at half the size.
+    ``weights``: ``float32``, or ``float16`` to store the generator's (and vocoder's) weights at half the
+    size. ``vocoder``: a ``kgan vocoder train`` folder whose network makes the waveform instead of
+    Griffin-Lim (``--phase vocoder``).
     """
     if weights not in WEIGHT_DTYPES:
         raise ValueError(f"weights must be one of {list(WEIGHT_DTYPES)}. Received: {weights!r}")
@@ -166,6 +169,14 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:  # IndexError: truncated data
         raise ValueError(unreadable_checkpoint(ckpt, e)) from None
 
+    phase = None
+    if vocoder is not None:
+        from kgan.vocoder import Vocoder, load_vocoder
+
+        trained = load_vocoder(vocoder, config.stft, config.audio.sample_rate)
+        net = HalfWeights(trained.net, name="half_vocoder") if weights == "float16" else trained.net
+        phase = Vocoder(net, config.stft, trained.settings)
+
     version = next_version(export_base) if version is None else int(version)
     final = os.path.join(export_base, str(version))
     if os.path.exists(final):
@@ -177,9 +188,11 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
         with open(config_path, "w", encoding="utf-8") as f:
             json.dump({"config": config.to_dict(), "griffin_lim_iters": griffin_lim_iters,
                        "checkpoint": os.path.basename(ckpt), "styles": list(config.model.style_names),
-                       "weights": weights}, f, indent=2, sort_keys=True)
+                       "weights": weights, "phase": "griffin-lim" if phase is None else "vocoder",
+                       "vocoder": None if phase is None else dataclasses.asdict(phase.settings)},
+                      f, indent=2, sort_keys=True)
         served = HalfWeights(generator) if weights == "float16" else generator
-        module = ServingModule(served, config, griffin_lim_iters, config_path)
+        module = ServingModule(served, config, griffin_lim_iters, config_path, vocoder=phase)
         model_dir = os.path.join(staging, "model")
         tf.saved_model.save(module, model_dir,
                             signatures={"serving_default": module.serve, "spectrogram": module.spectrogram,

@@ -30,14 +30,15 @@ class Generate(tf.Module):
     """The whole vocal -> accompaniment pipeline around a generator."""
 
     def __init__(self, generator, config: Config, griffin_lim_iters: int = 32, chunk_windows: int = 8,
-                 name: str | None = None):
+                 name: str | None = None, vocoder=None):
         super().__init__(name=name)
         self.generator = generator
+        self.vocoder = vocoder  # a kgan.vocoder.Vocoder; None: Griffin-Lim
         self.config = config
         self.spec = Spectrogram(config.stft)
         self.frames = config.window.frames
         self.bins = config.stft.num_bins
-        self.window_hop = self.frames // 2
+        self.window_hop = config.window.generate_hop
         self.griffin_lim_iters = int(griffin_lim_iters)
         self.chunk_windows = int(chunk_windows)
 
@@ -123,8 +124,10 @@ class Generate(tf.Module):
         """
         vocal = tf.convert_to_tensor(vocal, tf.float32)
         length = tf.shape(vocal)[1]
-        magnitude = self.spec.from_model(self.spectrogram(vocal, style))
-        return self.spec.griffin_lim(magnitude, length, n_iter=self.griffin_lim_iters)
+        generated = self.spectrogram(vocal, style)
+        if self.vocoder is not None:
+            return self.vocoder.waveform(generated, length)
+        return self.spec.griffin_lim(self.spec.from_model(generated), length, n_iter=self.griffin_lim_iters)
 
 
 def chunk_bounds(length: int, chunk: int, overlap: int) -> list[tuple[int, int]]:

@@ -38,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2, predict_pb2, prediction_service_pb2_grpc
 
+from kgan.config import window_hop
 from kgan.export import EXPORT_CONFIG, MODEL_NAME
 
 __all__ = ["PredictionService", "serve", "spawn", "MAX_MESSAGE_BYTES", "DEFAULT_MAX_SECONDS"]
@@ -70,6 +71,7 @@ class _Version:
         self.hop = int(config["stft"]["hop_length"])
         self.pad = int(config["stft"]["n_fft"]) - self.hop
         self.frames = int(config["window"]["frames"])
+        self.window_hop = window_hop(self.frames, float(config["window"].get("overlap", 0.5)))
         self.style_names = list(meta.get("styles") or [])
         proto = saved_model_pb2.SavedModel()
         with open(os.path.join(path, "saved_model.pb"), "rb") as f:
@@ -79,8 +81,8 @@ class _Version:
     def windows(self, samples: int) -> int:
         """Generator windows one row of ``samples`` costs (as ``kgan.inference.Generate`` cuts it)."""
         frames = 1 + (samples + self.pad - 1) // self.hop
-        half = self.frames // 2
-        return 1 + max(0, (frames - self.frames + half - 1) // half)
+        hop = self.window_hop
+        return 1 + max(0, (frames - self.frames + hop - 1) // hop)
 
     def work(self, signature: str, key: str, shape: list[int]) -> int:
         """The windows an input of ``shape`` costs (0 for inputs that run no generator)."""

@@ -116,7 +116,8 @@ class Spectrogram:
         return tf.concat([mag, nyquist], axis=-1)
 
     # ------------------------------------------------------------- Griffin-Lim
-    def griffin_lim(self, magnitude, length, n_iter: int = 32, momentum: float = 0.99, seed: int = 0):
+    def griffin_lim(self, magnitude, length, n_iter: int = 32, momentum: float = 0.99, seed: int = 0,
+                    initial=None):
         """Waveform ``[..., length]`` whose STFT magnitude approximates ``magnitude``.
 
         ``magnitude`` is full-scale ``[..., T, n_fft/2 + 1]`` as from ``magnitude``
@@ -126,11 +127,16 @@ class Spectrogram:
         extrapolates by ``momentum`` times the last step; ``momentum=0`` is the
         original algorithm of Griffin & Lim (1984). The initial phase is
         pseudo-random from a fixed ``seed`` (a stateless op), so results are
-        deterministic. Pure TF ops, usable inside an exported graph.
+        deterministic; ``initial``, a complex STFT of the same shape, gives the
+        starting phase instead (a vocoder's, refined by a few iterations). Pure TF
+        ops, usable inside an exported graph.
         """
         mag = tf.convert_to_tensor(magnitude, tf.float32) * self.scale
         mag_c = tf.complex(mag, tf.zeros_like(mag))
-        phase = tf.random.stateless_uniform(tf.shape(mag), seed=[seed, 0], minval=-math.pi, maxval=math.pi)
+        if initial is None:
+            phase = tf.random.stateless_uniform(tf.shape(mag), seed=[seed, 0], minval=-math.pi, maxval=math.pi)
+        else:
+            phase = tf.math.angle(tf.convert_to_tensor(initial, tf.complex64))
         spec = mag_c * tf.exp(tf.complex(tf.zeros_like(phase), phase))
         alpha = tf.complex(tf.constant(momentum, tf.float32), 0.0)
 

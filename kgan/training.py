@@ -31,6 +31,7 @@ weights were trained to produce.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -137,6 +138,17 @@ def unreadable_checkpoint(ckpt: str, error: Exception) -> str:
     return f"{ckpt}: checkpoint unreadable ({reason}){hint}"
 
 
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Build Keras layers under dtype policy ``name`` ("float32", "mixed_bfloat16"); the old one is restored."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 class Trainer:
     """Owns the strategy, G, D, both optimizers, the step and the CheckpointManager."""
 
@@ -147,7 +159,7 @@ class Trainer:
         self.strategy = strategy or make_strategy()
         self.chief = is_chief()
         t = config.train
-        with self.strategy.scope():
+        with self.strategy.scope(), dtype_policy(t.precision):
             self.generator = UNetGenerator.from_kgan_config(config)
             self.discriminator = PatchGANDiscriminator.from_kgan_config(config)
             self.g_optimizer = keras.optimizers.Adam(t.learning_rate, beta_1=t.beta_1, name="g_adam")

@@ -92,6 +92,18 @@ def test_chunks_cross_fade_to_exact_unity():
     np.testing.assert_allclose(y, x, atol=1e-6)  # fades sum to one over every overlap
 
 
+@pytest.mark.parametrize("overlap", [0.0, 0.25, 0.5])
+def test_less_window_overlap_means_fewer_windows_and_the_same_frames(tiny_config, overlap):
+    """The cross-fade is exact at any overlap: windows that are each the input come back as the input."""
+    cfg = tiny_config.override(**{"window.overlap": overlap})
+    pipe = Generate(lambda w, training=False: w, cfg)
+    frames = np.random.default_rng(4).uniform(-1, 1, (1, 301, cfg.stft.num_bins)).astype(np.float32)
+    windows = pipe.windows(frames)
+    hop = {0.0: 32, 0.25: 24, 0.5: 16}[overlap]  # tiny windows are 32 frames
+    assert pipe.window_hop == hop and windows.shape[1] == 1 + -(-(301 - 32) // hop)
+    np.testing.assert_allclose(pipe.cross_fade(windows, 301).numpy(), frames, atol=1e-6)
+
+
 def test_streamed_blocks_tile_the_song_and_hold_one_chunk_at_a_time(tmp_path):
     x = np.random.default_rng(1).standard_normal(12_345).astype(np.float32)
     calls = []

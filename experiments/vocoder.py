@@ -1,0 +1,187 @@
+"""The learned vocoder against 32-iteration fast Griffin-Lim: quality from true and generated magnitudes, speed.
+
+    python experiments/vocoder.py --vocoder build/vocoder --run build/pretrained/run \\
+        --songs build/pretrained/test-seen-voices --out docs/vocoder
+
+For each test song (its first ``--seconds`` of accompaniment):
+
+* from true magnitudes: the accompaniment's own normalised spectrogram (the
+  [-1, 1] view the generator produces) goes through each phase method; the
+  waveform is scored against the true accompaniment (spectral convergence,
+  log-spectral distance, multi-resolution STFT distance) and against the
+  magnitude it was given (consistency: the re-analysed STFT's spectral
+  convergence against it);
+* from generated magnitudes: the generator of ``--run`` accompanies the song's
+  vocal, and each method turns that spectrogram into a waveform, scored the
+  same way (against the true accompaniment these numbers mostly measure the
+  generator; consistency is the phase method's own).
+
+Speed: seconds of compute per second of audio for a 60-second spectrogram,
+each method compiled with ``tf.function``, best of five, in the same process.
+Results: ``OUT/summary.json`` and ``OUT/summary.md``; the table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+MEASURES = ("spectral_convergence", "log_spectral_distance", "mr_stft", "consistency")
+
+
+def _generator(run: str):
+    import tensorflow as tf
+
+    from kgan.models import UNetGenerator
+    from kgan.training import read_run_config
+
+    config = read_run_config(run)
+    generator = UNetGenerator.from_kgan_config(config)
+    tf.train.Checkpoint(generator=generator).restore(
+        tf.train.latest_checkpoint(os.path.join(run, "checkpoints"))).expect_partial()
+    return generator, config
+
+
+def _songs(folder: str, count: int) -> list[str]:
+    songs = []
+    for name in sorted(os.listdir(folder)):
+        meta = os.path.join(folder, name, "song.json")
+        if os.path.exists(meta) and json.load(open(meta)).get("split", "test") == "test":
+            songs.append(os.path.join(folder, name))
+    return songs[:count]
+
+
+def _stem(song: str, name: str) -> str:
+    return next(os.path.join(song, f"{name}.{e}") for e in ("flac", "wav") if os.path.exists(
+        os.path.join(song, f"{name}.{e}")))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vocoder", required=True)
+    parser.add_argument("--run", required=True, help="A training run whose generator makes the magnitudes.")
+    parser.add_argument("--songs", required=True, help="A folder of test-split song folders.")
+    parser.add_argument("--n", type=int, default=12)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--griffin-lim-iters", type=int, default=32)
+    parser.add_argument("--refine", default="0,4", help="Griffin-Lim iterations after the vocoder to compare.")
+    parser.add_argument("--prior-refine", default="8", help="Griffin-Lim iterations from the integrated phase "
+                                                            "(no network) to compare.")
+    parser.add_argument("--out", default="docs/vocoder")
+    args = parser.parse_args(argv)
+
+    import tensorflow as tf
+
+    from benchmarks._common import machine_line, percentile_table
+    from kgan.audio import load
+    from kgan.inference import Generate
+    from kgan.spectrogram import Spectrogram
+    from kgan.vocoder import load_vocoder, stft_distances
+
+    print(machine_line())
+    generator, config = _generator(args.run)
+    spec = Spectrogram(config.stft)
+    rate = config.audio.sample_rate
+    pipeline = Generate(generator, config)
+    iters = args.griffin_lim_iters
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None, config.stft.num_bins]), tf.TensorSpec([], tf.int32)])
+    def griffin_lim(normalised, length):
+        return spec.griffin_lim(spec.from_model(normalised), length, n_iter=iters)
+
+    def vocoder_method(refine: int):
+        vocoder = load_vocoder(args.vocoder, config.stft, rate, refine_iters=refine)
+
+        @tf.function(input_signature=[tf.TensorSpec([1, None, config.stft.num_bins]), tf.TensorSpec([], tf.int32)])
+        def vocode(normalised, length):
+            return vocoder.waveform(normalised, length)
+
+        return vocode
+
+    from kgan.vocoder import integrated_phase
+
+    def prior_method(refine: int):  # no network: Griffin-Lim started from the integrated phase
+        @tf.function(input_signature=[tf.TensorSpec([1, None, config.stft.num_bins]), tf.TensorSpec([], tf.int32)])
+        def run(normalised, length):
+            magnitude = spec.from_model(normalised)
+            phase = integrated_phase(magnitude, spec.n_fft, spec.hop)
+            start = tf.complex(magnitude * tf.cos(phase), magnitude * tf.sin(phase))
+            return spec.griffin_lim(magnitude, length, n_iter=refine, initial=start)
+
+        return run
+
+    methods = {f"Griffin-Lim ({iters} it.)": griffin_lim}
+    for refine in map(int, args.prior_refine.split(",")) if args.prior_refine else ():
+        methods[f"integrated phase + {refine} GL it."] = prior_method(refine)
+    for refine in map(int, args.refine.split(",")):
+        methods["vocoder" + (f" + {refine} GL it." if refine else "")] = vocoder_method(refine)
+    scores = {source: {m: {k: [] for k in MEASURES} for m in methods} for source in ("true", "generated")}
+    songs = _songs(args.songs, args.n)
+    for song in songs:
+        acc, _ = load(_stem(song, "accompaniment"), rate)
+        vocal, _ = load(_stem(song, "vocals"), rate)
+        n = min(len(acc), len(vocal), int(args.seconds * rate))
+        acc, vocal = acc[:n], vocal[:n]
+        given = {"true": spec.to_model(acc[None]), "generated": pipeline.spectrogram(vocal[None])}
+        for source, normalised in given.items():
+            for name, method in methods.items():
+                out = method(normalised, tf.constant(n, tf.int32)).numpy()[0]
+                for key, value in stft_distances(acc, out, normalised.numpy()[0], spec).items():
+                    scores[source][name][key].append(value)
+        print(f"scored {os.path.basename(song)}", flush=True)
+
+    speed = {}
+    sixty = tf.random.uniform([1, spec.num_frames(60 * rate), config.stft.num_bins], -1, 0.2)
+    for name, method in methods.items():
+        method(sixty, tf.constant(60 * rate, tf.int32)).numpy()
+        best = min(_timed(method, sixty, 60 * rate) for _ in range(5))
+        speed[name] = best / 60.0
+
+    rows, summary = [], {"songs": [os.path.basename(s) for s in songs], "seconds": args.seconds,
+                         "vocoder": args.vocoder, "run": args.run, "rtf": speed, "scores": {}}
+    for source in scores:
+        for name in methods:
+            means = {k: float(np.mean(v)) for k, v in scores[source][name].items()}
+            cis = {k: float(1.96 * np.std(v) / np.sqrt(max(1, len(v) - 1))) for k, v in scores[source][name].items()}
+            summary["scores"].setdefault(source, {})[name] = {"mean": means, "ci95": cis}
+            rows.append([source, name] + [f"{means[k]:.3f} ± {cis[k]:.3f}" for k in MEASURES]
+                        + [f"{speed[name]:.4f}"])
+    gl = f"Griffin-Lim ({iters} it.)"
+    verdicts = []
+    for voc in [m for m in methods if m != gl]:
+        wins = {source: all(summary["scores"][source][voc]["mean"][k] < summary["scores"][source][gl]["mean"][k]
+                            for k in MEASURES) for source in scores}
+        summary.setdefault("verdicts", {})[voc] = {"speedup": speed[gl] / speed[voc], "wins": wins}
+        verdicts.append(f"{voc}: {speed[gl] / speed[voc]:.1f}x Griffin-Lim's speed; better on every measure from "
+                        f"true magnitudes: {'yes' if wins['true'] else 'no'}, from generated ones: "
+                        f"{'yes' if wins['generated'] else 'no'}")
+    table = percentile_table(rows, ["magnitudes", "method", "spectral conv.", "LSD (dB)", "MR-STFT",
+                                    "consistency", "RTF (60 s)"])
+    verdict = "\n".join(verdicts) + "\n(goal: better on every measure at >= 3x the speed)"
+    print("\n" + table + "\n\n" + verdict)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "summary.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+    with open(os.path.join(args.out, "summary.md"), "w", encoding="utf-8") as f:
+        f.write(f"{machine_line()}\n\n{len(songs)} test songs, first {args.seconds:g} s each "
+                f"(mean ± 95 % CI; lower is better)\n\n{table}\n\n{verdict}\n")
+
+
+def _timed(method, normalised, length) -> float:
+    import tensorflow as tf
+
+    start = time.perf_counter()
+    method(normalised, tf.constant(length, tf.int32)).numpy()
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    main()
