@@ -10,17 +10,24 @@ fraction of their cost. ``VocoderNet`` is that idea at kgan's scale:
   global dB scale of ``kgan.spectrogram``);
 * a 1-D convolution to ``channels``, ``blocks`` ConvNeXt blocks (depthwise
   temporal convolution, layer norm, pointwise expansion x3 with GELU, a
-  projection back and a small layer-scale on the residual), a layer norm;
+  projection back, initialised small, added to the residual), a layer norm;
 * a head with three planes per bin (``n_fft/2 + 1`` bins, Nyquist included):
   a log-magnitude correction ``d`` (clipped to +/-``max_log_gain``) applied to
-  the magnitude the input already states, and a phase as an unnormalised
-  vector ``(x, y)`` whose angle is used;
-* ``Spectrogram.inverse`` (``tf.signal.inverse_stft``): the waveform.
+  the magnitude the input already states, and an unnormalised vector
+  ``(x, y)`` whose angle rotates a closed-form phase-vocoder phase
+  (``integrated_phase``: each partial's frequency, integrated over frames);
+* ``Spectrogram.inverse`` (``tf.signal.inverse_stft``): the waveform;
+  optionally ``refine_iters`` fast Griffin-Lim iterations from there.
 
+Why a prior. The network is convolutional over frames, so on a steady note it
+sees the same input in every frame and would predict the same phase in every
+frame, while a consistent STFT needs the phase to advance by the partial's
+frequency times the hop. Integrating that advance is a cumulative sum, which a
+finite receptive field cannot do and ``tf.cumsum`` does exactly; the network
+only learns the local corrections (onsets, lobes, reverberant mixtures).
 Starting from the given magnitude (rather than predicting it from nothing, as
-Vocos does) means a freshly initialised vocoder already has the right spectral
-envelope and the training only has to learn phase and the small corrections
-that make the frames consistent. Everything is core TF ops, so a vocoder rides
+Vocos does) means a freshly initialised vocoder is already the phase vocoder,
+with the right spectral envelope. Everything is core TF ops, so a vocoder rides
 inside the exported SavedModel (``kgan export --phase vocoder``).
 
 Training (``kgan vocoder train``) reads the accompaniment stems of a corpus and
@@ -110,6 +117,8 @@ class Vocoder(tf.Module):
 
     def __init__(self, net: keras.Model, stft: STFTConfig, settings: VocoderSettings, name: str = "vocoder"):
         super().__init__(name=name)
+        if settings.phase_prior not in ("integrated", "zero"):
+            raise ValueError(f"phase_prior must be 'integrated' or 'zero'. Received: {settings.phase_prior!r}")
         self.net = net
         self.settings = settings
         self.spec = Spectrogram(stft)
