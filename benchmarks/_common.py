@@ -33,7 +33,8 @@ def machine_line() -> str:
     return f"{model}, {os.cpu_count()} core(s), 1-minute load average {load:.2f} before the run"
 
 
-def fresh_export(preset: str = "default", griffin_lim_iters: int = 32, vocoder: str | None = None) -> tuple[str, str]:
+def fresh_export(preset: str = "default", griffin_lim_iters: int = 16,
+                 vocoder: str | None = None) -> tuple[str, str]:
     """Export a freshly initialised generator of ``preset`` (speed does not depend on the weights).
 
     Returns (export version directory, export base).

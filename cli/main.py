@@ -388,8 +388,11 @@ def _check_data_config(cfg, data_dir):
 @click.argument("export_base", type=click.Path(file_okay=False))
 @click.option("--version", "version", type=click.IntRange(min=1), default=None,
               help="Version directory to write (default: one above the newest in EXPORT_BASE).")
-@click.option("--griffin-lim-iters", type=click.IntRange(min=0), default=32, show_default=True,
+@click.option("--griffin-lim-iters", type=click.IntRange(min=0), default=16, show_default=True,
               help="Fast Griffin-Lim iterations baked into the serving graph.")
+@click.option("--griffin-lim-init", type=click.Choice(["integrated", "random"]), default="integrated",
+              show_default=True, help="Griffin-Lim's starting phase: each partial's frequency integrated over "
+                                      "frames (a phase vocoder), or random.")
 @click.option("--checkpoint", default=None, metavar="ckpt-N",
               help="Export this checkpoint of RUN_DIR/checkpoints instead of the newest.")
 @click.option("--weights", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
@@ -399,7 +402,8 @@ def _check_data_config(cfg, data_dir):
                    "vocoder given by --vocoder (kgan vocoder train).")
 @click.option("--vocoder", "vocoder_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="A kgan vocoder train folder, for --phase vocoder.")
-def export_cmd(run_dir, export_base, version, griffin_lim_iters, checkpoint, weights, phase, vocoder_dir):
+def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_init, checkpoint, weights, phase,
+               vocoder_dir):
     """Export the newest checkpoint of RUN_DIR as a SavedModel in TF Serving's layout (EXPORT_BASE/N).
 
     \b
@@ -421,7 +425,8 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, checkpoint, wei
         if not os.path.exists(checkpoint + ".index"):
             raise click.BadParameter(f"{checkpoint}: no such checkpoint", param_hint="--checkpoint")
     try:
-        path = export(run_dir, export_base, version, griffin_lim_iters, checkpoint, weights, vocoder=vocoder_dir)
+        path = export(run_dir, export_base, version, griffin_lim_iters, checkpoint, weights, vocoder=vocoder_dir,
+                      griffin_lim_init=griffin_lim_init)
     except (FileNotFoundError, FileExistsError) as e:
         raise click.ClickException(str(e)) from None
     bad = forbidden_ops(path)

@@ -75,9 +75,11 @@ class HalfWeights(tf.Module):
 
 
 class ServingModule(tf.Module):
-    def __init__(self, generator, config: Config, griffin_lim_iters: int, config_path: str, vocoder=None):
+    def __init__(self, generator, config: Config, griffin_lim_iters: int, config_path: str, vocoder=None,
+                 griffin_lim_init: str = "random"):
         super().__init__(name="kgan")
-        self.pipeline = Generate(generator, config, griffin_lim_iters, vocoder=vocoder)
+        self.pipeline = Generate(generator, config, griffin_lim_iters, vocoder=vocoder,
+                                 griffin_lim_init=griffin_lim_init)
         self.config_asset = tf.saved_model.Asset(config_path)
         bins, frames = config.stft.num_bins, config.window.frames
 
@@ -146,14 +148,18 @@ def next_version(export_base: str) -> int:
     return max(versions, default=0) + 1
 
 
-def export(run_dir: str, export_base: str, version: int | None = None, griffin_lim_iters: int = 32,
-           checkpoint: str | None = None, weights: str = "float32", vocoder: str | None = None) -> str:
+def export(run_dir: str, export_base: str, version: int | None = None, griffin_lim_iters: int = 16,
+           checkpoint: str | None = None, weights: str = "float32", vocoder: str | None = None,
+           griffin_lim_init: str = "integrated") -> str:
     """Write the newest (or given) checkpoint of ``run_dir`` as ``export_base/version``; returns that path.
 
     ``weights``: ``float32``, or ``float16`` to store the generator's (and vocoder's) weights at half the
     size. ``vocoder``: a ``kgan vocoder train`` folder whose network makes the waveform instead of
-    Griffin-Lim (``--phase vocoder``).
+    Griffin-Lim (``--phase vocoder``). ``griffin_lim_init``: Griffin-Lim's starting phase, ``integrated``
+    (``kgan.spectrogram.integrated_phase``) or ``random``.
     """
+    if griffin_lim_init not in ("integrated", "random"):
+        raise ValueError(f"griffin_lim_init must be 'integrated' or 'random'. Received: {griffin_lim_init!r}")
     if weights not in WEIGHT_DTYPES:
         raise ValueError(f"weights must be one of {list(WEIGHT_DTYPES)}. Received: {weights!r}")
     from kgan.models import UNetGenerator
@@ -189,10 +195,12 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
             json.dump({"config": config.to_dict(), "griffin_lim_iters": griffin_lim_iters,
                        "checkpoint": os.path.basename(ckpt), "styles": list(config.model.style_names),
                        "weights": weights, "phase": "griffin-lim" if phase is None else "vocoder",
+                       "griffin_lim_init": griffin_lim_init,
                        "vocoder": None if phase is None else dataclasses.asdict(phase.settings)},
                       f, indent=2, sort_keys=True)
         served = HalfWeights(generator) if weights == "float16" else generator
-        module = ServingModule(served, config, griffin_lim_iters, config_path, vocoder=phase)
+        module = ServingModule(served, config, griffin_lim_iters, config_path, vocoder=phase,
+                               griffin_lim_init=griffin_lim_init)
         model_dir = os.path.join(staging, "model")
         tf.saved_model.save(module, model_dir,
                             signatures={"serving_default": module.serve, "spectrogram": module.spectrogram,

@@ -29,11 +29,12 @@ __all__ = ["Generate"]
 class Generate(tf.Module):
     """The whole vocal -> accompaniment pipeline around a generator."""
 
-    def __init__(self, generator, config: Config, griffin_lim_iters: int = 32, chunk_windows: int = 8,
-                 name: str | None = None, vocoder=None):
+    def __init__(self, generator, config: Config, griffin_lim_iters: int = 16, chunk_windows: int = 8,
+                 name: str | None = None, vocoder=None, griffin_lim_init: str = "integrated"):
         super().__init__(name=name)
         self.generator = generator
         self.vocoder = vocoder  # a kgan.vocoder.Vocoder; None: Griffin-Lim
+        self.griffin_lim_init = griffin_lim_init  # "random" or "integrated" (kgan.spectrogram.integrated_phase)
         self.config = config
         self.spec = Spectrogram(config.stft)
         self.frames = config.window.frames
@@ -127,7 +128,9 @@ class Generate(tf.Module):
         generated = self.spectrogram(vocal, style)
         if self.vocoder is not None:
             return self.vocoder.waveform(generated, length)
-        return self.spec.griffin_lim(self.spec.from_model(generated), length, n_iter=self.griffin_lim_iters)
+        initial = None if self.griffin_lim_init == "random" else self.griffin_lim_init
+        return self.spec.griffin_lim(self.spec.from_model(generated), length, n_iter=self.griffin_lim_iters,
+                                     initial=initial)
 
 
 def chunk_bounds(length: int, chunk: int, overlap: int) -> list[tuple[int, int]]:

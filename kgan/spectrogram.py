@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from kgan.config import STFTConfig
 
-__all__ = ["Spectrogram", "spectral_convergence"]
+__all__ = ["Spectrogram", "spectral_convergence", "integrated_phase"]
 
 
 class Spectrogram:
@@ -127,14 +127,21 @@ class Spectrogram:
         extrapolates by ``momentum`` times the last step; ``momentum=0`` is the
         original algorithm of Griffin & Lim (1984). The initial phase is
         pseudo-random from a fixed ``seed`` (a stateless op), so results are
-        deterministic; ``initial``, a complex STFT of the same shape, gives the
-        starting phase instead (a vocoder's, refined by a few iterations). Pure TF
-        ops, usable inside an exported graph.
+        deterministic. ``initial="integrated"`` starts from ``integrated_phase``
+        instead (16 iterations from there beat 32 from a random phase on every
+        measure of ``experiments/vocoder.py``), and a complex STFT of the same
+        shape starts from its phase (a vocoder's, refined). Pure TF ops, usable
+        inside an exported graph.
         """
-        mag = tf.convert_to_tensor(magnitude, tf.float32) * self.scale
+        magnitude = tf.convert_to_tensor(magnitude, tf.float32)
+        mag = magnitude * self.scale
         mag_c = tf.complex(mag, tf.zeros_like(mag))
         if initial is None:
             phase = tf.random.stateless_uniform(tf.shape(mag), seed=[seed, 0], minval=-math.pi, maxval=math.pi)
+        elif isinstance(initial, str):
+            if initial != "integrated":
+                raise ValueError(f"initial must be a complex STFT or 'integrated'. Received: {initial!r}")
+            phase = integrated_phase(magnitude, self.n_fft, self.hop)
         else:
             phase = tf.math.angle(tf.convert_to_tensor(initial, tf.complex64))
         spec = mag_c * tf.exp(tf.complex(tf.zeros_like(phase), phase))
@@ -162,3 +169,26 @@ def spectral_convergence(target_magnitude, estimate_magnitude):
     t = tf.convert_to_tensor(target_magnitude, tf.float32)
     e = tf.convert_to_tensor(estimate_magnitude, tf.float32)
     return tf.norm(t - e, axis=[-2, -1]) / tf.maximum(tf.norm(t, axis=[-2, -1]), 1e-12)
+
+
+def integrated_phase(magnitude, n_fft: int, hop: int, max_offset: float = 2.0):
+    """A phase-vocoder phase ``[B, T, K]`` for a magnitude spectrogram ``[B, T, K]``, in closed form.
+
+    Each bin's partial frequency is the peak of a parabola through the log magnitudes of it and its two
+    neighbours (exact for a Gaussian window, close for Hann; within ``max_offset`` bins), so every bin of a
+    partial's main lobe agrees on it. The phase advances by that frequency times the hop from frame to
+    frame (summed in float64 so long songs keep their precision), plus ``pi * k``: frames start, not
+    centre, the window, which alternates the sign of neighbouring bins. The idea is the phase vocoder's
+    (Flanagan & Golden 1966; Laroche & Dolson 1999); as the starting point of Griffin-Lim it leaves far less
+    to fix than a random phase.
+    """
+    log = tf.math.log(tf.maximum(magnitude, 1e-7))
+    low = tf.concat([log[..., :1], log[..., :-1]], axis=-1)
+    high = tf.concat([log[..., 1:], log[..., -1:]], axis=-1)
+    curvature = low - 2.0 * log + high
+    offset = tf.where(curvature < -1e-3, 0.5 * (low - high) / tf.minimum(curvature, -1e-3), 0.0)
+    bins = tf.range(tf.shape(magnitude)[-1], dtype=tf.float32)
+    frequency = bins + tf.clip_by_value(offset, -max_offset, max_offset)  # in bins
+    advance = tf.math.floormod(tf.cast(frequency * (2.0 * math.pi * hop / n_fft), tf.float64), 2.0 * math.pi)
+    phase = tf.math.floormod(tf.cumsum(advance, axis=-2, exclusive=True), 2.0 * math.pi)
+    return tf.cast(phase, tf.float32) + math.pi * bins

@@ -49,10 +49,10 @@ import numpy as np
 import tensorflow as tf
 
 from kgan.config import Config, STFTConfig
-from kgan.spectrogram import Spectrogram
+from kgan.spectrogram import Spectrogram, integrated_phase
 
 __all__ = ["VocoderSettings", "VocoderNet", "Vocoder", "train_vocoder", "load_vocoder", "stft_distances",
-           "multi_resolution_stft_loss", "resolutions", "integrated_phase", "VOCODER_CONFIG"]
+           "multi_resolution_stft_loss", "resolutions", "VOCODER_CONFIG"]
 
 VOCODER_CONFIG = "vocoder.json"
 
@@ -142,29 +142,6 @@ class Vocoder(tf.Module):
             return self.spec.griffin_lim(self.spec.from_model(normalised), length, n_iter=self.settings.refine_iters,
                                          initial=stft)
         return self.spec.inverse(stft, length)
-
-
-def integrated_phase(magnitude, n_fft: int, hop: int, max_offset: float = 2.0):
-    """A phase-vocoder phase ``[B, T, K]`` for a magnitude spectrogram ``[B, T, K]``, in closed form.
-
-    Each bin's partial frequency is the peak of a parabola through the log magnitudes of it and its two
-    neighbours (exact for a Gaussian window, close for Hann; within ``max_offset`` bins), so every bin of a
-    partial's main lobe agrees on it. The phase advances by that frequency times the hop from frame to
-    frame (summed in float64 so long songs keep their precision), plus ``pi * k``: frames start, not
-    centre, the window, which alternates the sign of neighbouring bins. The idea is the phase vocoder's
-    (Flanagan & Golden 1966; Laroche & Dolson 1999); as the starting point of Griffin-Lim it leaves far less
-    to fix than a random phase.
-    """
-    log = tf.math.log(tf.maximum(magnitude, 1e-7))
-    low = tf.concat([log[..., :1], log[..., :-1]], axis=-1)
-    high = tf.concat([log[..., 1:], log[..., -1:]], axis=-1)
-    curvature = low - 2.0 * log + high
-    offset = tf.where(curvature < -1e-3, 0.5 * (low - high) / tf.minimum(curvature, -1e-3), 0.0)
-    bins = tf.range(tf.shape(magnitude)[-1], dtype=tf.float32)
-    frequency = bins + tf.clip_by_value(offset, -max_offset, max_offset)  # in bins
-    advance = tf.math.floormod(tf.cast(frequency * (2.0 * math.pi * hop / n_fft), tf.float64), 2.0 * math.pi)
-    phase = tf.math.floormod(tf.cumsum(advance, axis=-2, exclusive=True), 2.0 * math.pi)
-    return tf.cast(phase, tf.float32) + math.pi * bins
 
 
 def stft_magnitude(waveform, n_fft: int, hop: int):

@@ -31,11 +31,14 @@ def test_exported_model_equals_the_in_memory_pipeline(exported, run_dir, tiny_co
     pipeline = Generate(run_dir[1].generator, tiny_config, griffin_lim_iters=8)
     x = (0.1 * np.random.default_rng(0).standard_normal((2, 9000))).astype(np.float32)
     served = saved.signatures["serving_default"](vocal=x)["accompaniment"].numpy()
-    # Griffin-Lim iterations amplify float rounding that differs between the graph and eager runs
-    # (by how much depends on the trained weights): agree to 1e-4 of full scale in RMS (-80 dB) and
-    # 2e-3 at the worst sample, far below any real difference in the pipeline
+    # Griffin-Lim iterations amplify float rounding that differs between the graph and eager runs (by how
+    # much depends on the trained weights), and its integrated starting phase, a running sum of each frame's
+    # partial frequencies, carries that rounding on through the song: agree to 3e-4 of full scale in RMS
+    # (-70 dB) and 5e-3 at the worst sample, far below any real difference in the pipeline
     error = served - pipeline(x).numpy()
-    assert np.sqrt(np.mean(error ** 2)) < 1e-4 and np.max(np.abs(error)) < 2e-3, np.max(np.abs(error))
+    assert np.sqrt(np.mean(error ** 2)) < 3e-4 and np.max(np.abs(error)) < 5e-3, np.max(np.abs(error))
+    other = Generate(run_dir[1].generator, tiny_config, griffin_lim_iters=8, griffin_lim_init="random")(x).numpy()
+    assert np.sqrt(np.mean((served - other) ** 2)) > 10 * np.sqrt(np.mean(error ** 2))  # the bound can fail
     windows = np.random.default_rng(1).uniform(-1, 1, (3, 128, 32, 1)).astype(np.float32)
     out = saved.signatures["spectrogram"](vocal_spectrogram=windows)["accompaniment_spectrogram"].numpy()
     np.testing.assert_allclose(out, run_dir[1].generator(windows, training=False).numpy(), atol=1e-5)
@@ -143,10 +146,14 @@ def test_cli_generate_writes_wavs_and_png_and_survives_a_bad_file(exported, tmp_
     assert (tmp_path / "out" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_float16_weights_halve_the_export_and_keep_its_output(run_dir, exported, tmp_path):
+def test_float16_weights_halve_the_export_and_keep_its_output(run_dir, tmp_path):
     from kgan.export import export
 
-    half = export(run_dir[0], str(tmp_path / "half"), griffin_lim_iters=8, weights="float16")
+    # Griffin-Lim from a random phase here: the integrated start carries any change on through the
+    # song (see the test above), which would hide what the weights' precision alone does
+    half = export(run_dir[0], str(tmp_path / "half"), griffin_lim_iters=8, weights="float16",
+                  griffin_lim_init="random")
+    full = export(run_dir[0], str(tmp_path / "full"), griffin_lim_iters=8, griffin_lim_init="random")
     assert forbidden_ops(half) == []
 
     def size(path):
@@ -155,8 +162,8 @@ def test_float16_weights_halve_the_export_and_keep_its_output(run_dir, exported,
 
     weights = sum(int(np.prod(v.shape)) for v in run_dir[1].generator.trainable_variables)
     # float32: 4 bytes a weight; float16: 2 (plus the float32 batch-norm statistics and the index)
-    assert size(exported[0]) > 3.8 * weights and size(half) < 0.6 * size(exported[0])
-    full_model, _, _ = load(exported[0])
+    assert size(full) > 3.8 * weights and size(half) < 0.6 * size(full)
+    full_model, _, _ = load(full)
     half_model, config, _ = load(half)
     windows = np.random.default_rng(2).uniform(-1, 1, (3, 128, 32, 1)).astype(np.float32)
     a = full_model.signatures["spectrogram"](vocal_spectrogram=windows)["accompaniment_spectrogram"].numpy()
