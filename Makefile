@@ -21,16 +21,21 @@ $(VENV)/.installed: pyproject.toml
 	  "(Debian: apt-get install festival festvox-kallpc16k)"
 	touch $@
 
-## demo: render chorales and folk songs, preprocess, train briefly, export, generate a held-out vocal's karaoke track
+## demo: render songs, accompany a test vocal with the shipped model, then train your own briefly, export, generate
 demo: install
 	$(BIN)/kgan corpus build $(DEMO)/corpus --chorales $(DEMO_SONGS) --folk $(DEMO_FOLK) --jobs 2
+	# the shipped model first: no training needed
+	song=$$($(BIN)/python -c "import json; print(json.load(open('$(DEMO)/corpus/splits.json'))['test'][0])") && \
+	$(BIN)/kgan generate $(DEMO)/corpus/$$song/vocals.flac -o $(DEMO)/karaoke-pretrained/$$song --style piano
+	# then train your own
 	$(BIN)/kgan preprocess $(DEMO)/corpus $(DEMO)/data --plot 4
 	$(BIN)/kgan train $(DEMO)/data $(DEMO)/run --steps $(DEMO_STEPS) --set train.image_every=100
 	$(BIN)/python -m kgan.plots $(DEMO)/run $(DEMO)/run/loss.png
 	rm -rf $(DEMO)/exports && $(BIN)/kgan export $(DEMO)/run $(DEMO)/exports
 	song=$$($(BIN)/python -c "import json; print(json.load(open('$(DEMO)/corpus/splits.json'))['test'][0])") && \
 	$(BIN)/kgan generate $(DEMO)/corpus/$$song/vocals.flac -o $(DEMO)/karaoke/$$song --model $(DEMO)/exports
-	@echo "demo: window pictures in $(DEMO)/data/plots, loss curves in $(DEMO)/run/loss.png,"
+	@echo "demo: the shipped model's karaoke track of a held-out test song in $(DEMO)/karaoke-pretrained,"
+	@echo "      window pictures in $(DEMO)/data/plots, loss curves in $(DEMO)/run/loss.png,"
 	@echo "      karaoke track, remix and picture of a held-out test song in $(DEMO)/karaoke,"
 	@echo "      TensorBoard: $(BIN)/tensorboard --logdir $(DEMO)/run/logs"
 

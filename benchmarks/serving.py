@@ -3,7 +3,8 @@
     python benchmarks/serving.py [--preset default] [--requests 12]
 
 Starts `kgan serve` in a subprocess over a freshly exported model, then sends
-``--requests`` requests per client through the gRPC client (`kgan.client`).
+``--requests`` requests per client through the gRPC client (`kgan.client`), to an export with
+each phase method (Griffin-Lim from the integrated start, and the vocoder, freshly initialised).
 Prints p50 / p99 latency and the throughput in seconds of audio per second.
 """
 
@@ -32,49 +33,55 @@ def main():
 
     import numpy as np
 
-    from _common import fresh_export, percentile_table
+    from _common import fresh_export, fresh_vocoder, percentile_table
     from kgan.client import RemoteModel
 
     _, base = fresh_export(args.preset)
-    server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", base, "--port", str(args.port)],
-                              stderr=subprocess.PIPE, text=True)
-    try:
-        if "serving" not in server.stderr.readline():
-            raise SystemExit("kgan serve did not start")
-        target = f"127.0.0.1:{args.port}"
-        rate = RemoteModel(target).sample_rate
-        rng = np.random.default_rng(0)
-        vocal = (0.1 * rng.standard_normal((1, 10 * rate))).astype(np.float32)
-        RemoteModel(target)(vocal)  # warm-up
-        rows = []
-        for clients in (1, 4):
-            latencies: list[float] = []
-            lock = threading.Lock()
+    _, vocoder_base = fresh_export(args.preset, vocoder=fresh_vocoder(args.preset))
+    rows = []
+    for phase, export_base in (("griffin-lim", base), ("vocoder", vocoder_base)):
+        server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", export_base, "--port", str(args.port)],
+                                  stderr=subprocess.PIPE, text=True)
+        try:
+            if "serving" not in server.stderr.readline():
+                raise SystemExit("kgan serve did not start")
+            target = f"127.0.0.1:{args.port}"
+            rate = RemoteModel(target).sample_rate
+            rng = np.random.default_rng(0)
+            vocal = (0.1 * rng.standard_normal((1, 10 * rate))).astype(np.float32)
+            RemoteModel(target)(vocal)  # warm-up
+            for clients in (1, 4):
+                latencies: list[float] = []
+                lock = threading.Lock()
 
-            def work():
-                model = RemoteModel(target)
-                for _ in range(args.requests):
-                    start = time.perf_counter()
-                    model(vocal)
-                    with lock:
-                        latencies.append(time.perf_counter() - start)
+                def work():
+                    model = RemoteModel(target)
+                    for _ in range(args.requests):
+                        start = time.perf_counter()
+                        model(vocal)
+                        with lock:
+                            latencies.append(time.perf_counter() - start)
 
-            start = time.perf_counter()
-            threads = [threading.Thread(target=work) for _ in range(clients)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            wall = time.perf_counter() - start
-            p50, p99 = np.percentile(latencies, [50, 99])
-            rows.append((clients, len(latencies), f"{p50:.2f}", f"{p99:.2f}", f"{10 * len(latencies) / wall:.1f}"))
-        print(f"\n10 s requests at {rate} Hz to kgan serve on loopback, preset {args.preset!r}, "
-              f"{os.cpu_count()} CPU core(s)\n")
-        print(percentile_table(rows, ["clients", "requests", "p50 s", "p99 s", "audio s / s"]))
-    finally:
-        server.terminate()
-        server.wait(30)
-
+                start = time.perf_counter()
+                threads = [threading.Thread(target=work) for _ in range(clients)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                wall = time.perf_counter() - start
+                p50, p99 = np.percentile(latencies, [50, 99])
+                rows.append((phase, clients, len(latencies), f"{p50:.2f}", f"{p99:.2f}",
+                             f"{10 * len(latencies) / wall:.1f}"))
+        finally:
+            server.terminate()
+            server.wait(30)
+    print(f"\n10 s requests at {rate} Hz to kgan serve on loopback, preset {args.preset!r}, "
+          f"{os.cpu_count()} CPU core(s)\n")
+    print(percentile_table(rows, ["phase", "clients", "requests", "p50 s", "p99 s", "audio s / s"]))
+    one = [r for r in rows if r[1] == 1]
+    for r in one:
+        met = float(r[3]) <= 0.15 and float(r[4]) <= 0.4
+        print(f"goal one client p50 <= 0.15 s, p99 <= 0.4 s ({r[0]}): {'met' if met else 'NOT met'}")
 
 if __name__ == "__main__":
     main()

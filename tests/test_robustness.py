@@ -68,10 +68,6 @@ CASES = [
     ("negative steps", ["train", "{w}/songs", "{w}/r", "--steps", "-3"], 2, "--steps"),
     ("server port out of range", ["serve", "{w}", "--port", "70000"], 2, "--port"),
     ("negative max seconds", ["serve", "{w}", "--max-seconds", "-1"], 2, "--max-seconds"),
-    ("generate with no model given and none shipped", ["generate", REAL_MP3, "-o", "{w}/g"], 1,
-     "this kgan build ships no pretrained model; give --model EXPORT or --server HOST:PORT"),
-    ("evaluate with no model given and none shipped", ["evaluate", "{w}/songs"], 1,
-     "ships no pretrained model"),
     ("evaluate with three paths", ["evaluate", "{w}", "{w}", "{w}"], 2, "expected [MODEL] DATA_DIR"),
 ]
 

@@ -93,8 +93,8 @@ def test_loss_falls_within_a_few_dozen_steps(tmp_path, tiny_config, fixed_batch)
 
 def test_mixed_bfloat16_computes_in_bf16_keeps_float32_weights_and_still_learns(tmp_path, tiny_config, fixed_batch):
     keras.utils.set_random_seed(1)
-    cfg = dataclasses.replace(tiny_config.override(**{"train.learning_rate": 1e-3, "train.precision": "mixed_bfloat16"}),
-                              augment=AugmentConfig.off())
+    overrides = {"train.learning_rate": 1e-3, "train.precision": "mixed_bfloat16"}
+    cfg = dataclasses.replace(tiny_config.override(**overrides), augment=AugmentConfig.off())
     trainer = Trainer(cfg, str(tmp_path / "run"), make_strategy(1))
     convs = [layer for layer in trainer.generator.layers if isinstance(layer, keras.layers.Conv2D)]
     assert convs and all(layer.compute_dtype == "bfloat16" for layer in convs)
