@@ -59,11 +59,6 @@ def _songs(folder: str, count: int) -> list[str]:
     return songs[:count]
 
 
-def _stem(song: str, name: str) -> str:
-    return next(os.path.join(song, f"{name}.{e}") for e in ("flac", "wav") if os.path.exists(
-        os.path.join(song, f"{name}.{e}")))
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vocoder", required=True)
@@ -81,8 +76,8 @@ def main(argv=None) -> None:
     import tensorflow as tf
 
     from benchmarks._common import machine_line, percentile_table
-    from kgan.audio import load
     from kgan.inference import Generate
+    from kgan.preprocess import find_sources, load_sources
     from kgan.spectrogram import Spectrogram
     from kgan.vocoder import load_vocoder, stft_distances
 
@@ -126,8 +121,7 @@ def main(argv=None) -> None:
     scores = {source: {m: {k: [] for k in MEASURES} for m in methods} for source in ("true", "generated")}
     songs = _songs(args.songs, args.n)
     for song in songs:
-        acc, _ = load(_stem(song, "accompaniment"), rate)
-        vocal, _ = load(_stem(song, "vocals"), rate)
+        vocal, acc = load_sources(find_sources(song), rate)
         n = min(len(acc), len(vocal), int(args.seconds * rate))
         acc, vocal = acc[:n], vocal[:n]
         given = {"true": spec.to_model(acc[None]), "generated": pipeline.spectrogram(vocal[None])}

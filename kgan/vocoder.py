@@ -195,31 +195,36 @@ def stft_distances(reference, estimate, given_normalised, spec: Spectrogram) -> 
 
 
 # ------------------------------------------------------------------ training
-def _song_dirs(corpus_dir: str, splits=("train",)) -> list[str]:
+def _song_sources(corpus_dir: str, splits=("train",)) -> list:
+    """``kgan.preprocess.SongSources`` of the song folders (with a song.json) in ``splits``."""
+    from kgan.preprocess import SongError, find_sources
+
     songs = []
     for name in sorted(os.listdir(corpus_dir)):
         path = os.path.join(corpus_dir, name)
         meta = os.path.join(path, "song.json")
-        if not os.path.isfile(meta) or not any(os.path.exists(os.path.join(path, f"accompaniment.{ext}"))
-                                               for ext in ("flac", "wav")):
+        if not os.path.isfile(meta):
             continue
         with open(meta, encoding="utf-8") as f:
             split = json.load(f).get("split", "train")
         if split in splits:
-            songs.append(path)
+            try:
+                songs.append(find_sources(path))
+            except SongError:
+                continue
     return songs
 
 
-def _load_accompaniments(songs: list[str], rate: int, progress: bool) -> list[np.ndarray]:
+def _load_accompaniments(songs: list, rate: int, progress: bool) -> list[np.ndarray]:
+    """Each song's accompaniment (its one file, or its stems summed), mono at ``rate``."""
     from kgan.audio import load
     from kgan.progress import audio_bar
 
     audio = []
     with audio_bar(0.0, "vocoder: load", disable=not progress) as bar:
-        for path in songs:
-            file = next(os.path.join(path, f"accompaniment.{e}") for e in ("flac", "wav")
-                        if os.path.exists(os.path.join(path, f"accompaniment.{e}")))
-            samples, _ = load(file, rate)
+        for sources in songs:
+            parts = [load(path, rate)[0] for path in sources.accompaniment]
+            samples = sum(part[: min(map(len, parts))] for part in parts)
             audio.append(samples)
             bar.total += len(samples) / rate
             bar.update(len(samples) / rate)
@@ -276,12 +281,12 @@ def train_vocoder(corpus_dir: str, out_dir: str, config: Config, settings: Vocod
     with atomic_path(meta_path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump({**meta, "settings": dataclasses.asdict(settings)}, f, indent=2, sort_keys=True)
 
-    songs = _song_dirs(corpus_dir)
+    songs = _song_sources(corpus_dir)
     if not songs:
-        raise FileNotFoundError(f"{corpus_dir}: no train-split song folders with accompaniment.flac/wav")
+        raise FileNotFoundError(f"{corpus_dir}: no train-split song folders with their stems")
     rng = np.random.default_rng(settings.seed)
     if len(songs) > settings.max_songs:
-        songs = sorted(rng.choice(songs, settings.max_songs, replace=False))
+        songs = [songs[i] for i in sorted(rng.choice(len(songs), settings.max_songs, replace=False))]
     audio = _load_accompaniments(songs, config.audio.sample_rate, progress)
     length = spec.num_samples(settings.segment_frames)
 
