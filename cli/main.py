@@ -709,8 +709,11 @@ def vocoder_train(corpus_dir, out_dir, preset, config_path, overrides, steps, ch
 
     cfg = _resolve_config(preset, config_path, overrides)
     changes = {k: v for k, v in (("channels", channels), ("blocks", blocks)) if v is not None}
-    settings = dataclasses.replace(VocoderSettings(), **changes)
-    metrics = train_vocoder(corpus_dir, out_dir, cfg, settings, steps=steps, progress=not no_progress)
+    settings = dataclasses.replace(VocoderSettings(), **changes) if changes else None  # None: the folder's own
+    try:
+        metrics = train_vocoder(corpus_dir, out_dir, cfg, settings, steps=steps, progress=not no_progress)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
     if metrics:
         click.echo("vocoder: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) + f"; checkpoints in "
                    f"{os.path.join(out_dir, 'checkpoints')}")

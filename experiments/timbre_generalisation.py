@@ -25,7 +25,9 @@ the spectrogram's own axis), and the ablations of the default input:
 ``spectrogram-input`` (the raw spectrogram: what the representation alone
 buys), ``no-augmentation`` (without timbre augmentation) and ``no-<name>``
 (without one augmentation: ``no-level``, ``no-tilt``, ``no-formant``,
-``no-vibrato``, ``no-breath``, ``no-reverb``).
+``no-vibrato``, ``no-breath``, ``no-reverb``); and the harmony loss:
+``comb-chroma`` (``train.chroma_weight=10``, ``kgan.harmonic_loss``) and
+``comb-chroma-256`` (the same on 2.97-s windows, batch 4).
 
 Every step is a real ``kgan`` subprocess and is skipped when its output exists,
 so an interrupted run resumes (training resumes from its last checkpoint).
@@ -50,10 +52,18 @@ from _steps import ROOT, SEEN_FAMILIES, done, kgan, render_test_sets, test_sets
 METRICS = ("chroma_motion", "chroma_fit", "key_score", "beat_f_measure")
 AUGMENTATIONS = ("level", "tilt", "formant", "vibrato", "breath", "reverb")
 NO_AUGMENTATION = [f"augment.p_{name}=0" for name in AUGMENTATIONS]
-SETTINGS = {  # system -> (corpus, --set overrides of the default preset)
+DATA = {  # data set -> (corpus, kgan preprocess --set overrides)
+    "baseline": ("baseline", []),
+    "timbre-free": ("timbre-free", []),
+    "timbre-free-256": ("timbre-free", ["window.frames=256", "window.stride=64"]),  # 2.97-s windows
+}
+SETTINGS = {  # system -> (data set, kgan train --set overrides of the default preset)
     "baseline": ("baseline", ["model.vocal_input=spectrogram"] + NO_AUGMENTATION),
     "timbre-free": ("timbre-free", ["model.vocal_input=salience"]),
     "comb": ("timbre-free", []),  # the default input since the salience image alone followed no chords
+    "comb-chroma": ("timbre-free", ["train.chroma_weight=10"]),  # plus the harmony loss
+    # plus twice the context: 2.97-s windows, half the batch (the same spectrogram cells per step)
+    "comb-chroma-256": ("timbre-free-256", ["train.chroma_weight=10", "train.batch_size=4"]),
     "spectrogram-input": ("timbre-free", ["model.vocal_input=spectrogram"]),
     "no-augmentation": ("timbre-free", NO_AUGMENTATION),
     **{f"no-{name}": ("timbre-free", [f"augment.p_{name}=0"]) for name in AUGMENTATIONS},
@@ -87,11 +97,13 @@ def main(argv=None) -> None:
                         "--splits", "train,val"],
     }
     tests = list(test_sets(args.test_chorales, args.test_folk))  # and the real MUSDB18 vocal
-    for name in sorted({SETTINGS[system][0] for system in systems}):
+    for data in sorted({SETTINGS[system][0] for system in systems}):
+        name, overrides = DATA[data]
         if not done(f"{out}/corpus-{name}/corpus.json"):
             kgan("corpus", corpora[name][0], f"{out}/corpus-{name}", *corpora[name][1:], *jobs)
-        if not done(f"{out}/data-{name}/dataset.json"):
-            kgan("preprocess", f"{out}/corpus-{name}", f"{out}/data-{name}", "--plot", 4)
+        if not done(f"{out}/data-{data}/dataset.json"):
+            kgan("preprocess", f"{out}/corpus-{name}", f"{out}/data-{data}", "--plot", 4,
+                 *[a for o in overrides for a in ("--set", o)])
     render_test_sets(out, tests + ["musdb-real"], args.test_chorales, args.test_folk, args.jobs)
 
     # 2. trainings, two at a time with one core each
@@ -99,8 +111,8 @@ def main(argv=None) -> None:
     for pair in [systems[i:i + 2] for i in range(0, len(systems), 2)]:
         procs = []
         for name in pair:
-            corpus, settings = SETTINGS[name]
-            cmd = [sys.executable, "-m", "cli.main", "train", f"{out}/data-{corpus}", f"{out}/run-{name}",
+            data, settings = SETTINGS[name]
+            cmd = [sys.executable, "-m", "cli.main", "train", f"{out}/data-{data}", f"{out}/run-{name}",
                    "--steps", str(args.steps), "--no-progress"] + [a for s in settings for a in ("--set", s)]
             env = dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1") if len(pair) > 1 else None
             print("$ " + " ".join(cmd[2:]), flush=True)

@@ -37,19 +37,6 @@ import numpy as np  # noqa: E402
 MEASURES = ("spectral_convergence", "log_spectral_distance", "mr_stft", "consistency")
 
 
-def _generator(run: str):
-    import tensorflow as tf
-
-    from kgan.models import UNetGenerator
-    from kgan.training import read_run_config
-
-    config = read_run_config(run)
-    generator = UNetGenerator.from_kgan_config(config)
-    tf.train.Checkpoint(generator=generator).restore(
-        tf.train.latest_checkpoint(os.path.join(run, "checkpoints"))).expect_partial()
-    return generator, config
-
-
 def _songs(folder: str, count: int) -> list[str]:
     songs = []
     for name in sorted(os.listdir(folder)):
@@ -76,13 +63,14 @@ def main(argv=None) -> None:
     import tensorflow as tf
 
     from benchmarks._common import machine_line, percentile_table
+    from kgan.export import restore_generator
     from kgan.inference import Generate
     from kgan.preprocess import find_sources, load_sources
     from kgan.spectrogram import Spectrogram
     from kgan.vocoder import load_vocoder, stft_distances
 
     print(machine_line())
-    generator, config = _generator(args.run)
+    generator, config, _ = restore_generator(args.run)
     spec = Spectrogram(config.stft)
     rate = config.audio.sample_rate
     pipeline = Generate(generator, config)

@@ -38,7 +38,7 @@ __all__ = [
     "VOCAL_INPUTS",
 ]
 
-VOCAL_INPUTS = ("spectrogram", "salience", "comb")  # see kgan.features
+VOCAL_INPUTS = ("spectrogram", "salience", "comb", "track")  # see kgan.features
 SALIENCE_SEMITONES = 64  # the salience image spans 64 semitones in stft.num_bins rows
 
 
@@ -104,8 +104,9 @@ def window_hop(frames: int, overlap: float) -> int:
 class ModelConfig:
     """Generator and discriminator; ``vocal_input`` is what they see of the vocal (``kgan.features``)."""
 
-    # "comb" (the sung pitch on the spectrogram's own axis, plus salience, level, voicing), "salience"
-    # (the last three only: it follows no chords, README "Voices it never heard") or "spectrogram" (raw)
+    # "comb" (the sung pitch on the spectrogram's own axis, plus salience, level, voicing), "track" (one
+    # F0 per frame on that axis, level, voicing), "salience" (the log-F0 image, level, voicing: it follows
+    # no chords, README "Voices it never heard") or "spectrogram" (raw)
     vocal_input: str = "comb"
     depth: int = 7
     base_filters: int = 32
@@ -169,6 +170,8 @@ class TrainConfig:
     beta_1: float = 0.5
     l1_weight: float = 100.0
     gan_weight: float = 1.0
+    # Weight of the chroma (harmony) loss, kgan.harmonic_loss: chroma fit + chord motion of the output.
+    chroma_weight: float = 0.0
     gan_loss: str = "bce"  # "bce" or "lsgan"
     d_steps: int = 1
     vocal_noise_std: float = 0.05
@@ -201,7 +204,8 @@ _RANGES = {
     "model.style_dim": (1, None, True, None), "train.style_dropout": (0.0, 1.0, True, True),
     "train.batch_size": (1, None, True, None), "train.learning_rate": (0.0, None, False, None),
     "train.beta_1": (0.0, 1.0, True, False), "train.l1_weight": (0.0, None, True, None),
-    "train.gan_weight": (0.0, None, True, None), "train.d_steps": (1, None, True, None),
+    "train.gan_weight": (0.0, None, True, None),
+    "train.chroma_weight": (0.0, None, True, None), "train.d_steps": (1, None, True, None),
     "train.vocal_noise_std": (0.0, None, True, None), "train.steps": (0, None, True, None),
     "train.checkpoint_every": (1, None, True, None), "train.summary_every": (1, None, True, None),
     "train.image_every": (1, None, True, None), "train.val_fraction": (0.0, 1.0, True, False),
@@ -299,7 +303,7 @@ class Config:
                 names) or "any" in names:
             raise ValueError("model.styles must be distinct comma-separated names (letters, digits, - and _; "
                              f"'any' is implied). Received: {m.styles!r}")
-        if m.vocal_input in ("salience", "comb") and s.num_bins % SALIENCE_SEMITONES:
+        if m.vocal_input != "spectrogram" and s.num_bins % SALIENCE_SEMITONES:
             raise ValueError(f"model.vocal_input={m.vocal_input!r} needs stft.num_bins divisible by "
                              f"{SALIENCE_SEMITONES}. Received: {s.num_bins}")
         if m.norm not in ("batch", "instance"):
@@ -392,6 +396,13 @@ PRESETS: dict[str, Config] = {
         model=ModelConfig(depth=8, base_filters=64, max_filters=512),
         train=TrainConfig(batch_size=1),
         preset="seed",
+    ),
+    # Full band: 44.1 kHz with the default's frame rate (11.6 ms) and bin width (21.5 Hz), so every bin
+    # up to 22 kHz is kept: 1024 bins x 128 frames (1.49 s), twice the default's cells per window.
+    "fullband": Config(
+        audio=AudioConfig(sample_rate=44100),
+        stft=STFTConfig(n_fft=2048, hop_length=512),
+        preset="fullband",
     ),
     # Tiny shapes for tests and smoke runs: 8 kHz, 128 bins x 32 frames.
     "tiny": Config(

@@ -359,19 +359,12 @@ def load_songs(data_dir: str, rate: int, split: str | None = "test", max_seconds
 
 def song_labels(data_dir: str, names, key: str = "style") -> dict[str, str | None]:
     """Each song folder's ``song.json`` label (``kgan corpus`` writes style, voice, source); None without one."""
-    import json
     import os
 
-    labels = {}
-    for name in names:
-        path = os.path.join(data_dir, name, "song.json")
-        try:
-            with open(path, encoding="utf-8") as f:
-                value = json.load(f).get(key)
-        except (OSError, ValueError, AttributeError):  # no file, not JSON, not an object: unlabelled
-            value = None
-        labels[name] = value if isinstance(value, str) else None
-    return labels
+    from kgan.io_utils import song_info
+
+    values = {name: song_info(os.path.join(data_dir, name)).get(key) for name in names}
+    return {name: value if isinstance(value, str) else None for name, value in values.items()}
 
 
 def evaluate(systems: dict, songs, rate: int, progress: bool = True) -> dict:

@@ -40,7 +40,7 @@ import tensorflow as tf
 from kgan.config import Config
 from kgan.inference import Generate
 
-__all__ = ["export", "load", "forbidden_ops", "HalfWeights", "EXPORT_CONFIG", "MODEL_NAME", "WEIGHT_DTYPES"]
+__all__ = ["export", "restore_generator", "load", "forbidden_ops", "HalfWeights", "EXPORT_CONFIG", "MODEL_NAME", "WEIGHT_DTYPES"]
 
 EXPORT_CONFIG = "kgan_config.json"
 MODEL_NAME = "kgan"
@@ -148,6 +148,23 @@ def next_version(export_base: str) -> int:
     return max(versions, default=0) + 1
 
 
+def restore_generator(run_dir: str, checkpoint: str | None = None):
+    """``(generator, config, checkpoint path)`` of a training run, from its newest (or the given) checkpoint."""
+    from kgan.models import UNetGenerator
+    from kgan.training import read_run_config, unreadable_checkpoint
+
+    config = read_run_config(run_dir)
+    generator = UNetGenerator.from_kgan_config(config)
+    ckpt = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    if ckpt is None:
+        raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint to export; train first")
+    try:
+        tf.train.Checkpoint(generator=generator).restore(ckpt).expect_partial().assert_existing_objects_matched()
+    except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:  # IndexError: truncated data
+        raise ValueError(unreadable_checkpoint(ckpt, e)) from None
+    return generator, config, ckpt
+
+
 def export(run_dir: str, export_base: str, version: int | None = None, griffin_lim_iters: int = 16,
            checkpoint: str | None = None, weights: str = "float32", vocoder: str | None = None,
            griffin_lim_init: str = "integrated") -> str:
@@ -162,18 +179,7 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
         raise ValueError(f"griffin_lim_init must be 'integrated' or 'random'. Received: {griffin_lim_init!r}")
     if weights not in WEIGHT_DTYPES:
         raise ValueError(f"weights must be one of {list(WEIGHT_DTYPES)}. Received: {weights!r}")
-    from kgan.models import UNetGenerator
-    from kgan.training import read_run_config, unreadable_checkpoint
-
-    config = read_run_config(run_dir)
-    generator = UNetGenerator.from_kgan_config(config)
-    ckpt = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
-    if ckpt is None:
-        raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint to export; train first")
-    try:
-        tf.train.Checkpoint(generator=generator).restore(ckpt).expect_partial().assert_existing_objects_matched()
-    except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:  # IndexError: truncated data
-        raise ValueError(unreadable_checkpoint(ckpt, e)) from None
+    generator, config, ckpt = restore_generator(run_dir, checkpoint)
 
     phase = None
     if vocoder is not None:

@@ -81,3 +81,18 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
+
+
+def song_info(folder: str | os.PathLike) -> dict:
+    """A song folder's ``song.json`` (``kgan corpus`` writes style, voice, source, split...); {} without one.
+
+    Labels are optional: a missing, unreadable or non-object file is an unlabelled song, not an error.
+    """
+    import json
+
+    try:
+        with open(os.path.join(folder, "song.json"), encoding="utf-8") as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}

@@ -40,7 +40,7 @@ import numpy as np
 
 from kgan import audio as audio_io
 from kgan.config import Config
-from kgan.io_utils import atomic_path, atomic_write_text, remove_stale_temporaries
+from kgan.io_utils import atomic_path, atomic_write_text, remove_stale_temporaries, song_info
 
 __all__ = ["SongError", "SongSources", "find_sources", "voiced_segments", "preprocess", "FEATURES"]
 
@@ -250,16 +250,8 @@ class SongProcessor:
 
 def _song_labels(folder: str) -> dict:
     """``style``, ``voice`` and ``source`` from a corpus song's ``song.json`` (style "unknown" elsewhere)."""
-    labels = {"style": "unknown"}
-    path = os.path.join(folder, "song.json")
-    if os.path.isfile(path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                info = json.load(f)
-            labels.update({k: str(info[k]) for k in ("style", "voice", "source") if k in info})
-        except (OSError, ValueError):
-            pass  # labels are optional: a song without them is still a song
-    return labels
+    info = song_info(folder)
+    return {"style": "unknown", **{k: str(info[k]) for k in ("style", "voice", "source") if k in info}}
 
 
 def _read_splits(input_dir: str) -> dict[str, str]:
@@ -451,9 +443,12 @@ def plot_windows(out_dir: str, n: int, seed: int = 0) -> list[str]:
         panels = [("vocal", v)]
         if config.model.vocal_input != "spectrogram":
             seen = features(v[None, :, :, None].astype(np.float32)).numpy()[0]
+            if config.model.vocal_input == "track":
+                panels.append(("the tracked pitch rendered with one timbre (the model's first channel)", seen[..., 0]))
             if config.model.vocal_input == "comb":
                 panels.append(("the sung pitch rendered with one timbre (the model's first channel)", seen[..., 0]))
-            panels.append(("vocal as the model sees it: pitch salience (F0 axis)", seen[..., -3], "f0"))
+            if config.model.vocal_input in ("salience", "comb"):
+                panels.append(("vocal as the model sees it: pitch salience (F0 axis)", seen[..., -3], "f0"))
         panels.append(("accompaniment (target)", accompaniment[offset : offset + frames].T))
         style = f", {song['style']}" if song.get("style", "unknown") != "unknown" else ""
         plot_spectrograms(panels, config, path, title=f"{song['name']} ({song['split']}{style}), {start:.2f} s",

@@ -11,7 +11,8 @@ sum of the per-replica scaled gradients is the gradient of the global mean, and
 a step on N replicas equals a step on one replica over the same global batch
 (tested). Batch norm is synchronised across replicas (``kgan.models.blocks``).
 
-Generator loss: ``gan_weight * GAN + l1_weight * L1`` (pix2pix, lambda = 100).
+Generator loss: ``gan_weight * GAN + l1_weight * L1`` (pix2pix, lambda = 100), plus
+``chroma_weight * chroma`` when set (``kgan.harmonic_loss``: chroma fit and chord motion).
 Discriminator loss: half the sum of its losses on real and generated pairs.
 GAN losses are vanilla (sigmoid cross-entropy on logits) or least squares.
 
@@ -47,6 +48,7 @@ from kgan import __version__
 from kgan.augment import augment_vocal
 from kgan.config import Config
 from kgan.dataset import read_metadata, windows_dataset
+from kgan.harmonic_loss import chroma_loss, chroma_matrix
 from kgan.io_utils import atomic_write_text
 from kgan.models import PatchGANDiscriminator, UNetGenerator
 from kgan.spectrogram import Spectrogram
@@ -54,7 +56,7 @@ from kgan.spectrogram import Spectrogram
 __all__ = ["split_cpu", "make_strategy", "Trainer", "TrainingDiverged", "write_run_config", "read_run_config",
            "checkpoint_names", "unreadable_checkpoint"]
 
-METRICS = ("g_total", "g_gan", "g_l1", "d_loss", "d_real", "d_fake")
+METRICS = ("g_total", "g_gan", "g_l1", "g_chroma", "d_loss", "d_real", "d_fake")
 
 
 class TrainingDiverged(RuntimeError):
@@ -177,6 +179,7 @@ class Trainer:
         ckpt_dir = os.path.join(run_dir, "checkpoints" if self.chief else f"checkpoints-{task_type}{index}")
         self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, max_to_keep=max_checkpoints)
         self.spec = Spectrogram(config.stft)
+        self.chroma_matrix = chroma_matrix(config.audio.sample_rate, config.stft.n_fft, config.stft.n_fft // 2)
         self._train_step = None
 
     # ------------------------------------------------------------------ losses
@@ -242,6 +245,11 @@ class Trainer:
             g_gan = self._gan_loss(d_fake, True)
             g_l1 = tf.reduce_mean(tf.abs(target - fake), axis=[1, 2, 3])
             g_per_example = t.gan_weight * g_gan + t.l1_weight * g_l1
+            if t.chroma_weight > 0:
+                g_chroma = chroma_loss(fake, target, self.chroma_matrix, self.spec.db_floor, self.spec.db_ceiling)
+                g_per_example += t.chroma_weight * g_chroma
+            else:
+                g_chroma = tf.zeros_like(g_l1)
             g_loss = average(g_per_example)
             d_loss = average(d_per_example)
         g_vars = self.generator.trainable_variables
@@ -252,7 +260,8 @@ class Trainer:
         if t.gan_weight > 0:
             self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
         return {
-            "g_total": g_loss, "g_gan": average(g_gan), "g_l1": average(g_l1), "d_loss": d_loss,
+            "g_total": g_loss, "g_gan": average(g_gan), "g_l1": average(g_l1), "g_chroma": average(g_chroma),
+            "d_loss": d_loss,
             "d_real": average(self._d_score(d_real)), "d_fake": average(self._d_score(d_fake)),
         }
 

@@ -197,17 +197,14 @@ def stft_distances(reference, estimate, given_normalised, spec: Spectrogram) -> 
 # ------------------------------------------------------------------ training
 def _song_sources(corpus_dir: str, splits=("train",)) -> list:
     """``kgan.preprocess.SongSources`` of the song folders (with a song.json) in ``splits``."""
+    from kgan.io_utils import song_info
     from kgan.preprocess import SongError, find_sources
 
     songs = []
     for name in sorted(os.listdir(corpus_dir)):
         path = os.path.join(corpus_dir, name)
-        meta = os.path.join(path, "song.json")
-        if not os.path.isfile(meta):
-            continue
-        with open(meta, encoding="utf-8") as f:
-            split = json.load(f).get("split", "train")
-        if split in splits:
+        info = song_info(path)
+        if info and info.get("split", "train") in splits:
             try:
                 songs.append(find_sources(path))
             except SongError:
@@ -257,12 +254,16 @@ def train_vocoder(corpus_dir: str, out_dir: str, config: Config, settings: Vocod
                   steps: int | None = None, progress: bool = True) -> dict:
     """Fit a vocoder on ``corpus_dir``'s accompaniment stems (train split); resumes from ``out_dir``.
 
+    A resumed folder keeps its own settings; ``settings`` that differ from them
+    (other than ``steps``) are refused, since the checkpoint would not fit them.
+
     Returns the last step's losses.
     """
     from tqdm import tqdm
 
     from kgan.io_utils import atomic_path
 
+    asked = settings
     settings = settings or VocoderSettings()
     steps = settings.steps if steps is None else int(steps)
     spec = Spectrogram(config.stft)
@@ -277,6 +278,12 @@ def train_vocoder(corpus_dir: str, out_dir: str, config: Config, settings: Vocod
                 raise ValueError(f"{meta_path}: this vocoder was trained with another {key} "
                                  f"({previous[key]} vs {meta[key]}); use a new output folder")
         settings = VocoderSettings(**{"phase_prior": "zero", **previous["settings"], "steps": steps})
+        changed = [f.name for f in dataclasses.fields(settings) if asked is not None and f.name != "steps"
+                   and getattr(asked, f.name) != getattr(settings, f.name)]
+        if changed:
+            name = changed[0]
+            raise ValueError(f"{meta_path}: this vocoder was trained with {name}={getattr(settings, name)!r}, "
+                             f"not {getattr(asked, name)!r}; resume without changing it or use a new output folder")
     os.makedirs(out_dir, exist_ok=True)
     with atomic_path(meta_path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump({**meta, "settings": dataclasses.asdict(settings)}, f, indent=2, sort_keys=True)

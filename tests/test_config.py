@@ -28,6 +28,22 @@ def test_seed_preset_reproduces_the_earlier_geometry():
     assert (cfg.stft.num_bins, cfg.window.frames) == (1024, 1024)
 
 
+def test_fullband_preset_keeps_every_bin_to_22_khz_at_the_default_resolution():
+    import numpy as np
+
+    from kgan.models import UNetGenerator
+
+    full, default = kconfig.get_preset("fullband"), kconfig.get_preset("default")
+    assert full.stft.num_bins * full.audio.sample_rate / full.stft.n_fft == full.audio.sample_rate / 2
+    assert full.audio.sample_rate / full.stft.n_fft == default.audio.sample_rate / default.stft.n_fft  # 21.5 Hz
+    assert full.stft.hop_length / full.audio.sample_rate == default.stft.hop_length / default.audio.sample_rate
+    assert full.stft.num_bins == 2 * default.stft.num_bins and full.window.frames == default.window.frames
+    generator = UNetGenerator.from_kgan_config(full)  # the comb input and the U-Net at 1024 x 128
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 1024, 128, 1)).astype("float32")
+    y = generator(x, training=False).numpy()
+    assert y.shape == x.shape and np.all(np.abs(y) <= 1)
+
+
 def test_override_converts_types_and_rejects_unknown_fields():
     cfg = kconfig.get_preset("default").override(**{"train.steps": "7", "window.gate_db": "-30"})
     assert cfg.train.steps == 7 and cfg.window.gate_db == -30.0

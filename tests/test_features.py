@@ -138,3 +138,53 @@ def test_the_comb_renders_the_sung_pitch_on_the_linear_axis_whatever_the_timbre(
     assert np.abs(bright - vowel)[:, steady].mean() < 0.3 * np.abs(spec_a - spec_b)[:, steady].mean()
     silent = layer(-tf.ones([1, 512, 128, 1])).numpy()
     np.testing.assert_allclose(silent, -1.0, atol=1e-5)
+
+
+def test_track_gives_one_pitch_class_whatever_the_timbre_and_octave_and_exports_with_core_ops(tmp_path):
+    from kgan.export import forbidden_ops
+
+    track_config = get_preset("default").override(**{"model.vocal_input": "track"})
+    track = VocalFeatures.from_kgan_config(track_config)
+    comb = VocalFeatures.from_kgan_config(get_preset("default"))
+    spec = Spectrogram(CONFIG.stft)
+
+    def planes(layer, wave):
+        return layer(tf.transpose(spec.to_model(wave[None]), [0, 2, 1])[..., None]).numpy()[0]
+
+    def cosine(a, b):  # per frame, on [0, 2] so silence counts as zero
+        a, b = a + 1.0, b + 1.0
+        return float(np.mean(np.sum(a * b, 0) / (np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0))))
+
+    high = _sing(MELODY, _envelope_vowel)
+    low = _sing([m - 12 for m in MELODY], _envelope_bright)  # another timbre, an octave lower
+    steady = _steady_frames(planes(track, high).shape[1])
+    t_high, t_low = planes(track, high), planes(track, low)
+    assert t_high.shape[-1] == 3 and t_high.min() >= -1 - 1e-6 and t_high.max() <= 1 + 1e-6
+    # Tolerance: the two singers' pitch planes have a cosine >= 0.9 per steady frame on average, while the
+    # comb (the F0's harmonics, so octave-bound) falls below 0.75 on the same pair.
+    same = cosine(t_high[:, steady, 0], t_low[:, steady, 0])
+    assert same >= 0.9, same
+    assert cosine(planes(comb, high)[:, steady, 0], planes(comb, low)[:, steady, 0]) < min(0.75, same - 0.15)
+    # the first note, A3 (220 Hz): its pitch class at every octave, in bins of 21.5 Hz: 110, 220, 440, 880 Hz
+    first_note = np.flatnonzero(steady & (np.arange(len(steady)) < NOTE_SECONDS * RATE / CONFIG.stft.hop_length))
+
+    def level(plane, hz):  # the median over the first note of the two bins around hz
+        median = np.median(plane[:, first_note], axis=1)
+        b = hz / (RATE / CONFIG.stft.n_fft)
+        return max(median[int(b)], median[int(b) + 1])
+
+    for hz in (110.0, 220.0, 440.0, 880.0):
+        assert level(t_high[..., 0], hz) > 0.0  # above the plane's midpoint
+    assert level(t_high[..., 0], 330.0) < -0.9  # E, the third harmonic's pitch class: nothing
+    # a transposition by 3 semitones moves every partial by 2**(3/12)
+    moved = planes(track, _sing([m + 3 for m in MELODY], _envelope_vowel))[..., 0]
+    assert level(moved, 440.0 * 2 ** 0.25) > 0.0 and level(moved, 440.0) < -0.9
+    np.testing.assert_allclose(track(-tf.ones([1, 512, 128, 1])).numpy(), -1.0, atol=1e-5)  # silence: the floor
+
+    class Wrapped(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 512, None, 1], tf.float32)])
+        def __call__(self, x):
+            return track(x)
+
+    tf.saved_model.save(Wrapped(), str(tmp_path / "track"))
+    assert forbidden_ops(str(tmp_path / "track")) == []

@@ -1,5 +1,6 @@
 """The learned vocoder: its head keeps the given magnitude, training lowers the loss and resumes, it exports."""
 
+import dataclasses
 import json
 import os
 
@@ -55,6 +56,11 @@ def test_training_lowers_the_loss_resumes_and_exports_with_core_ops(chorale_dir,
     history = [json.loads(line) for line in open(out / "history.jsonl")]
     assert [h["step"] for h in history] == [1, 50, 100]  # resumed from step 20, not restarted
     assert history[-1]["mr_stft"] < 0.9 * history[0]["mr_stft"], history
+    # a resume keeps the folder's own settings, and refuses others that the checkpoint would not fit
+    assert train_vocoder(chorale_dir, str(out), tiny_config, None, steps=100, progress=False) == {}
+    with pytest.raises(ValueError, match=f"trained with channels={TINY.channels}, not {TINY.channels + 8}"):
+        train_vocoder(chorale_dir, str(out), tiny_config, dataclasses.replace(TINY, channels=TINY.channels + 8),
+                      steps=101, progress=False)
     with pytest.raises(ValueError, match="another stft"):
         train_vocoder(chorale_dir, str(out), tiny_config.override(**{"stft.hop_length": 32}), TINY, steps=1,
                       progress=False)
