@@ -40,7 +40,8 @@ import tensorflow as tf
 from kgan.config import Config
 from kgan.inference import Generate
 
-__all__ = ["export", "restore_generator", "load", "forbidden_ops", "HalfWeights", "EXPORT_CONFIG", "MODEL_NAME", "WEIGHT_DTYPES"]
+__all__ = ["export", "restore_generator", "load", "forbidden_ops", "HalfWeights", "EXPORT_CONFIG", "MODEL_NAME",
+           "WEIGHT_DTYPES"]
 
 EXPORT_CONFIG = "kgan_config.json"
 MODEL_NAME = "kgan"
