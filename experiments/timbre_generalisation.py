@@ -26,8 +26,10 @@ the spectrogram's own axis), and the ablations of the default input:
 buys), ``no-augmentation`` (without timbre augmentation) and ``no-<name>``
 (without one augmentation: ``no-level``, ``no-tilt``, ``no-formant``,
 ``no-vibrato``, ``no-breath``, ``no-reverb``); and the harmony loss:
-``comb-chroma`` (``train.chroma_weight=10``, ``kgan.harmonic_loss``) and
-``comb-chroma-256`` (the same on 2.97-s windows, batch 4).
+``comb-chroma`` (``train.chroma_weight=10``, ``kgan.harmonic_loss``),
+``track-chroma`` (the harmony loss with ``model.vocal_input=track``: one pitch
+class per frame, at every octave) and ``track-chroma-256`` (the same on 2.97-s
+windows, batch 4).
 
 Every step is a real ``kgan`` subprocess and is skipped when its output exists,
 so an interrupted run resumes (training resumes from its last checkpoint).
@@ -62,8 +64,10 @@ SETTINGS = {  # system -> (data set, kgan train --set overrides of the default p
     "timbre-free": ("timbre-free", ["model.vocal_input=salience"]),
     "comb": ("timbre-free", []),  # the default input since the salience image alone followed no chords
     "comb-chroma": ("timbre-free", ["train.chroma_weight=10"]),  # plus the harmony loss
+    "track-chroma": ("timbre-free", ["model.vocal_input=track", "train.chroma_weight=10"]),  # octave-free pitch
     # plus twice the context: 2.97-s windows, half the batch (the same spectrogram cells per step)
-    "comb-chroma-256": ("timbre-free-256", ["train.chroma_weight=10", "train.batch_size=4"]),
+    "track-chroma-256": ("timbre-free-256", ["model.vocal_input=track", "train.chroma_weight=10",
+                                             "train.batch_size=4"]),
     "spectrogram-input": ("timbre-free", ["model.vocal_input=spectrogram"]),
     "no-augmentation": ("timbre-free", NO_AUGMENTATION),
     **{f"no-{name}": ("timbre-free", [f"augment.p_{name}=0"]) for name in AUGMENTATIONS},

@@ -350,9 +350,11 @@ class Config:
                 raise ValueError(f"config section {name!r} must be an object. Received: {type(values).__name__}")
             values = dict(values)
             # A config written before a field or section existed means what kgan did then:
-            # the raw spectrogram input and no timbre augmentation.
+            # the raw spectrogram input, no harmony loss and no timbre augmentation.
             if name == "model" and name in data and "vocal_input" not in values:
                 values["vocal_input"] = "spectrogram"
+            if name == "train" and name in data and "chroma_weight" not in values:  # before the harmony loss
+                values["chroma_weight"] = 0.0
             if name == "augment" and name not in data and "train" in data:
                 values = {k: v for k, v in dataclasses.asdict(AugmentConfig.off()).items() if k.startswith("p_")}
             fields = {f.name for f in dataclasses.fields(klass)}

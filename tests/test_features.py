@@ -105,9 +105,10 @@ def test_models_carry_the_feature_layer_and_old_configs_keep_the_raw_input():
     assert "vocal_features" not in [layer.name for layer in raw.layers]
     # A config written before the field and the augment section existed means the old behaviour.
     old = tiny.to_dict()
-    del old["model"]["vocal_input"], old["augment"]
+    del old["model"]["vocal_input"], old["augment"], old["train"]["chroma_weight"]
     restored = Config.from_dict(old)
     assert restored.model.vocal_input == "spectrogram" and not restored.augment.enabled
+    assert restored.train.chroma_weight == 0.0  # and no harmony loss
     with pytest.raises(ValueError, match="model.vocal_input must be one of"):
         tiny.override(**{"model.vocal_input": "chroma"})
 
