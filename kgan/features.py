@@ -236,18 +236,18 @@ class VocalFeatures(keras.layers.Layer):
         peaks = tf.nn.relu(db - envelope)  # whitened, rectified: dB above the local floor
         salience = tf.nn.relu(tf.linalg.matmul(peaks, self._harmonic))  # (B, T, F0 rows)
         peak = tf.reduce_max(salience, axis=-1, keepdims=True)  # (B, T, 1)
-        share = tf.square(salience / tf.maximum(peak, self.min_peak_db))  # (B, T, F0 rows) in [0, 1]
-        pitch = 2.0 * share - 1.0
         power = tf.reduce_mean(tf.exp(db * (math.log(10.0) / 10.0)), axis=-1, keepdims=True)
         level_db = 10.0 * tf.math.log(tf.maximum(power, 1e-30)) / math.log(10.0)
         level = tf.clip_by_value(2.0 * (level_db - self.db_floor) / span - 1.0, -1.0, 1.0)
         voicing = 2.0 * tf.tanh(peak / 20.0) - 1.0
-        planes = [pitch, tf.broadcast_to(level, tf.shape(salience)), tf.broadcast_to(voicing, tf.shape(salience))]
+        planes = [tf.broadcast_to(level, tf.shape(salience)), tf.broadcast_to(voicing, tf.shape(salience))]
         if self.kind == "track":  # one F0 per frame: the salience's argmax row, a quarter-semitone Gaussian
             rows = tf.cast(tf.range(tf.shape(salience)[-1]), tf.float32)
             best = tf.cast(tf.argmax(salience, axis=-1, output_type=tf.int32), tf.float32)[..., None]
-            share = tf.exp(-0.5 * tf.square((rows - best) / self._track_width))
-            planes = planes[1:]  # level and voicing; the log-F0 image is left out
+            share = tf.exp(-0.5 * tf.square((rows - best) / self._track_width))  # no log-F0 image plane
+        else:
+            share = tf.square(salience / tf.maximum(peak, self.min_peak_db))  # (B, T, F0 rows) in [0, 1]
+            planes.insert(0, 2.0 * share - 1.0)  # the pitch image
         if self.kind in ("comb", "track"):  # the pitch rendered on the linear axis, each frame's peak at 1
             comb = tf.linalg.matmul(share, self._comb)  # (B, T, F)
             comb = comb / tf.maximum(tf.reduce_max(comb, axis=-1, keepdims=True), 1e-6)
