@@ -443,10 +443,10 @@ def plot_windows(out_dir: str, n: int, seed: int = 0) -> list[str]:
         panels = [("vocal", v)]
         if config.model.vocal_input != "spectrogram":
             seen = features(v[None, :, :, None].astype(np.float32)).numpy()[0]
-            if config.model.vocal_input == "track":
-                panels.append(("the tracked pitch rendered with one timbre (the model's first channel)", seen[..., 0]))
-            if config.model.vocal_input == "comb":
-                panels.append(("the sung pitch rendered with one timbre (the model's first channel)", seen[..., 0]))
+            rendered = {"comb": "the sung pitch rendered with one timbre",
+                        "track": "the tracked pitch class at every octave"}.get(config.model.vocal_input)
+            if rendered:
+                panels.append((f"{rendered} (the model's first channel)", seen[..., 0]))
             if config.model.vocal_input in ("salience", "comb"):
                 panels.append(("vocal as the model sees it: pitch salience (F0 axis)", seen[..., -3], "f0"))
         panels.append(("accompaniment (target)", accompaniment[offset : offset + frames].T))

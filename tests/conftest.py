@@ -43,6 +43,33 @@ def chorale_dir(tmp_path_factory, tiny_config):
 
 
 @pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory, chorale_dir, tiny_config):
+    """``chorale_dir`` preprocessed at the tiny preset."""
+    from kgan.preprocess import preprocess
+
+    out = str(tmp_path_factory.mktemp("tiny-data"))
+    preprocess(chorale_dir, out, tiny_config, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def fixed_batch(tiny_data, tiny_config):
+    """One training batch of 4 windows from ``tiny_data``, as numpy (vocal, target)."""
+    from kgan.dataset import windows_dataset
+
+    vocal, target = next(iter(windows_dataset(tiny_data, "train", tiny_config, 4, seed=3)))
+    return vocal.numpy(), target.numpy()
+
+
+def distributed(trainer, batch):
+    """An endless iterator of ``batch`` distributed by the trainer's strategy (for ``Trainer.train_step``)."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensors(batch).repeat()
+    return iter(trainer.strategy.experimental_distribute_dataset(ds))
+
+
+@pytest.fixture(scope="session")
 def run_dir(tmp_path_factory, chorale_dir, tiny_config):
     """A tiny model trained for 3 steps: (run directory, its Trainer)."""
     from kgan.preprocess import preprocess

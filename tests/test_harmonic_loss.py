@@ -9,6 +9,7 @@ import tensorflow as tf
 from kgan.config import AugmentConfig, Config
 from kgan.harmonic_loss import chroma_loss, chroma_matrix
 from kgan.spectrogram import Spectrogram
+from tests.conftest import distributed
 
 RATE = 22050
 # mid-register triads (C4, G3, A3 roots): below ~200 Hz a 21.5 Hz bin spans more than a semitone
@@ -68,21 +69,16 @@ def test_silent_target_gives_zero_and_the_gradient_is_finite_and_nonzero():
     assert np.all(np.isfinite(grad)) and np.abs(grad).max() > 0
 
 
-def test_training_with_the_chroma_loss_reports_it_and_lowers_it(tmp_path, tiny_config, chorale_dir):
-    from kgan.dataset import windows_dataset
-    from kgan.preprocess import preprocess
+def test_training_with_the_chroma_loss_reports_it_and_lowers_it(tmp_path, tiny_config, fixed_batch):
     from kgan.training import Trainer, make_strategy
 
-    preprocess(chorale_dir, str(tmp_path / "data"), tiny_config, progress=False)
-    batch = next(iter(windows_dataset(str(tmp_path / "data"), "train", tiny_config, 4, seed=3)))
     keras.utils.set_random_seed(1)
     overrides = {"train.learning_rate": 1e-3, "train.chroma_weight": 10.0, "train.l1_weight": 1.0}
     cfg = dataclasses.replace(tiny_config.override(**overrides), augment=AugmentConfig.off())
     trainer = Trainer(cfg, str(tmp_path / "run"), make_strategy(1))
-    it = iter(trainer.strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch).repeat()))
+    it = distributed(trainer, fixed_batch)
     chroma = [float(trainer.train_step(next(it))["g_chroma"]) for _ in range(40)]
     assert chroma[0] > 0.2 and np.mean(chroma[-5:]) < 0.7 * np.mean(chroma[:5]), chroma
 
     plain = Trainer(tiny_config, str(tmp_path / "plain"), make_strategy(1))  # weight 0: not computed
-    it = iter(plain.strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch).repeat()))
-    assert float(plain.train_step(next(it))["g_chroma"]) == 0.0
+    assert float(plain.train_step(next(distributed(plain, fixed_batch)))["g_chroma"]) == 0.0

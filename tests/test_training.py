@@ -13,29 +13,9 @@ import pytest
 import tensorflow as tf
 
 from kgan.config import AugmentConfig
-from kgan.preprocess import preprocess
 from kgan.training import Trainer, TrainingDiverged, make_strategy
+from tests.conftest import distributed as _distributed
 from tests.conftest import free_ports
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory, chorale_dir, tiny_config):
-    out = str(tmp_path_factory.mktemp("tiny-data"))
-    preprocess(chorale_dir, out, tiny_config, progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
-def fixed_batch(tiny_data, tiny_config):
-    from kgan.dataset import windows_dataset
-
-    vocal, target = next(iter(windows_dataset(tiny_data, "train", tiny_config, 4, seed=3)))
-    return vocal.numpy(), target.numpy()
-
-
-def _distributed(trainer, batch):
-    ds = tf.data.Dataset.from_tensors(batch).repeat()
-    return iter(trainer.strategy.experimental_distribute_dataset(ds))
 
 
 def _weights(trainer):
