@@ -45,20 +45,25 @@ def test_two_replicas_equal_one_replica_over_the_same_global_batch(tmp_path, tin
     for w1, w2 in zip(initial, _weights(two)):
         np.testing.assert_array_equal(w1, w2)
     it1, it2 = _distributed(one, fixed_batch), _distributed(two, fixed_batch)
-    for _ in range(3):
+    # SGD(0.5) takes steps so large that three of them turn rounding into percent-level differences
+    # (chaotic, batch-dependent), so it is compared after one step; Adam's steps are small.
+    steps = 1 if optimizer == "sgd" else 3
+    for _ in range(steps):
         m1, m2 = one.train_step(next(it1)), two.train_step(next(it2))
         for k in m1:
             assert float(m1[k]) == pytest.approx(float(m2[k]), rel=1e-4, abs=1e-6), k
+    # float32 summation order differs between 1 and 2 replicas: measured up to 4e-6 (SGD, one step)
+    # and 1.4e-5 (Adam, three steps) over eight seeds. Batch-norm variances as E[x^2] - E[x]^2 gave
+    # 1.3e-3 after one SGD step on some batches (kgan.models.blocks.SyncBatchNormalization).
+    bound = 3e-5 if optimizer == "sgd" else 6e-5
     for w1, w2 in zip(_weights(one), _weights(two)):
-        # float32 summation order differs between 1 and 2 replicas; with the 4-channel comb input
-        # (three channels constant along frequency or smooth) SGD(0.5) grows that to ~2e-4 in three steps.
-        np.testing.assert_allclose(w1, w2, atol=6e-4)
-    if optimizer == "sgd":  # ... while SGD's steps move the generator's weights far more, so a gradient
+        np.testing.assert_allclose(w1, w2, atol=bound)
+    if optimizer == "sgd":  # ... while SGD's step moves the generator's weights far more, so a gradient
         # scaled wrongly by the replica count (twice or half the update) could not pass the bound above
         after = [v.numpy() for v in one.generator.trainable_variables]
         moved = max(float(np.max(np.abs(w1 - w0))) for w0, w1 in zip(trainable, after))
-        assert moved > 20 * 6e-4, moved
-    assert int(one.step.numpy()) == int(two.step.numpy()) == 3
+        assert moved > 1000 * bound, moved
+    assert int(one.step.numpy()) == int(two.step.numpy()) == steps
 
 
 def test_loss_falls_within_a_few_dozen_steps(tmp_path, tiny_config, fixed_batch):

@@ -9,8 +9,39 @@ levels.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 INIT_STDDEV = 0.02
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class SyncBatchNormalization(keras.layers.BatchNormalization):
+    """Batch norm over the global batch of all replicas, its variance taken in two passes.
+
+    Keras' ``synchronized=True`` all-reduces sum(x) and sum(x^2) and takes E[x^2] - E[x]^2, which
+    cancels catastrophically in float32 for a channel whose mean is large against its spread (a
+    constant input plane makes such channels): the variance is then rounding noise, different for
+    every way of splitting the batch, and the normalised output with it. Here the global mean is
+    all-reduced first and then the sum of squared deviations from it, as ``tf.nn.moments`` does on
+    one device, so one and several replicas agree to rounding (one extra all-reduce per layer).
+    """
+
+    def __init__(self, **kwargs):
+        kwargs["synchronized"] = False  # the replica sync is done here, not by Keras
+        super().__init__(**kwargs)
+
+    def _moments(self, inputs, mask):
+        ctx = tf.distribute.get_replica_context()
+        if mask is not None or ctx is None or ctx.num_replicas_in_sync == 1:
+            return super()._moments(inputs, mask)
+        axes = self._reduction_axes
+        total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(inputs, axis=axes, keepdims=True))
+        count = ctx.all_reduce(tf.distribute.ReduceOp.SUM,
+                               tf.cast(tf.reduce_prod(tf.gather(tf.shape(inputs), axes)), inputs.dtype))
+        mean = total / count
+        deviation = tf.reduce_sum(tf.math.squared_difference(inputs, tf.stop_gradient(mean)), axis=axes, keepdims=True)
+        variance = ctx.all_reduce(tf.distribute.ReduceOp.SUM, deviation) / count
+        return tf.squeeze(mean, axes), tf.squeeze(variance, axes)
 
 
 def initializer():
@@ -20,7 +51,7 @@ def initializer():
 def normalization(kind: str, name: str):
     """Batch norm synchronised across replicas (plain Keras 3 BN drifts apart under a strategy), or instance norm."""
     if kind == "batch":
-        return keras.layers.BatchNormalization(synchronized=True, momentum=0.9, epsilon=1e-5, name=name)
+        return SyncBatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
     if kind == "instance":
         return keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)  # one group per channel
     raise ValueError(f"normalization must be 'batch' or 'instance'. Received: {kind!r}")
