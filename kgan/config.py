@@ -38,7 +38,7 @@ __all__ = [
     "VOCAL_INPUTS",
 ]
 
-VOCAL_INPUTS = ("spectrogram", "salience", "comb", "track")  # see kgan.features
+VOCAL_INPUTS = ("spectrogram", "salience", "comb", "track", "chords")  # see kgan.features
 SALIENCE_SEMITONES = 64  # the salience image spans 64 semitones in stft.num_bins rows
 
 
@@ -105,7 +105,8 @@ class ModelConfig:
     """Generator and discriminator; ``vocal_input`` is what they see of the vocal (``kgan.features``)."""
 
     # "comb" (the sung pitch on the spectrogram's own axis, plus salience, level, voicing), "track" (one
-    # F0 per frame on that axis, level, voicing), "salience" (the log-F0 image, level, voicing: it follows
+    # F0 per frame on that axis, level, voicing), "chords" (a triad guessed from the track, then the
+    # track's planes), "salience" (the log-F0 image, level, voicing: it follows
     # no chords, README "Voices it never heard") or "spectrogram" (raw)
     vocal_input: str = "comb"
     depth: int = 7

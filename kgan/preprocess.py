@@ -444,7 +444,8 @@ def plot_windows(out_dir: str, n: int, seed: int = 0) -> list[str]:
         if config.model.vocal_input != "spectrogram":
             seen = features(v[None, :, :, None].astype(np.float32)).numpy()[0]
             rendered = {"comb": "the sung pitch rendered with one timbre",
-                        "track": "the tracked pitch class at every octave"}.get(config.model.vocal_input)
+                        "track": "the tracked pitch class at every octave",
+                        "chords": "the triad guessed from the tracked melody"}.get(config.model.vocal_input)
             if rendered:
                 panels.append((f"{rendered} (the model's first channel)", seen[..., 0]))
             if config.model.vocal_input in ("salience", "comb"):

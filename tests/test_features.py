@@ -189,3 +189,49 @@ def test_track_gives_one_pitch_class_whatever_the_timbre_and_octave_and_exports_
 
     tf.saved_model.save(Wrapped(), str(tmp_path / "track"))
     assert forbidden_ops(str(tmp_path / "track")) == []
+
+
+def test_chords_plane_names_the_triad_of_the_sung_chord_tones_whatever_the_voice_and_exports(tmp_path):
+    from kgan.export import forbidden_ops
+
+    chords = VocalFeatures.from_kgan_config(get_preset("default").override(**{"model.vocal_input": "chords"}))
+    spec = Spectrogram(CONFIG.stft)
+    bin_hz = RATE / CONFIG.stft.n_fft
+
+    def planes(wave):  # one 128-frame window, as the generator sees it
+        x = tf.transpose(spec.to_model(wave[None]), [0, 2, 1])[..., None][:, :, :128]
+        return chords(x).numpy()[0]
+
+    def triad(plane):  # the pitch classes the middle frames' chord plane lights, read at 500-2500 Hz
+        level = []
+        for pc in range(12):
+            f = 440.0 * 2 ** ((pc - 69) / 12)
+            while f < 500:
+                f *= 2
+            values = []
+            while f < 2500:
+                values.append(np.median(plane[int(round(f / bin_hz)), 40:90]))
+                f *= 2
+            level.append(np.mean(values))
+        return set(np.flatnonzero(np.array(level) > -0.5).tolist())
+
+    c_major = [60, 64, 67, 72]  # C E G C: the C major triad's tones, sung
+    bright = planes(_sing(c_major, _envelope_bright))
+    assert bright.shape == (512, 128, 4) and bright.min() >= -1 - 1e-6 and bright.max() <= 1 + 1e-6
+    assert triad(bright[..., 0]) == {0, 4, 7}
+    assert triad(planes(_sing(c_major, _envelope_vowel))[..., 0]) == {0, 4, 7}  # another voice
+    assert triad(planes(_sing([m - 12 for m in c_major], _envelope_bright))[..., 0]) == {0, 4, 7}  # an octave down
+    assert triad(planes(_sing([m + 7 for m in c_major], _envelope_vowel))[..., 0]) == {7, 11, 2}  # G major
+    assert triad(planes(_sing([57, 60, 64, 69], _envelope_bright))[..., 0]) == {9, 0, 4}  # A C E A: A minor
+    track = VocalFeatures.from_kgan_config(get_preset("default").override(**{"model.vocal_input": "track"}))
+    x = tf.transpose(spec.to_model(_sing(c_major, _envelope_bright)[None]), [0, 2, 1])[..., None][:, :, :128]
+    np.testing.assert_allclose(bright[..., 1:], track(x).numpy()[0], atol=1e-6)  # then the track's planes
+    np.testing.assert_allclose(chords(-tf.ones([1, 512, 128, 1])).numpy(), -1.0, atol=1e-5)  # silence: the floor
+
+    class Wrapped(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 512, None, 1], tf.float32)])
+        def __call__(self, x):
+            return chords(x)
+
+    tf.saved_model.save(Wrapped(), str(tmp_path / "chords"))
+    assert forbidden_ops(str(tmp_path / "chords")) == []

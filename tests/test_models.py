@@ -76,28 +76,46 @@ def test_geometry_errors_are_clear(build, message):
         build()
 
 
+SYNC_BN_CHECK = """
+import json, sys
+import numpy as np, keras, tensorflow as tf
+from kgan.training import split_cpu, make_strategy
+split_cpu(2)
+from kgan.models.blocks import SyncBatchNormalization
+rng = np.random.default_rng(0)
+x = (1000.0 + 0.01 * rng.standard_normal((4, 8, 8, 2))).astype(np.float32)
+x[..., 1] = rng.standard_normal((4, 8, 8))  # an ordinary channel beside it
+strategy = make_strategy(2)
+with strategy.scope():
+    ours = SyncBatchNormalization(momentum=0.0, epsilon=1e-12)
+    theirs = keras.layers.BatchNormalization(synchronized=True, momentum=0.0, epsilon=1e-12)
+    ours.build(x.shape), theirs.build(x.shape)
+batch = next(iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices(x).batch(4))))
+@tf.function
+def normalise(b):
+    strategy.run(lambda part: [ours(part, training=True), theirs(part, training=True)], args=(b,))
+normalise(batch)
+json.dump({"truth": x.astype(np.float64).var(axis=(0, 1, 2)).tolist(), "ours": np.array(ours.moving_variance).tolist(),
+           "keras": np.array(theirs.moving_variance).tolist(), "replicas": strategy.num_replicas_in_sync}, sys.stdout)
+"""
+
+
 def test_synchronised_batch_norm_variance_survives_a_large_mean():
-    """A channel at 1000 +- 0.01 (what a constant input plane gives): E[x^2] - E[x]^2 cancels in float32."""
-    import tensorflow as tf
+    """A channel at 1000 +- 0.01 (what a constant input plane gives): E[x^2] - E[x]^2 cancels in float32.
 
-    from kgan.models.blocks import SyncBatchNormalization
-    from kgan.training import make_strategy
+    Run in a fresh process with two CPU replicas: collectives of another strategy in this process would
+    share its instance keys.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
 
-    rng = np.random.default_rng(0)
-    x = (1000.0 + 0.01 * rng.standard_normal((4, 8, 8, 2))).astype(np.float32)
-    x[..., 1] = rng.standard_normal((4, 8, 8))  # an ordinary channel beside it
-    strategy = make_strategy(2)
-    with strategy.scope():
-        layer = SyncBatchNormalization(momentum=0.0, epsilon=1e-12)
-        keras_sync = keras.layers.BatchNormalization(synchronized=True, momentum=0.0, epsilon=1e-12)
-        layer.build(x.shape), keras_sync.build(x.shape)
-    dist = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices(x).batch(4))
-    batch = next(iter(dist))
-    outputs = [strategy.gather(strategy.run(lambda b, bn=bn: bn(b, training=True), args=(batch,)), axis=0)
-               for bn in (layer, keras_sync)]
-    truth = x.astype(np.float64).var(axis=(0, 1, 2))
-    np.testing.assert_allclose(np.array(layer.moving_variance), truth, rtol=1e-3)
-    normalised = np.array(outputs[0])
-    np.testing.assert_allclose(normalised.std(axis=(0, 1, 2)), 1.0, rtol=1e-3)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", SYNC_BN_CHECK], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    assert r["replicas"] == 2
+    np.testing.assert_allclose(r["ours"], r["truth"], rtol=1e-3)  # momentum 0: the batch's own variance
     # the check can fail: Keras' one-pass variance misses the large-mean channel's by far
-    assert abs(float(keras_sync.moving_variance[0]) / truth[0] - 1) > 0.1
+    assert abs(r["keras"][0] / r["truth"][0] - 1) > 0.1

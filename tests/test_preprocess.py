@@ -140,7 +140,10 @@ def test_killed_run_resumes_to_identical_output(tmp_path, tiny_config):
     proc = _run_cli(args[:2] + [str(tmp_path / "out")] + args[2:])
     state = tmp_path / "out" / ".state"
     deadline = time.time() + 120
-    while time.time() < deadline and not (state.exists() and any(state.glob("*.json"))):
+    def finished_songs():  # a state file under its final name (its temporary one also ends in .json)
+        return [p for p in state.glob("*.json") if not p.name.startswith(".")] if state.exists() else []
+
+    while time.time() < deadline and not finished_songs():
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
