@@ -538,7 +538,8 @@ def serve(export_base, port, host, model_name, max_seconds):
 @click.option("--split", default="test", show_default=True,
               help="Which songs of DATA_DIR/splits.json to evaluate ('' for every folder).")
 @click.option("--baselines", default="silence,echo,drone,running-chroma,retrieval", show_default=True,
-              help="Comma-separated: silence, echo, drone, running-chroma, mean (needs --train-data), "
+              help="Comma-separated: silence, echo, drone, running-chroma, harmoniser (the chords input's "
+                   "plan alone), mean (needs --train-data), "
                    "retrieval (needs DATA_DIR/splits.json train songs).")
 @click.option("--train-data", type=click.Path(exists=True, file_okay=False),
               help="A preprocessed training set, for the 'mean' baseline.")
@@ -619,6 +620,8 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
             systems[b] = ev.drone_baseline
         elif b == "running-chroma":
             systems[b] = ev.running_chroma_baseline
+        elif b == "harmoniser":
+            systems[b] = ev.Harmoniser()
         elif b == "mean":
             if not train_data:
                 raise click.UsageError("the 'mean' baseline needs --train-data")

@@ -68,6 +68,9 @@ SETTINGS = {  # system -> (data set, kgan train --set overrides of the default p
     # plus twice the context: 2.97-s windows, half the batch (the same spectrogram cells per step)
     "track-chroma-256": ("timbre-free-256", ["model.vocal_input=track", "train.chroma_weight=10",
                                              "train.batch_size=4"]),
+    # a triad per frame guessed in the graph from the track, as a plane before the track's
+    "chords-chroma": ("timbre-free", ["model.vocal_input=chords", "train.chroma_weight=10"]),
+    "chords-chroma-s1": ("timbre-free", ["model.vocal_input=chords", "train.chroma_weight=10", "train.seed=1"]),
     "spectrogram-input": ("timbre-free", ["model.vocal_input=spectrogram"]),
     "no-augmentation": ("timbre-free", NO_AUGMENTATION),
     **{f"no-{name}": ("timbre-free", [f"augment.p_{name}=0"]) for name in AUGMENTATIONS},

@@ -266,6 +266,44 @@ def running_chroma_baseline(vocal: np.ndarray, rate: int, seconds: float = 4.0) 
     return _chroma_tone(uniform_filter1d(c, width, axis=1, mode="nearest"), len(vocal), rate)
 
 
+class Harmoniser:
+    """The chord plan of ``model.vocal_input=chords`` alone, played as sustained triads.
+
+    The vocal goes through the default preset's STFT and ``kgan.features``' template harmoniser in the
+    generator's own windows (``window.frames``, side by side); each frame's triad is rendered like the
+    drone. It is the bar a generator with the ``chords`` input must clear to have added harmony of its own.
+    """
+
+    def __init__(self):
+        from kgan.config import get_preset
+        from kgan.features import VocalFeatures
+        from kgan.spectrogram import Spectrogram
+
+        self.config = get_preset("default").override(**{"model.vocal_input": "chords"})
+        self.spec = Spectrogram(self.config.stft)
+        self.layer = VocalFeatures.from_kgan_config(self.config)
+
+    def notes(self, vocal: np.ndarray, rate: int) -> np.ndarray:
+        """The triads ``[12, frames]`` at the preset's hop (zeros where no melody is near)."""
+        import librosa
+        import tensorflow as tf
+
+        own = self.config.audio.sample_rate
+        x = librosa.resample(np.asarray(vocal, np.float32), orig_sr=rate, target_sr=own) if rate != own else vocal
+        view = self.spec.to_model(tf.constant(np.asarray(x, np.float32)[None])).numpy()[0]  # (T, F)
+        frames, width = view.shape[0], self.config.window.frames
+        padded = np.pad(view, ((0, -frames % width), (0, 0)), constant_values=-1.0)
+        windows = padded.reshape(-1, width, padded.shape[1]).transpose(0, 2, 1)[..., None]  # (N, F, W, 1)
+        notes = self.layer.chords(tf.constant(windows)).numpy().reshape(-1, 12)[:frames]
+        return notes.T
+
+    def __call__(self, vocal: np.ndarray, rate: int) -> np.ndarray:
+        notes = self.notes(vocal, rate)
+        if not notes.any():
+            return np.zeros_like(vocal)
+        return _chroma_tone(notes, len(vocal), rate)
+
+
 def fit_length(x: np.ndarray, length: int) -> np.ndarray:
     """Crop, or repeat, to ``length`` samples."""
     if len(x) >= length:
@@ -314,7 +352,7 @@ class MeanSpectrogram:
 
 # ---------------------------------------------------------------------------- report
 
-BASELINES = ("silence", "echo", "drone", "running-chroma", "mean", "retrieval")
+BASELINES = ("silence", "echo", "drone", "running-chroma", "harmoniser", "mean", "retrieval")
 
 
 def load_songs(data_dir: str, rate: int, split: str | None = "test", max_seconds: float | None = None,

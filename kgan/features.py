@@ -189,6 +189,16 @@ def comb_matrix(bins: int, bin_hz: float, harmonics: int = 8, alpha: float = 0.8
     return out
 
 
+def _octaves(row: np.ndarray, f: float, bin_hz: float, low_hz: float, top_hz: float) -> None:
+    """Add 1 to ``row`` (linear interpolation between bins) at ``f`` moved to every octave in [low_hz, top_hz]."""
+    f = f / 2.0 ** math.floor(math.log2(f / low_hz))  # the lowest octave of its pitch class at or above low_hz
+    while f <= top_hz:
+        rows, weights = _interp_column(f, row.size, bin_hz)
+        for r, w in zip(rows, weights):
+            row[r] += w
+        f *= 2.0
+
+
 def octave_matrix(bins: int, bin_hz: float, low_hz: float = F0_MIN_HZ, high_hz: float = 5000.0) -> np.ndarray:
     """``[F0 rows, F]``: each F0 of ``f0_axis`` as its pitch class at every octave on the linear axis.
 
@@ -196,16 +206,10 @@ def octave_matrix(bins: int, bin_hz: float, low_hz: float = F0_MIN_HZ, high_hz: 
     every octave ``j`` that lands between ``low_hz`` and ``high_hz``: one pitch
     class, whatever octave it was sung in (a Shepard tone of pure partials).
     """
-    f0 = f0_axis(bins)
     top = min(high_hz, (bins - 1) * bin_hz)
     out = np.zeros((bins, bins), np.float32)
-    for k, f in enumerate(f0):
-        f = f / 2.0 ** math.floor(math.log2(f / low_hz))  # the lowest octave of its pitch class
-        while f <= top:
-            rows, weights = _interp_column(f, bins, bin_hz)
-            for r, w in zip(rows, weights):
-                out[k, r] += w
-            f *= 2.0
+    for k, f in enumerate(f0_axis(bins)):
+        _octaves(out[k], f, bin_hz, low_hz, top)
     return out
 
 
@@ -220,14 +224,7 @@ def class_matrix(bins: int, bin_hz: float, low_hz: float = F0_MIN_HZ, high_hz: f
     top = min(high_hz, (bins - 1) * bin_hz)
     out = np.zeros((12, bins), np.float32)
     for pc in range(12):
-        f = 440.0 * 2.0 ** ((pc - 69) / 12.0)  # that class' lowest octave, then up to low_hz and past it
-        while f < low_hz:
-            f *= 2.0
-        while f <= top:
-            rows, weights = _interp_column(f, bins, bin_hz)
-            for r, w in zip(rows, weights):
-                out[pc, r] += w
-            f *= 2.0
+        _octaves(out[pc], 440.0 * 2.0 ** ((pc - 69) / 12.0), bin_hz, low_hz, top)
     return out
 
 
@@ -312,9 +309,8 @@ class VocalFeatures(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.out_channels)
 
-    def call(self, x):
-        if self.kind == "spectrogram":
-            return x
+    def _salience(self, x):
+        """Normalised spectrogram ``[B, F, T, 1]`` -> salience ``(B, T, F0 rows)``, its peak, level and voicing ``(B, T, 1)``."""
         span = self.db_ceiling - self.db_floor
         frames = tf.transpose(x[..., 0], [0, 2, 1])  # (B, T, F)
         db = (frames + 1.0) * (0.5 * span) + self.db_floor
@@ -326,11 +322,21 @@ class VocalFeatures(keras.layers.Layer):
         level_db = 10.0 * tf.math.log(tf.maximum(power, 1e-30)) / math.log(10.0)
         level = tf.clip_by_value(2.0 * (level_db - self.db_floor) / span - 1.0, -1.0, 1.0)
         voicing = 2.0 * tf.tanh(peak / 20.0) - 1.0
+        return salience, peak, level, voicing
+
+    def _track_share(self, salience):
+        """One F0 per frame: the salience's argmax row, as a quarter-semitone Gaussian over the F0 rows."""
+        rows = tf.cast(tf.range(tf.shape(salience)[-1]), tf.float32)
+        best = tf.cast(tf.argmax(salience, axis=-1, output_type=tf.int32), tf.float32)[..., None]
+        return tf.exp(-0.5 * tf.square((rows - best) / self._track_width))
+
+    def call(self, x):
+        if self.kind == "spectrogram":
+            return x
+        salience, peak, level, voicing = self._salience(x)
         planes = [tf.broadcast_to(level, tf.shape(salience)), tf.broadcast_to(voicing, tf.shape(salience))]
-        if self.kind in ("track", "chords"):  # one F0 per frame: the salience's argmax row, a quarter-semitone Gaussian
-            rows = tf.cast(tf.range(tf.shape(salience)[-1]), tf.float32)
-            best = tf.cast(tf.argmax(salience, axis=-1, output_type=tf.int32), tf.float32)[..., None]
-            share = tf.exp(-0.5 * tf.square((rows - best) / self._track_width))  # no log-F0 image plane
+        if self.kind in ("track", "chords"):
+            share = self._track_share(salience)  # no log-F0 image plane
         else:
             share = tf.square(salience / tf.maximum(peak, self.min_peak_db))  # (B, T, F0 rows) in [0, 1]
             planes.insert(0, 2.0 * share - 1.0)  # the pitch image
@@ -340,12 +346,28 @@ class VocalFeatures(keras.layers.Layer):
             comb = comb * tf.minimum(1.0, peak / self.min_peak_db)  # a noise frame's comb fades with its salience
             planes.insert(0, 2.0 * comb - 1.0)
         if self.kind == "chords":
-            planes.insert(0, self._chord_plane(share, peak))
+            notes, present = self._chord_notes(share, peak)
+            rendered = tf.linalg.matmul(notes, self._class_render)  # (B, T, F)
+            rendered = rendered / tf.maximum(tf.reduce_max(rendered, axis=-1, keepdims=True), 1e-6)
+            planes.insert(0, 2.0 * rendered * present - 1.0)  # no melody near: no chord
         image = tf.stack(planes, axis=-1)  # (B, T, F, C)
         return tf.transpose(image, [0, 2, 1, 3])  # (B, F, T, C)
 
-    def _chord_plane(self, share, peak):
-        """The harmoniser of the module docstring: track ``share`` ``(B, T, F0 rows)`` -> ``(B, T, F)`` in [-1, 1]."""
+    def chords(self, x):
+        """The guessed triads of a ``chords`` layer: normalised spectrogram ``[B, F, T, 1]`` -> ``(B, T, 12)``.
+
+        Each frame holds 1 on its triad's three pitch classes (C = 0), or zeros where no melody is near.
+        """
+        if self.kind != "chords":
+            raise ValueError(f"chords() needs a layer of kind 'chords'. This one is {self.kind!r}")
+        if not self.built:
+            self.build(x.shape)
+        salience, peak, _, _ = self._salience(x)
+        notes, present = self._chord_notes(self._track_share(salience), peak)
+        return notes * present
+
+    def _chord_notes(self, share, peak):
+        """The harmoniser of the module docstring: track ``share`` -> triads ``(B, T, 12)`` and melody-near ``(B, T, 1)``."""
         voiced = tf.minimum(1.0, peak / self.min_peak_db)  # (B, T, 1), as the track's fade
         melody = tf.linalg.matmul(share, self._classes)  # (B, T, 12)
         melody = voiced * melody / tf.maximum(tf.reduce_sum(melody, axis=-1, keepdims=True), 1e-6)
@@ -365,11 +387,7 @@ class VocalFeatures(keras.layers.Layer):
         prior = tf.linalg.matmul(key, self._prior)[:, None, :]  # (B, 1, 24)
         score = tf.linalg.matmul(local, self._triads, transpose_b=True) + PRIOR * prior  # (B, T, 24)
         choice = tf.one_hot(tf.argmax(score, axis=-1), 24)
-        notes = tf.linalg.matmul(choice, self._triads)  # (B, T, 12)
-        rendered = tf.linalg.matmul(notes, self._class_render)  # (B, T, F)
-        rendered = rendered / tf.maximum(tf.reduce_max(rendered, axis=-1, keepdims=True), 1e-6)
-        rendered = rendered * tf.cast(amount > 1e-3, tf.float32)  # no melody near: no chord
-        return 2.0 * rendered - 1.0
+        return tf.linalg.matmul(choice, self._triads), tf.cast(amount > 1e-3, tf.float32)
 
     def get_config(self):
         config = super().get_config()

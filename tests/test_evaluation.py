@@ -116,3 +116,25 @@ def test_cli_writes_the_report_with_baselines(exported, chorale_dir, tmp_path):
     assert report["systems"]["silence"]["summary"]["chroma_fit"][0] == 0.0
     assert "| model |" in (out / "report.md").read_text()
     assert (out / "metrics.png").stat().st_size > 10_000 and len(list((out / "triptychs").glob("*.png"))) == 3
+
+
+def test_harmoniser_baseline_follows_a_change_from_the_tonic_to_the_subdominant():
+    from kgan.evaluation import Harmoniser, _chroma_tone, chroma_motion, drone_baseline
+    from tests.test_features import RATE, _envelope_bright, _sing
+
+    melody = [60, 64, 67, 72] * 2 + [65, 69, 72, 77] * 2  # C E G C twice, then F A C F twice (0.4 s a note)
+    vocal = _sing(melody, _envelope_bright)
+    frames = len(vocal) // 512
+    truth = np.zeros((12, frames))
+    truth[[0, 4, 7], : frames // 2] = 1.0
+    truth[[5, 9, 0], frames // 2:] = 1.0
+    accompaniment = _chroma_tone(truth, len(vocal), RATE)
+    harmoniser = Harmoniser()
+    notes = harmoniser.notes(vocal, RATE)
+    quarter = notes.shape[1] // 4
+    assert set(np.flatnonzero(notes[:, quarter])) == {0, 4, 7}  # C major, then F major
+    assert set(np.flatnonzero(notes[:, 3 * quarter])) == {5, 9, 0}
+    played = harmoniser(vocal, RATE)
+    assert played.shape == vocal.shape
+    assert chroma_motion(played, accompaniment, RATE) > 0.5 > chroma_motion(drone_baseline(vocal, RATE), accompaniment, RATE)
+    assert not harmoniser(np.zeros(RATE * 2, np.float32), RATE).any()  # no melody: silence
