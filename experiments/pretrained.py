@@ -15,7 +15,7 @@
    float16 export loses nothing measurable), with the chosen ``--phase``.
 4. ``kgan evaluate`` on the held-out renderings of ``_steps.TEST_SETS`` and the
    real MUSDB18 vocal, each song in its own style (``--style label``), with the
-   key-drone, running-chroma, echo and silence baselines and the float32 export
+   key-drone, running-chroma, harmoniser, echo and silence baselines and the float32 export
    beside it; ``--style-check`` on the seen-voice and Festival sets.
 5. ``OUT_DIR/metrics.json`` and ``OUT_DIR/MODEL_CARD.md``; with ``--install``
    both land in ``kgan/pretrained/`` with the float16 export (``export/1``).
@@ -46,7 +46,7 @@ STYLE_CHECK = ("seen-voices", "festival-fluidr3")
 METRICS = ("chroma_motion", "chroma_fit", "key_score", "beat_f_measure", "onset_correlation",
            "log_spectral_distance", "frechet_distance", "pairing_accuracy")
 PER_STYLE = ("chroma_motion", "chroma_fit", "key_score", "beat_f_measure")
-BASELINES = "silence,echo,drone,running-chroma"
+BASELINES = "silence,echo,drone,running-chroma,harmoniser"
 PACKAGE = os.path.join(ROOT, "kgan", "pretrained")
 
 

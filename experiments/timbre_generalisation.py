@@ -140,7 +140,7 @@ def main(argv=None) -> None:
         report = f"{out}/report-{name}"
         if not done(f"{report}/report.json"):
             kgan("evaluate", f"{out}/export-{main_system}", f"{out}/test-{name}", "-o", report,
-                 "--split", "" if name == "musdb-real" else "test", "--baselines", "drone,running-chroma",
+                 "--split", "" if name == "musdb-real" else "test", "--baselines", "drone,running-chroma,harmoniser",
                  *compare, "--no-progress", log=f"{out}/evaluate.log")
     summarise(out, list(tests) + ["musdb-real"], main_system, systems[:-1])
 
