@@ -147,6 +147,15 @@ def fmt(value) -> str:
     return "—" if mean != mean else f"{mean:.3f}"
 
 
+HEARS = {  # model.vocal_input -> what the card says the generator hears
+    "comb": "the sung pitch drawn as one canonical harmonic comb on its frequency axis, with the vocal's pitch "
+            "salience, level and voicing",
+    "track": "the tracked pitch class drawn at every octave on its frequency axis, with the vocal's level and voicing",
+    "chords": "a triad per frame guessed from the tracked melody (`kgan.features`' template harmoniser) and the "
+              "tracked pitch class, each drawn at every octave on its frequency axis, with the vocal's level and voicing",
+}
+
+
 def model_card(out: str, metrics: dict, info: dict) -> str:
     """MODEL_CARD.md: what the shipped model is, how it was made, how well it does, and where it fails."""
     lines = [
@@ -159,8 +168,8 @@ def model_card(out: str, metrics: dict, info: dict) -> str:
         + (", in one of its styles: " + ", ".join(f"`{s}`" for s in info["styles"][1:]) + " (or `any`, the "
            "default)." if info["styles"] else ". It has no style control: it plays whatever style the vocal "
            "suggests to it.")
-        + " The generator hears the sung pitch drawn as one canonical harmonic comb on its frequency axis, with "
-        "the vocal's pitch salience, level and voicing, not its timbre; "
+        + " The generator hears " + HEARS.get(info.get("vocal_input", "comb"), "the vocal's spectrogram")
+        + ", not its timbre; "
         + ("a learned vocoder (`kgan.vocoder`) makes the waveform." if info.get("phase") == "vocoder"
            else f"phase comes from fast Griffin-Lim ({info.get('griffin_lim', 'see the export config')})."), "",
         "## Data", "",
@@ -236,12 +245,18 @@ def main(argv=None) -> None:
                                       "training (e.g. the timbre experiment's run-timbre-free).")
     parser.add_argument("--recipe", help="With --run: the command that trained it, for the card.")
     parser.add_argument("--tests-from", help="Reuse the test renderings (test-*) of this folder.")
+    parser.add_argument("--corpus-from", help="Reuse the corpus and preprocessed data of this folder.")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="Another kgan train --set beside the styles, e.g. model.vocal_input=chords (repeatable).")
     args = parser.parse_args(argv)
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     for name in TESTS if args.tests_from else ():
         if not os.path.exists(f"{out}/test-{name}"):
             os.symlink(os.path.abspath(f"{args.tests_from}/test-{name}"), f"{out}/test-{name}")
+    for name in ("corpus", "data") if args.corpus_from else ():
+        if not os.path.exists(f"{out}/{name}"):
+            os.symlink(os.path.abspath(f"{args.corpus_from}/{name}"), f"{out}/{name}")
     run = os.path.abspath(args.run) if args.run else f"{out}/run"
     with_styles = args.run is None or bool(_run_styles(run))
     timings_path = f"{out}/timings.json"
@@ -264,7 +279,8 @@ def main(argv=None) -> None:
 
     def train():
         kgan("train", f"{out}/data", run, "--steps", args.steps, "--no-progress",
-             "--set", f"model.styles={STYLES}", log=f"{out}/train.log")
+             "--set", f"model.styles={STYLES}", *[a for o in args.overrides for a in ("--set", o)],
+             log=f"{out}/train.log")
 
     def vocoder():
         kgan("vocoder", "train", f"{out}/corpus", f"{out}/vocoder", "--steps", args.vocoder_steps, "--no-progress",
@@ -313,8 +329,10 @@ def main(argv=None) -> None:
             "train_styles": sorted({s.get("style", "unknown") for s in train_songs}),
             "train_voices": sorted({s.get("voice", "unknown") for s in train_songs}),
             "steps": _run_steps(run), "timings": timings, "styles": _run_styles(run), "phase": args.phase,
+            "vocal_input": run_config.get("config", run_config).get("model", {}).get("vocal_input", "comb"),
             "recipe": args.recipe or f"python experiments/pretrained.py {os.path.relpath(out, ROOT)} "
-                                     f"--steps {args.steps} --phase {args.phase} --install"}
+                                     f"--steps {args.steps} --phase {args.phase}"
+                                     + "".join(f" --set {o}" for o in args.overrides) + " --install"}
     with open(os.path.join(export_dir, "assets", "kgan_config.json"), encoding="utf-8") as f:
         export_meta = json.load(f)
     info["griffin_lim"] = (f"{export_meta['griffin_lim_iters']} iterations from the "
