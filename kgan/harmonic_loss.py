@@ -28,7 +28,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["chroma_matrix", "spectrogram_chroma", "chroma_loss"]
+__all__ = ["chroma_matrix", "spectrogram_chroma", "chroma_loss", "chroma_distances"]
 
 
 def chroma_matrix(sample_rate: int, n_fft: int, bins: int, low_hz: float = 55.0, high_hz: float = 4200.0):
@@ -60,9 +60,15 @@ def _masked_cosine_distance(a, b, mask):
     return tf.reduce_sum((1.0 - cos) * mask, axis=-1) / tf.maximum(votes, 1.0)
 
 
-def chroma_loss(fake, target, matrix, db_floor: float, db_ceiling: float, silence_db: float = 50.0,
-                floor_margin_db: float = 20.0, still: float = 0.05):
-    """Per-example chroma fit + chord-motion distance ``[B]`` between generated and true accompaniment.
+def chroma_loss(fake, target, matrix, db_floor: float, db_ceiling: float, **kwargs):
+    """Per-example chroma fit + chord-motion distance ``[B]`` between generated and true accompaniment."""
+    fit, motion = chroma_distances(fake, target, matrix, db_floor, db_ceiling, **kwargs)
+    return fit + motion
+
+
+def chroma_distances(fake, target, matrix, db_floor: float, db_ceiling: float, silence_db: float = 50.0,
+                     floor_margin_db: float = 20.0, still: float = 0.05):
+    """``chroma_loss``' two terms, per example: (fit distance ``[B]``, motion distance ``[B]``), each in [0, 2].
 
     A target frame votes when its chroma power is within ``silence_db`` of the
     window's loudest frame and ``floor_margin_db`` above the dB floor (a window
@@ -84,4 +90,4 @@ def chroma_loss(fake, target, matrix, db_floor: float, db_ceiling: float, silenc
     true_d = deviation(true_c)
     moving = loud * tf.cast(tf.norm(true_d, axis=-1) >= still, tf.float32)
     motion = _masked_cosine_distance(deviation(fake_c), true_d, moving)
-    return fit + motion
+    return fit, motion
