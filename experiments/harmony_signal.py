@@ -12,6 +12,9 @@ chance for motion) of:
 * ``window mean``: the true accompaniment's own mean spectrum over the window,
   every frame (an oracle drone: the right key and sound, no changes).
 
+``--reference segment`` measures motion against the segment's mean chroma
+(``train.chroma_reference=segment``) instead of each window's own.
+
 A guess that follows the chords should score a motion distance well below 1
 and below the oracle drone; how far below is the loss' signal for chord motion.
 """
@@ -32,6 +35,8 @@ def main(argv=None) -> None:
     parser.add_argument("data")
     parser.add_argument("--split", default="val")
     parser.add_argument("--batches", type=int, default=16)
+    parser.add_argument("--reference", choices=("window", "segment"), default="window",
+                        help="What motion is measured against (train.chroma_reference).")
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -45,16 +50,21 @@ def main(argv=None) -> None:
     layer = VocalFeatures.from_kgan_config(config)
     matrix = chroma_matrix(config.audio.sample_rate, config.stft.n_fft, config.stft.num_bins)
     scores: dict[str, list] = {}
-    batches = windows_dataset(args.data, args.split, config, 16, training=False, drop_remainder=False)
-    for vocal, target in batches.take(args.batches):
+    segment = args.reference == "segment"
+    batches = windows_dataset(args.data, args.split, config, 16, training=False, drop_remainder=False,
+                              segment_reference=segment)
+    for vocal, target, *rest in batches.take(args.batches):
+        reference = rest[-1] if segment else None
         seen = layer(vocal)
         drone = tf.repeat(tf.reduce_mean(target, axis=2, keepdims=True), tf.shape(target)[2], axis=2)
         for name, guess in (("plan", seen[..., :1]), ("track", seen[..., 1:2]), ("vocal", vocal),
                             ("window mean", drone)):
-            fit, motion = chroma_distances(guess, target, matrix, config.stft.db_floor, config.stft.db_ceiling)
+            fit, motion = chroma_distances(guess, target, matrix, config.stft.db_floor, config.stft.db_ceiling,
+                                           reference=reference)
             scores.setdefault(name, []).append(np.stack([fit.numpy(), motion.numpy()], axis=1))
     windows = sum(len(v) for v in next(iter(scores.values())))
-    print(f"{windows} {args.split} windows of {config.window.frames} frames\n")
+    print(f"{windows} {args.split} windows of {config.window.frames} frames, motion against the {args.reference}'s "
+          "mean chroma\n")
     print("| guess | fit distance | motion distance |\n|---|---|---|")
     for name, parts in scores.items():
         fit, motion = np.concatenate(parts).mean(axis=0)

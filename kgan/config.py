@@ -173,6 +173,10 @@ class TrainConfig:
     gan_weight: float = 1.0
     # Weight of the chroma (harmony) loss, kgan.harmonic_loss: chroma fit + chord motion of the output.
     chroma_weight: float = 0.0
+    # What the harmony loss' motion term measures chord changes against: "window" (the window's own mean
+    # chroma) or "segment" (the true accompaniment's mean over the whole voiced segment the window is cut
+    # from, as the evaluation measures them against the song's mean; README "Voices it never heard").
+    chroma_reference: str = "window"
     gan_loss: str = "bce"  # "bce" or "lsgan"
     d_steps: int = 1
     vocal_noise_std: float = 0.05
@@ -323,6 +327,9 @@ class Config:
         if self.train.precision not in ("float32", "mixed_bfloat16"):
             raise ValueError("train.precision must be 'float32' or 'mixed_bfloat16'. "
                              f"Received: {self.train.precision!r}")
+        if self.train.chroma_reference not in ("window", "segment"):
+            raise ValueError(f"train.chroma_reference must be 'window' or 'segment'. "
+                             f"Received: {self.train.chroma_reference!r}")
         if self.train.gan_loss not in ("bce", "lsgan"):
             raise ValueError(f"train.gan_loss must be 'bce' or 'lsgan'. Received: {self.train.gan_loss!r}")
 

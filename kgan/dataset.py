@@ -74,8 +74,13 @@ def _to_image(window, bins: int, frames: int):
 
 def windows_dataset(data_dir: str, split: str, config: Config, global_batch_size: int | None = None,
                     training: bool = True, seed: int | None = None, drop_remainder: bool = True,
-                    shuffle_buffer: int = 512) -> tf.data.Dataset:
-    """Batches of ``(vocal, accompaniment)`` windows ``[B, F, T, 1]`` from ``data_dir``'s ``split``."""
+                    shuffle_buffer: int = 512, segment_reference: bool = False) -> tf.data.Dataset:
+    """Batches of ``(vocal, accompaniment)`` windows ``[B, F, T, 1]`` from ``data_dir``'s ``split``.
+
+    With ``segment_reference`` every element is ``(vocal, accompaniment, style, reference)``, style 0
+    for an unconditioned config and ``reference`` float32 ``[B, 12]``: the mean chroma of the true
+    accompaniment over the whole segment the window is cut from (``kgan.harmonic_loss.reference_chroma``).
+    """
     files = shard_paths(data_dir, split)
     if not files:
         raise ValueError(f"{data_dir}: no {split} segments in dataset.json (is the data set empty?)")
@@ -92,10 +97,19 @@ def windows_dataset(data_dir: str, split: str, config: Config, global_batch_size
     ds = ds.interleave(lambda f, style: tf.data.TFRecordDataset(f).map(lambda r: (r, style)),
                        cycle_length=min(8, len(files)), num_parallel_calls=autotune, deterministic=True)
     ds = ds.map(lambda r, style: (*parse_segment(r, bins), style), num_parallel_calls=autotune, deterministic=True)
+    if segment_reference:
+        from kgan.harmonic_loss import chroma_matrix, reference_chroma
+
+        matrix = chroma_matrix(config.audio.sample_rate, config.stft.n_fft, bins)
+        ds = ds.map(lambda v, a, style: (v, a, style, reference_chroma(a, matrix, config.stft.db_floor,
+                                                                      config.stft.db_ceiling)),
+                    num_parallel_calls=autotune, deterministic=True)
+    else:
+        ds = ds.map(lambda v, a, style: (v, a, style, tf.zeros([12])), deterministic=True)
     ds = ds.enumerate()
 
     def crops(index, segment):
-        vocal, accompaniment, style = segment
+        vocal, accompaniment, style, reference = segment
         length = tf.shape(vocal)[0]
         if training:
             count = (length - frames) // stride + 1
@@ -105,15 +119,18 @@ def windows_dataset(data_dir: str, split: str, config: Config, global_batch_size
         else:
             offsets = tf.range(length // frames) * frames
         return tf.data.Dataset.from_tensor_slices(offsets).map(
-            lambda o: (vocal[o : o + frames], accompaniment[o : o + frames], style)
+            lambda o: (vocal[o : o + frames], accompaniment[o : o + frames], style, reference)
         )
 
     ds = ds.flat_map(crops)
-    if names:
-        ds = ds.map(lambda v, a, style: (_to_image(v, bins, frames), _to_image(a, bins, frames), style),
+    if segment_reference:
+        ds = ds.map(lambda v, a, style, ref: (_to_image(v, bins, frames), _to_image(a, bins, frames), style, ref),
+                    num_parallel_calls=autotune, deterministic=True)
+    elif names:
+        ds = ds.map(lambda v, a, style, _: (_to_image(v, bins, frames), _to_image(a, bins, frames), style),
                     num_parallel_calls=autotune, deterministic=True)
     else:
-        ds = ds.map(lambda v, a, style: (_to_image(v, bins, frames), _to_image(a, bins, frames)),
+        ds = ds.map(lambda v, a, style, _: (_to_image(v, bins, frames), _to_image(a, bins, frames)),
                     num_parallel_calls=autotune, deterministic=True)
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)

@@ -28,7 +28,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["chroma_matrix", "spectrogram_chroma", "chroma_loss", "chroma_distances"]
+__all__ = ["chroma_matrix", "spectrogram_chroma", "chroma_loss", "chroma_distances", "reference_chroma"]
 
 
 def chroma_matrix(sample_rate: int, n_fft: int, bins: int, low_hz: float = 55.0, high_hz: float = 4200.0):
@@ -66,9 +66,31 @@ def chroma_loss(fake, target, matrix, db_floor: float, db_ceiling: float, **kwar
     return fit + motion
 
 
+def _loud(power, matrix, db_floor: float, silence_db: float, floor_margin_db: float):
+    """Frames ``[..., T]`` (1.0) within ``silence_db`` of the loudest and ``floor_margin_db`` above the floor."""
+    audible = 10.0 ** ((db_floor + floor_margin_db) / 10.0) * float(np.sum(matrix))
+    loud = (power >= tf.reduce_max(power, axis=-1, keepdims=True) * 10.0 ** (-silence_db / 10.0)) & (power > audible)
+    return tf.cast(loud, tf.float32)
+
+
+def reference_chroma(accompaniment, matrix, db_floor: float, db_ceiling: float, silence_db: float = 50.0,
+                     floor_margin_db: float = 20.0):
+    """A whole segment's mean unit chroma ``[12]`` over its loud frames, from its ``[frames, bins]`` spectrogram.
+
+    The motion term's reference with ``train.chroma_reference=segment``: the harmony a window's chords
+    move away from, taken over the song's voiced stretch rather than the window alone.
+    """
+    c, power = spectrogram_chroma(tf.transpose(accompaniment)[None, ..., None], matrix, db_floor, db_ceiling)
+    loud = _loud(power, matrix, db_floor, silence_db, floor_margin_db)
+    return tf.reduce_sum(c[0] * loud[0][:, None], axis=0) / tf.maximum(tf.reduce_sum(loud), 1.0)
+
+
 def chroma_distances(fake, target, matrix, db_floor: float, db_ceiling: float, silence_db: float = 50.0,
-                     floor_margin_db: float = 20.0, still: float = 0.05):
+                     floor_margin_db: float = 20.0, still: float = 0.05, reference=None):
     """``chroma_loss``' two terms, per example: (fit distance ``[B]``, motion distance ``[B]``), each in [0, 2].
+
+    Motion compares deviations from the window's own mean chroma of each signal, or, with ``reference``
+    ``[B, 12]`` (``reference_chroma`` of the segment), both signals' deviations from that reference.
 
     A target frame votes when its chroma power is within ``silence_db`` of the
     window's loudest frame and ``floor_margin_db`` above the dB floor (a window
@@ -77,12 +99,12 @@ def chroma_distances(fake, target, matrix, db_floor: float, db_ceiling: float, s
     """
     fake_c, _ = spectrogram_chroma(fake, matrix, db_floor, db_ceiling)
     true_c, power = spectrogram_chroma(target, matrix, db_floor, db_ceiling)
-    audible = 10.0 ** ((db_floor + floor_margin_db) / 10.0) * float(np.sum(matrix))
-    loud = (power >= tf.reduce_max(power, axis=-1, keepdims=True) * 10.0 ** (-silence_db / 10.0)) & (power > audible)
-    loud = tf.cast(loud, tf.float32)
+    loud = _loud(power, matrix, db_floor, silence_db, floor_margin_db)
     fit = _masked_cosine_distance(fake_c, true_c, loud)
 
     def deviation(c):
+        if reference is not None:
+            return c - tf.cast(reference, tf.float32)[:, None, :]
         mean = tf.reduce_sum(c * loud[..., None], axis=1, keepdims=True) / tf.maximum(
             tf.reduce_sum(loud, axis=1)[:, None, None], 1.0)
         return c - mean

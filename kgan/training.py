@@ -207,6 +207,9 @@ class Trainer:
 
     def _replica_step(self, batch_parts, step):
         vocal, target, style = _unpack(batch_parts)
+        reference = batch_parts[3] if len(batch_parts) == 4 else None  # the segments' mean chroma
+        if len(batch_parts) == 4 and not self.config.model.style_names:
+            style = None  # the segment-reference pipeline carries style 0 for an unconditioned model
         t = self.config.train
         batch = t.batch_size
 
@@ -246,7 +249,8 @@ class Trainer:
             g_l1 = tf.reduce_mean(tf.abs(target - fake), axis=[1, 2, 3])
             g_per_example = t.gan_weight * g_gan + t.l1_weight * g_l1
             if t.chroma_weight > 0:
-                g_chroma = chroma_loss(fake, target, self.chroma_matrix, self.spec.db_floor, self.spec.db_ceiling)
+                g_chroma = chroma_loss(fake, target, self.chroma_matrix, self.spec.db_floor, self.spec.db_ceiling,
+                                       reference=reference)
                 g_per_example += t.chroma_weight * g_chroma
             else:
                 g_chroma = tf.zeros_like(g_l1)
@@ -282,7 +286,9 @@ class Trainer:
     # -------------------------------------------------------------------- data
     def dataset(self, data_dir: str):
         """The distributed training pipeline, positioned after the batches already consumed."""
-        ds = windows_dataset(data_dir, "train", self.config, self.config.train.batch_size, training=True)
+        reference = self.config.train.chroma_weight > 0 and self.config.train.chroma_reference == "segment"
+        ds = windows_dataset(data_dir, "train", self.config, self.config.train.batch_size, training=True,
+                             segment_reference=reference)
         ds = ds.skip(int(self.step.numpy()))
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -533,7 +539,7 @@ class Trainer:
 
 
 def _unpack(batch):
-    """``(vocal, accompaniment[, style])`` -> ``(vocal, accompaniment, style or None)``."""
+    """``(vocal, accompaniment[, style[, reference]])`` -> ``(vocal, accompaniment, style or None)``."""
     vocal, target, *rest = batch
     return vocal, target, rest[0] if rest else None
 

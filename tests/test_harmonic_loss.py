@@ -82,3 +82,43 @@ def test_training_with_the_chroma_loss_reports_it_and_lowers_it(tmp_path, tiny_c
 
     plain = Trainer(tiny_config, str(tmp_path / "plain"), make_strategy(1))  # weight 0: not computed
     assert float(plain.train_step(next(distributed(plain, fixed_batch)))["g_chroma"]) == 0.0
+
+
+def test_segment_reference_scores_a_window_s_chord_against_the_segment_s_harmony():
+    from kgan.harmonic_loss import chroma_distances, reference_chroma, spectrogram_chroma
+
+    cfg = Config().stft
+    matrix = chroma_matrix(RATE, cfg.n_fft, cfg.n_fft // 2)
+    segment = _chords(C_MAJOR, G_MAJOR, A_MINOR, C_MAJOR)
+    reference = reference_chroma(tf.transpose(segment[0, :, :, 0]), matrix, cfg.db_floor, cfg.db_ceiling)
+    whole, _ = spectrogram_chroma(segment, matrix, cfg.db_floor, cfg.db_ceiling)
+    np.testing.assert_allclose(reference.numpy(), whole[0].numpy().mean(axis=0), atol=0.02)  # every frame is loud
+    window = segment[:, :, 10:50]  # inside the first C major
+    c_major, g_major = _chords(C_MAJOR)[:, :, 10:50], _chords(G_MAJOR)[:, :, 10:50]
+    drone = tf.reduce_mean(segment, axis=2, keepdims=True) + 0 * window
+
+    def motion(fake, **kw):
+        return float(chroma_distances(fake, window, matrix, cfg.db_floor, cfg.db_ceiling, **kw)[1][0])
+
+    assert motion(c_major) < 1e-3 < 1.0 < motion(g_major)  # its own mean: the in-chord wobble decides
+    assert abs(motion(drone) - 1.0) < 0.01  # and a drone has no deviation at all: chance
+    ref = reference[None]
+    assert motion(c_major, reference=ref) < 0.1  # the right chord moves the right way from the segment's mean
+    assert motion(g_major, reference=ref) > 1.0  # another chord of the key, the wrong way
+    assert 0.6 < motion(drone, reference=ref) < motion(g_major, reference=ref)
+
+
+def test_training_with_the_segment_reference_feeds_each_window_its_segment_chroma(tmp_path, tiny_config, tiny_data):
+    from kgan.dataset import windows_dataset
+    from kgan.training import Trainer, make_strategy
+
+    cfg = tiny_config.override(**{"train.chroma_weight": 10.0, "train.chroma_reference": "segment"})
+    vocal, target, style, reference = next(iter(windows_dataset(tiny_data, "train", cfg, 4, segment_reference=True)))
+    assert reference.shape == (4, 12) and style.shape == (4,) and int(tf.reduce_max(tf.abs(style))) == 0
+    norms = tf.norm(reference, axis=-1).numpy()
+    assert np.all((norms > 0.3) & (norms <= 1.0 + 1e-5)), norms  # a mean of unit chroma vectors
+    keras.utils.set_random_seed(1)
+    trainer = Trainer(cfg, str(tmp_path / "run"), make_strategy(1))
+    batches = iter(trainer.dataset(tiny_data))
+    chroma = [float(trainer.train_step(next(batches))["g_chroma"]) for _ in range(2)]
+    assert all(np.isfinite(chroma)) and chroma[0] > 0
