@@ -71,6 +71,9 @@ SETTINGS = {  # system -> (data set, kgan train --set overrides of the default p
     # a triad per frame guessed in the graph from the track, as a plane before the track's
     "chords-chroma": ("timbre-free", ["model.vocal_input=chords", "train.chroma_weight=10"]),
     "chords-chroma-s1": ("timbre-free", ["model.vocal_input=chords", "train.chroma_weight=10", "train.seed=1"]),
+    # ... with the harmony loss' motion measured against the segment's mean chroma, not the window's
+    "chords-segment": ("timbre-free", ["model.vocal_input=chords", "train.chroma_weight=10",
+                                       "train.chroma_reference=segment"]),
     "spectrogram-input": ("timbre-free", ["model.vocal_input=spectrogram"]),
     "no-augmentation": ("timbre-free", NO_AUGMENTATION),
     **{f"no-{name}": ("timbre-free", [f"augment.p_{name}=0"]) for name in AUGMENTATIONS},

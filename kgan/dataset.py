@@ -105,7 +105,7 @@ def windows_dataset(data_dir: str, split: str, config: Config, global_batch_size
                                                                       config.stft.db_ceiling)),
                     num_parallel_calls=autotune, deterministic=True)
     else:
-        ds = ds.map(lambda v, a, style: (v, a, style, tf.zeros([12])), deterministic=True)
+        ds = ds.map(lambda v, a, style: (v, a, style, tf.zeros([12])))
     ds = ds.enumerate()
 
     def crops(index, segment):
