@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kgan.harmony import MAJOR_PROFILE, MINOR_PROFILE  # Krumhansl & Kessler (1982), tonic first
+
 __all__ = [
     "chroma", "chroma_fit", "chroma_motion", "estimate_key", "key_score", "onset_correlation",
     "beat_f_measure", "log_spectral_distance", "spectral_convergence", "clip_embedding",
@@ -30,9 +32,6 @@ __all__ = [
 
 HOP = 512
 PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-# Krumhansl & Kessler (1982) key profiles, tonic first.
-MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 
 
 def _aligned(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -72,10 +72,10 @@ Kinds (``model.vocal_input``):
      melody on its tones, plus ``PRIOR`` times its weight in the key (the
      diatonic triads, tonic and dominant highest); the best one per frame.
 
-  On the test songs of "Voices it never heard", this harmoniser alone (on
-  pYIN's F0, with the key of 1.5-3 s windows) scores a chord motion of 0.14
-  (seen voices) and 0.11 (Festival) against the true accompaniment, where the
-  trained generators reached 0.04-0.10 (README).
+  On the test songs of "Voices it never heard", this plan alone, played as
+  sustained triads (``kgan evaluate --baselines harmoniser``), scores a chord
+  motion of 0.15 (seen voices) and 0.14 (Festival) against the true
+  accompaniment, where the trained generators reached 0.04-0.10 (README).
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ import tensorflow as tf
 
 from kgan.config import SALIENCE_SEMITONES as SEMITONES
 from kgan.config import VOCAL_INPUTS as KINDS
+from kgan.harmony import MAJOR_PROFILE, MINOR_PROFILE  # Krumhansl & Kessler (1982), tonic first
 
 __all__ = ["KINDS", "VocalFeatures", "layer_arguments", "channels", "f0_axis", "smoothing_matrix",
            "harmonic_matrix", "comb_matrix"]
@@ -96,9 +97,6 @@ F0_MIN_HZ = 55.0
 ENVELOPE_HZ = 400.0  # the moving average that counts as the spectral envelope (also kgan.augment's formant warp)
 CHORD_SECONDS = 0.5  # the melody around a frame that chooses its chord
 PRIOR = 0.3  # the key's weight against the melody's in the chord choice
-# Krumhansl & Kessler (1982) key profiles, tonic first (as kgan.evaluation's key estimate).
-MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
-MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
 # Diatonic triads as (degree in semitones, minor?) -> weight; major keys, then minor keys.
 MAJOR_TRIADS = {(0, 0): 1.0, (7, 0): 1.0, (5, 0): 0.9, (9, 1): 0.7, (2, 1): 0.6, (4, 1): 0.4}
 MINOR_TRIADS = {(0, 1): 1.0, (7, 0): 1.0, (5, 1): 0.9, (8, 0): 0.7, (3, 0): 0.6, (7, 1): 0.4}

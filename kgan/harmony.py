@@ -32,9 +32,9 @@ import numpy as np
 
 __all__ = ["Chord", "estimate_key", "segment_length", "harmonise", "strong_beat_chord_tone_share"]
 
-# Krumhansl-Kessler key profiles, C major / C minor.
-_MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+# Krumhansl-Kessler key profiles, C major / C minor (also kgan.evaluation's and kgan.features' keys).
+MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 
 _QUALITY = {"maj": (0, 4, 7), "min": (0, 3, 7), "dom7": (0, 4, 7, 10)}
 # (name, root above the tonic, quality, function): T tonic, S subdominant, D dominant.
@@ -67,7 +67,7 @@ def estimate_key(melody: Sequence[tuple[float, float, int]]) -> tuple[int, str]:
         hist[midi % 12] += dur
     last = melody[-1][2] % 12 if melody else 0
     best, best_score = (0, "major"), -np.inf
-    for mode, profile in (("major", _MAJOR_PROFILE), ("minor", _MINOR_PROFILE)):
+    for mode, profile in (("major", MAJOR_PROFILE), ("minor", MINOR_PROFILE)):
         for tonic in range(12):
             r = np.corrcoef(hist, np.roll(profile, tonic))[0, 1] if hist.std() > 0 else 0.0
             score = r + (0.3 if tonic == last else 0.0)
