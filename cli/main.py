@@ -537,7 +537,7 @@ def serve(export_base, port, host, model_name, max_seconds):
 @click.option("-o", "--out-dir", default="report", show_default=True, type=click.Path(file_okay=False))
 @click.option("--split", default="test", show_default=True,
               help="Which songs of DATA_DIR/splits.json to evaluate ('' for every folder).")
-@click.option("--baselines", default="silence,echo,drone,running-chroma,retrieval", show_default=True,
+@click.option("--baselines", default="silence,echo,drone,running-chroma,harmoniser,retrieval", show_default=True,
               help="Comma-separated: silence, echo, drone, running-chroma, harmoniser (the chords input's "
                    "plan alone), mean (needs --train-data), "
                    "retrieval (needs DATA_DIR/splits.json train songs).")

@@ -107,11 +107,11 @@ def test_cli_writes_the_report_with_baselines(exported, chorale_dir, tmp_path):
 
     out = tmp_path / "report"
     cmd = [sys.executable, "-m", "cli.main", "evaluate", exported[1], chorale_dir, "-o", str(out), "--split", "",
-           "--max-seconds", "6", "--baselines", "silence,echo,drone,running-chroma", "--no-progress"]
+           "--max-seconds", "6", "--baselines", "silence,echo,drone,running-chroma,harmoniser", "--no-progress"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     report = json.loads((out / "report.json").read_text())
-    assert set(report["systems"]) == {"model", "silence", "echo", "drone", "running-chroma"}
+    assert set(report["systems"]) == {"model", "silence", "echo", "drone", "running-chroma", "harmoniser"}
     assert report["pairing_check"]["true_pairs"] > report["pairing_check"]["shuffled_pairs"]
     assert report["systems"]["silence"]["summary"]["chroma_fit"][0] == 0.0
     assert "| model |" in (out / "report.md").read_text()
