@@ -37,6 +37,19 @@ def _images(wave):
     return x.numpy()[0, ..., 0], VocalFeatures.from_kgan_config(CONFIG)(x).numpy()[0]
 
 
+def _exported_ops_outside_core(layer, path):
+    """Save ``layer`` alone as a SavedModel (any batch and frame count) and list its ops stock TF Serving lacks."""
+    from kgan.export import forbidden_ops
+
+    class Wrapped(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 512, None, 1], tf.float32)])
+        def __call__(self, x):
+            return layer(x)
+
+    tf.saved_model.save(Wrapped(), str(path))
+    return forbidden_ops(str(path))
+
+
 def _steady_frames(n_frames):
     """Frames well inside a note (two frames clear of every note change)."""
     per_note = NOTE_SECONDS * RATE / CONFIG.stft.hop_length
@@ -142,8 +155,6 @@ def test_the_comb_renders_the_sung_pitch_on_the_linear_axis_whatever_the_timbre(
 
 
 def test_track_gives_one_pitch_class_whatever_the_timbre_and_octave_and_exports_with_core_ops(tmp_path):
-    from kgan.export import forbidden_ops
-
     track_config = get_preset("default").override(**{"model.vocal_input": "track"})
     track = VocalFeatures.from_kgan_config(track_config)
     comb = VocalFeatures.from_kgan_config(get_preset("default"))
@@ -182,18 +193,10 @@ def test_track_gives_one_pitch_class_whatever_the_timbre_and_octave_and_exports_
     assert level(moved, 440.0 * 2 ** 0.25) > 0.0 and level(moved, 440.0) < -0.9
     np.testing.assert_allclose(track(-tf.ones([1, 512, 128, 1])).numpy(), -1.0, atol=1e-5)  # silence: the floor
 
-    class Wrapped(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None, 512, None, 1], tf.float32)])
-        def __call__(self, x):
-            return track(x)
-
-    tf.saved_model.save(Wrapped(), str(tmp_path / "track"))
-    assert forbidden_ops(str(tmp_path / "track")) == []
+    assert _exported_ops_outside_core(track, tmp_path / "track") == []
 
 
 def test_chords_plane_names_the_triad_of_the_sung_chord_tones_whatever_the_voice_and_exports(tmp_path):
-    from kgan.export import forbidden_ops
-
     chords = VocalFeatures.from_kgan_config(get_preset("default").override(**{"model.vocal_input": "chords"}))
     spec = Spectrogram(CONFIG.stft)
     bin_hz = RATE / CONFIG.stft.n_fft
@@ -228,10 +231,4 @@ def test_chords_plane_names_the_triad_of_the_sung_chord_tones_whatever_the_voice
     np.testing.assert_allclose(bright[..., 1:], track(x).numpy()[0], atol=1e-6)  # then the track's planes
     np.testing.assert_allclose(chords(-tf.ones([1, 512, 128, 1])).numpy(), -1.0, atol=1e-5)  # silence: the floor
 
-    class Wrapped(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None, 512, None, 1], tf.float32)])
-        def __call__(self, x):
-            return chords(x)
-
-    tf.saved_model.save(Wrapped(), str(tmp_path / "chords"))
-    assert forbidden_ops(str(tmp_path / "chords")) == []
+    assert _exported_ops_outside_core(chords, tmp_path / "chords") == []
