@@ -402,8 +402,11 @@ def _check_data_config(cfg, data_dir):
                    "vocoder given by --vocoder (kgan vocoder train).")
 @click.option("--vocoder", "vocoder_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="A kgan vocoder train folder, for --phase vocoder.")
+@click.option("--chords", "chords_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A kgan chords train folder: the chord network of a model.vocal_input=plan run "
+                   "(default: RUN_DIR/chords).")
 def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_init, checkpoint, weights, phase,
-               vocoder_dir):
+               vocoder_dir, chords_dir):
     """Export the newest checkpoint of RUN_DIR as a SavedModel in TF Serving's layout (EXPORT_BASE/N).
 
     \b
@@ -413,6 +416,7 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_ini
       kgan export runs/chorales exports/kgan --checkpoint ckpt-2500
       kgan export runs/chorales exports/kgan-small --weights float16
       kgan export runs/chorales exports/kgan-voc --phase vocoder --vocoder runs/vocoder
+      kgan export runs/plan exports/kgan-plan --chords runs/chords
     """
     from kgan.export import export, forbidden_ops
 
@@ -426,8 +430,8 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_ini
             raise click.BadParameter(f"{checkpoint}: no such checkpoint", param_hint="--checkpoint")
     try:
         path = export(run_dir, export_base, version, griffin_lim_iters, checkpoint, weights, vocoder=vocoder_dir,
-                      griffin_lim_init=griffin_lim_init)
-    except (FileNotFoundError, FileExistsError) as e:
+                      griffin_lim_init=griffin_lim_init, chords=chords_dir)
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     bad = forbidden_ops(path)
     if bad:
@@ -720,6 +724,43 @@ def vocoder_train(corpus_dir, out_dir, preset, config_path, overrides, steps, ch
     if metrics:
         click.echo("vocoder: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) + f"; checkpoints in "
                    f"{os.path.join(out_dir, 'checkpoints')}")
+
+
+@main.group()
+def chords():
+    """The chord network that plans the harmony from the sung melody (model.vocal_input=plan)."""
+
+
+@chords.command("train")
+@click.argument("corpus_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@_config_options
+@click.option("--steps", type=click.IntRange(min=1), default=4000, show_default=True, help="Training steps.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and the crops.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def chords_train(corpus_dir, out_dir, preset, config_path, overrides, steps, seed, no_progress):
+    """Train the chord network on CORPUS_DIR's train split: sung melody -> the accompaniment's chords.
+
+    The melody is the pitch class tracked per frame (timbre-free); the chords are read from the
+    true accompaniment stem (24 major and minor triads, or none). Crops of 12 s in random keys.
+    OUT_DIR holds chordnet.weights.h5, chords.json (with the val split's frame accuracy) and the
+    cached features; re-running resumes. Its STFT (--preset/--config/--set) must be the generator's.
+
+    \b
+    Example:
+      kgan chords train data/corpus runs/plan/chords
+      kgan train data/corpus-tfr runs/plan --set model.vocal_input=plan
+      kgan export runs/plan exports/kgan-plan
+    """
+    from kgan.chords import train_chord_net
+
+    cfg = _resolve_config(preset, config_path, overrides)
+    try:
+        metrics = train_chord_net(corpus_dir, out_dir, cfg, steps=steps, seed=seed, progress=not no_progress)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"chord net: val frame accuracy {metrics['val_accuracy']:.3f} after {metrics['steps']} steps; "
+               f"{os.path.join(out_dir, 'chordnet.weights.h5')}")
 
 
 @main.group()

@@ -153,6 +153,9 @@ HEARS = {  # model.vocal_input -> what the card says the generator hears
     "track": "the tracked pitch class drawn at every octave on its frequency axis, with the vocal's level and voicing",
     "chords": "a triad per frame guessed from the tracked melody (`kgan.features`' template harmoniser) and the "
               "tracked pitch class, each drawn at every octave on its frequency axis, with the vocal's level and voicing",
+    "plan": "a chord plan (`kgan.chords.ChordNet`: a triad per frame predicted from the tracked melody of the whole "
+            "song, trained on the corpus' own accompaniments) and the tracked pitch class, each drawn at every "
+            "octave on its frequency axis, with the vocal's level and voicing",
 }
 
 
@@ -240,6 +243,8 @@ def main(argv=None) -> None:
     parser.add_argument("--phase", choices=("griffin-lim", "vocoder"), default="griffin-lim",
                         help="How the shipped export makes its waveform (see experiments/vocoder.py).")
     parser.add_argument("--vocoder-steps", type=int, default=6000)
+    parser.add_argument("--chord-steps", type=int, default=4000,
+                        help="kgan chords train steps, for --set model.vocal_input=plan.")
     parser.add_argument("--install", action="store_true", help="Copy the export and its card into kgan/pretrained.")
     parser.add_argument("--run", help="Package this finished training run instead of building the corpus and "
                                       "training (e.g. the timbre experiment's run-timbre-free).")
@@ -286,6 +291,11 @@ def main(argv=None) -> None:
         kgan("vocoder", "train", f"{out}/corpus", f"{out}/vocoder", "--steps", args.vocoder_steps, "--no-progress",
              log=f"{out}/vocoder.log")
 
+    def chords():
+        if not done(f"{run}/chords/chords.json"):
+            kgan("chords", "train", f"{out}/corpus", f"{run}/chords", "--steps", args.chord_steps, "--no-progress",
+                 log=f"{out}/chords.log")
+
     def export():
         phase = ["--phase", "vocoder", "--vocoder", f"{out}/vocoder"] if args.phase == "vocoder" else []
         for weights in ("float16", "float32"):
@@ -307,6 +317,8 @@ def main(argv=None) -> None:
     if args.run is None:
         stage("corpus", corpus)
         stage("train", train)
+    if "model.vocal_input=plan" in args.overrides:
+        stage("chords", chords)
     if args.phase == "vocoder":
         stage("vocoder", vocoder)
     stage("export", export)

@@ -38,7 +38,7 @@ __all__ = [
     "VOCAL_INPUTS",
 ]
 
-VOCAL_INPUTS = ("spectrogram", "salience", "comb", "track", "chords")  # see kgan.features
+VOCAL_INPUTS = ("spectrogram", "salience", "comb", "track", "chords", "plan")  # see kgan.features
 SALIENCE_SEMITONES = 64  # the salience image spans 64 semitones in stft.num_bins rows
 
 
@@ -106,7 +106,9 @@ class ModelConfig:
 
     # "comb" (the sung pitch on the spectrogram's own axis, plus salience, level, voicing), "track" (one
     # F0 per frame on that axis, level, voicing), "chords" (a triad guessed from the track, then the
-    # track's planes), "salience" (the log-F0 image, level, voicing: it follows
+    # track's planes), "plan" (a chord plan given beside the vocal: the true accompaniment's chords in
+    # training, kgan.chords.ChordNet's guess from the melody at inference; then the track's planes),
+    # "salience" (the log-F0 image, level, voicing: it follows
     # no chords, README "Voices it never heard") or "spectrogram" (raw)
     vocal_input: str = "comb"
     depth: int = 7
@@ -191,6 +193,9 @@ class TrainConfig:
     # With style conditioning, the share of training examples whose style is replaced by "any" (id 0),
     # so the model also learns to accompany without a style and from unlabelled songs.
     style_dropout: float = 0.2
+    # With model.vocal_input=plan: the share of quarter-window blocks whose true chord is replaced by another
+    # in training, so the generator learns to voice a plan that is sometimes wrong, as a guessed one is.
+    plan_corruption: float = 0.2
     # "float32", or "mixed_bfloat16": both models compute in bfloat16 (float32 weights, outputs and losses),
     # which uses the CPU's bf16 dot products where it has them (AVX512_BF16, AMX). Exports compute in float32.
     precision: str = "float32"
@@ -207,6 +212,7 @@ _RANGES = {
     "model.max_filters": (1, None, True, None), "model.dropout": (0.0, 1.0, True, False),
     "model.disc_layers": (1, None, True, None), "model.disc_filters": (1, None, True, None),
     "model.style_dim": (1, None, True, None), "train.style_dropout": (0.0, 1.0, True, True),
+    "train.plan_corruption": (0.0, 1.0, True, True),
     "train.batch_size": (1, None, True, None), "train.learning_rate": (0.0, None, False, None),
     "train.beta_1": (0.0, 1.0, True, False), "train.l1_weight": (0.0, None, True, None),
     "train.gan_weight": (0.0, None, True, None),

@@ -77,10 +77,10 @@ class HalfWeights(tf.Module):
 
 class ServingModule(tf.Module):
     def __init__(self, generator, config: Config, griffin_lim_iters: int, config_path: str, vocoder=None,
-                 griffin_lim_init: str = "random"):
+                 griffin_lim_init: str = "random", chord_net=None):
         super().__init__(name="kgan")
         self.pipeline = Generate(generator, config, griffin_lim_iters, vocoder=vocoder,
-                                 griffin_lim_init=griffin_lim_init)
+                                 griffin_lim_init=griffin_lim_init, chord_net=chord_net)
         self.config_asset = tf.saved_model.Asset(config_path)
         bins, frames = config.stft.num_bins, config.window.frames
 
@@ -96,7 +96,7 @@ class ServingModule(tf.Module):
                                           style_spec])
             def spectrogram(vocal_spectrogram, style=any_style):
                 ids = self.pipeline.batch_styles(style, tf.shape(vocal_spectrogram)[0])
-                out = self.pipeline.generator([vocal_spectrogram, ids], training=False)
+                out = self.pipeline.generator([self.pipeline.with_plan(vocal_spectrogram), ids], training=False)
                 return {"accompaniment_spectrogram": tf.identity(out, name="accompaniment_spectrogram")}
         else:
             @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="vocal")])
@@ -105,7 +105,7 @@ class ServingModule(tf.Module):
 
             @tf.function(input_signature=[tf.TensorSpec([None, bins, frames, 1], tf.float32, name="vocal_spectrogram")])
             def spectrogram(vocal_spectrogram):
-                out = self.pipeline.generator(vocal_spectrogram, training=False)
+                out = self.pipeline.generator(self.pipeline.with_plan(vocal_spectrogram), training=False)
                 return {"accompaniment_spectrogram": tf.identity(out, name="accompaniment_spectrogram")}
 
         rate = config.audio.sample_rate
@@ -168,19 +168,29 @@ def restore_generator(run_dir: str, checkpoint: str | None = None):
 
 def export(run_dir: str, export_base: str, version: int | None = None, griffin_lim_iters: int = 16,
            checkpoint: str | None = None, weights: str = "float32", vocoder: str | None = None,
-           griffin_lim_init: str = "integrated") -> str:
+           griffin_lim_init: str = "integrated", chords: str | None = None) -> str:
     """Write the newest (or given) checkpoint of ``run_dir`` as ``export_base/version``; returns that path.
 
     ``weights``: ``float32``, or ``float16`` to store the generator's (and vocoder's) weights at half the
     size. ``vocoder``: a ``kgan vocoder train`` folder whose network makes the waveform instead of
     Griffin-Lim (``--phase vocoder``). ``griffin_lim_init``: Griffin-Lim's starting phase, ``integrated``
-    (``kgan.spectrogram.integrated_phase``) or ``random``.
+    (``kgan.spectrogram.integrated_phase``) or ``random``. ``chords``: the ``kgan chords train`` folder
+    whose ``ChordNet`` makes the plan of a ``model.vocal_input=plan`` generator (default ``run_dir/chords``).
     """
     if griffin_lim_init not in ("integrated", "random"):
         raise ValueError(f"griffin_lim_init must be 'integrated' or 'random'. Received: {griffin_lim_init!r}")
     if weights not in WEIGHT_DTYPES:
         raise ValueError(f"weights must be one of {list(WEIGHT_DTYPES)}. Received: {weights!r}")
     generator, config, ckpt = restore_generator(run_dir, checkpoint)
+    chord_net = None
+    if config.model.vocal_input == "plan":
+        from kgan.chords import load_chord_net
+
+        chords = chords or os.path.join(run_dir, "chords")
+        if not os.path.isdir(chords):
+            raise FileNotFoundError(f"{chords}: not found; a model.vocal_input=plan run needs a chord network "
+                                    f"(kgan chords train CORPUS {os.path.join(run_dir, 'chords')}, or --chords DIR)")
+        chord_net = load_chord_net(chords, config)
 
     phase = None
     if vocoder is not None:
@@ -202,12 +212,12 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
             json.dump({"config": config.to_dict(), "griffin_lim_iters": griffin_lim_iters,
                        "checkpoint": os.path.basename(ckpt), "styles": list(config.model.style_names),
                        "weights": weights, "phase": "griffin-lim" if phase is None else "vocoder",
-                       "griffin_lim_init": griffin_lim_init,
+                       "griffin_lim_init": griffin_lim_init, "chords": chord_net is not None,
                        "vocoder": None if phase is None else dataclasses.asdict(phase.settings)},
                       f, indent=2, sort_keys=True)
         served = HalfWeights(generator) if weights == "float16" else generator
         module = ServingModule(served, config, griffin_lim_iters, config_path, vocoder=phase,
-                               griffin_lim_init=griffin_lim_init)
+                               griffin_lim_init=griffin_lim_init, chord_net=chord_net)
         model_dir = os.path.join(staging, "model")
         tf.saved_model.save(module, model_dir,
                             signatures={"serving_default": module.serve, "spectrogram": module.spectrogram,

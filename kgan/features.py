@@ -76,6 +76,12 @@ Kinds (``model.vocal_input``):
   sustained triads (``kgan evaluate --baselines harmoniser``), scores a chord
   motion of 0.15 (seen voices) and 0.14 (Festival) against the true
   accompaniment, where the trained generators reached 0.04-0.10 (README).
+* ``plan`` (``C = 4``): like ``chords``, but the chord plane is *given*: the
+  input is ``[B, F, T, 2]``, the vocal spectrogram and a chord plan already
+  rendered like the chord plane (``render_classes``). Training gives the true
+  accompaniment's chords (``kgan.chords.chord_labels``), so the generator
+  learns to voice whatever plan it is told; inference gives
+  ``kgan.chords.ChordNet``'s guess from the tracked melody of the whole song.
 """
 
 from __future__ import annotations
@@ -90,7 +96,7 @@ from kgan.config import SALIENCE_SEMITONES as SEMITONES
 from kgan.config import VOCAL_INPUTS as KINDS
 from kgan.harmony import MAJOR_PROFILE, MINOR_PROFILE  # Krumhansl & Kessler (1982), tonic first
 
-__all__ = ["KINDS", "VocalFeatures", "layer_arguments", "channels", "f0_axis", "smoothing_matrix",
+__all__ = ["KINDS", "VocalFeatures", "layer_arguments", "channels", "input_channels", "render_classes", "f0_axis", "smoothing_matrix",
            "harmonic_matrix", "comb_matrix"]
 
 F0_MIN_HZ = 55.0
@@ -106,7 +112,12 @@ def channels(kind: str) -> int:
     """Channels ``VocalFeatures`` of ``kind`` produces."""
     if kind not in KINDS:
         raise ValueError(f"model.vocal_input must be one of {list(KINDS)}. Received: {kind!r}")
-    return {"spectrogram": 1, "salience": 3, "comb": 4, "track": 3, "chords": 4}[kind]
+    return {"spectrogram": 1, "salience": 3, "comb": 4, "track": 3, "chords": 4, "plan": 4}[kind]
+
+
+def input_channels(kind: str) -> int:
+    """Channels of the models' vocal input for ``kind``: 2 for ``plan`` (vocal and chord plan), else 1."""
+    return 2 if kind == "plan" else 1
 
 
 def f0_axis(rows: int) -> np.ndarray:
@@ -226,6 +237,15 @@ def class_matrix(bins: int, bin_hz: float, low_hz: float = F0_MIN_HZ, high_hz: f
     return out
 
 
+def render_classes(notes, class_render):
+    """Pitch classes ``(B, T, 12)`` -> their rendering on the linear axis ``(B, T, F)``, each frame's peak at 1.
+
+    ``class_render`` is ``class_matrix``; a frame with no pitch class stays 0.
+    """
+    rendered = tf.linalg.matmul(notes, class_render)  # (B, T, F)
+    return rendered / tf.maximum(tf.reduce_max(rendered, axis=-1, keepdims=True), 1e-6)
+
+
 def triads() -> np.ndarray:
     """``[24, 12]``: the major (even rows) and minor (odd rows) triad on each root, C first."""
     out = np.zeros((24, 12), np.float32)
@@ -293,11 +313,12 @@ class VocalFeatures(keras.layers.Layer):
             self._harmonic = tf.constant(harmonic_matrix(bins, bin_hz, self.harmonics, self.alpha))
             if self.kind == "comb":
                 self._comb = tf.constant(comb_matrix(bins, bin_hz, self.harmonics, self.alpha))
-            if self.kind in ("track", "chords"):
+            if self.kind in ("track", "chords", "plan"):
                 self._comb = tf.constant(octave_matrix(bins, bin_hz))
                 self._track_width = 0.25 * bins / SEMITONES  # a quarter semitone, in F0 rows
-            if self.kind == "chords":
+            if self.kind in ("track", "chords", "plan"):
                 self._classes = tf.constant(pitch_classes(bins))
+            if self.kind == "chords":
                 self._class_render = tf.constant(class_matrix(bins, bin_hz))
                 self._triads = tf.constant(triads())
                 self._keys = tf.constant(key_profiles())
@@ -331,23 +352,26 @@ class VocalFeatures(keras.layers.Layer):
     def call(self, x):
         if self.kind == "spectrogram":
             return x
+        plan = None
+        if self.kind == "plan":  # (B, F, T, 2): the vocal, and the given chord plan already rendered
+            x, plan = x[..., :1], x[..., 1]
         salience, peak, level, voicing = self._salience(x)
         planes = [tf.broadcast_to(level, tf.shape(salience)), tf.broadcast_to(voicing, tf.shape(salience))]
-        if self.kind in ("track", "chords"):
+        if self.kind in ("track", "chords", "plan"):
             share = self._track_share(salience)  # no log-F0 image plane
         else:
             share = tf.square(salience / tf.maximum(peak, self.min_peak_db))  # (B, T, F0 rows) in [0, 1]
             planes.insert(0, 2.0 * share - 1.0)  # the pitch image
-        if self.kind in ("comb", "track", "chords"):  # the pitch rendered on the linear axis, each frame's peak at 1
+        if self.kind in ("comb", "track", "chords", "plan"):  # the pitch rendered on the linear axis, each frame's peak at 1
             comb = tf.linalg.matmul(share, self._comb)  # (B, T, F)
             comb = comb / tf.maximum(tf.reduce_max(comb, axis=-1, keepdims=True), 1e-6)
             comb = comb * tf.minimum(1.0, peak / self.min_peak_db)  # a noise frame's comb fades with its salience
             planes.insert(0, 2.0 * comb - 1.0)
         if self.kind == "chords":
             notes, present = self._chord_notes(share, peak)
-            rendered = tf.linalg.matmul(notes, self._class_render)  # (B, T, F)
-            rendered = rendered / tf.maximum(tf.reduce_max(rendered, axis=-1, keepdims=True), 1e-6)
-            planes.insert(0, 2.0 * rendered * present - 1.0)  # no melody near: no chord
+            planes.insert(0, 2.0 * render_classes(notes, self._class_render) * present - 1.0)  # no melody near: no chord
+        if plan is not None:
+            planes.insert(0, tf.transpose(plan, [0, 2, 1]))
         image = tf.stack(planes, axis=-1)  # (B, T, F, C)
         return tf.transpose(image, [0, 2, 1, 3])  # (B, F, T, C)
 
@@ -363,6 +387,24 @@ class VocalFeatures(keras.layers.Layer):
         salience, peak, _, _ = self._salience(x)
         notes, present = self._chord_notes(self._track_share(salience), peak)
         return notes * present
+
+    def melody(self, x):
+        """The tracked melody of a ``track`` or ``chords`` layer: spectrogram ``[B, F, T, 1]`` -> ``(B, T, 14)``.
+
+        Channels 0-11: the frame's pitch class (C = 0), weighted by how voiced it is (0 in silence and
+        noise); 12: its level; 13: its voicing, both in [-1, 1] as the layer's planes. Timbre-free like
+        the track plane, and any length ``T`` (a whole song at once): every step is per frame.
+        """
+        if self.kind not in ("track", "chords", "plan"):
+            raise ValueError(f"melody() needs a layer of kind 'track', 'chords' or 'plan'. This one is {self.kind!r}")
+        if not self.built:
+            self.build(x.shape)
+        x = x[..., :1]
+        salience, peak, level, voicing = self._salience(x)
+        classes = tf.linalg.matmul(self._track_share(salience), self._classes)  # (B, T, 12)
+        voiced = tf.minimum(1.0, peak / self.min_peak_db)
+        classes = voiced * classes / tf.maximum(tf.reduce_sum(classes, axis=-1, keepdims=True), 1e-6)
+        return tf.concat([classes, level, voicing], axis=-1)
 
     def _chord_notes(self, share, peak):
         """The harmoniser of the module docstring: track ``share`` -> triads ``(B, T, 12)`` and melody-near ``(B, T, 1)``."""

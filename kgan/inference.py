@@ -4,7 +4,9 @@
 
 1. STFT and the global normalisation (``Spectrogram.to_model``): ``[B, T, K]``;
 2. the frames padded with silence (-1) to whole windows and cut into windows of
-   ``W`` frames every ``W/2`` frames: ``[B, N, W, K]``;
+   ``W`` frames every ``W/2`` frames: ``[B, N, W, K]``; with the ``plan`` vocal
+   input, the chord plan first: ``kgan.chords.ChordNet`` on the tracked melody
+   of the whole input, rendered as a second plane and cut into the same windows;
 3. the generator in inference mode on chunks of windows (``tf.map_fn``, so a
    10-minute song does not need memory for all its windows at once);
 4. the windows cross-faded back together: each weighted by a periodic Hann
@@ -30,9 +32,20 @@ class Generate(tf.Module):
     """The whole vocal -> accompaniment pipeline around a generator."""
 
     def __init__(self, generator, config: Config, griffin_lim_iters: int = 16, chunk_windows: int = 8,
-                 name: str | None = None, vocoder=None, griffin_lim_init: str = "integrated"):
+                 name: str | None = None, vocoder=None, griffin_lim_init: str = "integrated", chord_net=None):
         super().__init__(name=name)
         self.generator = generator
+        self.chord_net = chord_net  # a kgan.chords.ChordNet: the plan of a model.vocal_input=plan generator
+        self.channels = 1
+        if config.model.vocal_input == "plan":
+            if chord_net is None:
+                raise ValueError("a generator with model.vocal_input=plan needs a chord network "
+                                 "(kgan chords train; kgan export --chords DIR)")
+            from kgan.chords import PlanRenderer, melody_layer
+
+            self.channels = 2
+            self.melody = melody_layer(config)
+            self.planner = PlanRenderer(config)
         self.vocoder = vocoder  # a kgan.vocoder.Vocoder; None: Griffin-Lim
         self.griffin_lim_init = griffin_lim_init  # "random" or "integrated" (kgan.spectrogram.integrated_phase)
         self.config = config
@@ -64,7 +77,7 @@ class Generate(tf.Module):
         chunks = (m + self.chunk_windows - 1) // self.chunk_windows
         padded = tf.pad(windows, [[0, chunks * self.chunk_windows - m], [0, 0], [0, 0], [0, 0]],
                         constant_values=-1.0)
-        grouped = tf.reshape(padded, [chunks, self.chunk_windows, self.bins, self.frames, 1])
+        grouped = tf.reshape(padded, [chunks, self.chunk_windows, self.bins, self.frames, self.channels])
         spec = tf.TensorSpec([self.chunk_windows, self.bins, self.frames, 1], tf.float32)
         if style is None:
             out = tf.map_fn(lambda w: self.generator(w, training=False), grouped, fn_output_signature=spec)
@@ -84,6 +97,21 @@ class Generate(tf.Module):
         frames = tf.transpose(summed / norm, [0, 2, 1])  # (B, T', K)
         return frames[:, :num_frames]
 
+    def plan(self, normalised):
+        """The chord plan plane ``[B, T, K]`` of normalised vocals ``[B, T, K]``: ``ChordNet``'s argmax, rendered."""
+        image = tf.transpose(normalised, [0, 2, 1])[..., None]  # (B, K, T, 1)
+        logits = self.chord_net(self.melody.melody(image), training=False)  # (B, T, 25)
+        plane = self.planner.image(tf.argmax(logits, axis=-1, output_type=tf.int32))  # (B, K, T, 1)
+        return tf.transpose(plane[..., 0], [0, 2, 1])
+
+    def with_plan(self, vocal_windows):
+        """Model-layout vocal windows ``[M, K, W, 1]`` -> the generator's input: with each window's own plan
+        beside it (``[M, K, W, 2]``) for the ``plan`` input, unchanged otherwise."""
+        if self.channels == 1:
+            return vocal_windows
+        plan = self.plan(tf.transpose(vocal_windows[..., 0], [0, 2, 1]))  # (M, W, K)
+        return tf.concat([vocal_windows, tf.transpose(plan, [0, 2, 1])[..., None]], axis=-1)
+
     def spectrogram(self, vocal, style=None):
         """Generated normalised accompaniment ``[B, T, K]`` for vocals ``[B, L]`` (and style ids ``[B]``)."""
         normalised = self.spec.to_model(vocal)  # (B, T, K)
@@ -91,6 +119,9 @@ class Generate(tf.Module):
         windows = self.windows(normalised)  # (B, N, W, K)
         b, n = tf.shape(windows)[0], tf.shape(windows)[1]
         model_in = tf.transpose(tf.reshape(windows, [-1, self.frames, self.bins]), [0, 2, 1])[..., None]
+        if self.channels == 2:  # the plan of the whole input, cut into the same windows
+            plan = tf.reshape(self.windows(self.plan(normalised)), [-1, self.frames, self.bins])
+            model_in = tf.concat([model_in, tf.transpose(plan, [0, 2, 1])[..., None]], axis=-1)  # (B*N, K, W, 2)
         per_window = None
         if self.styled:
             per_window = tf.repeat(self.batch_styles(style, b), n)  # (B*N,)

@@ -46,6 +46,7 @@ import tensorflow as tf
 
 from kgan import __version__
 from kgan.augment import augment_vocal
+from kgan.chords import PlanRenderer
 from kgan.config import Config
 from kgan.dataset import read_metadata, windows_dataset
 from kgan.harmonic_loss import chroma_loss, chroma_matrix
@@ -180,6 +181,7 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, max_to_keep=max_checkpoints)
         self.spec = Spectrogram(config.stft)
         self.chroma_matrix = chroma_matrix(config.audio.sample_rate, config.stft.n_fft, config.stft.n_fft // 2)
+        self.planner = PlanRenderer(config) if config.model.vocal_input == "plan" else None
         self._train_step = None
 
     # ------------------------------------------------------------------ losses
@@ -205,6 +207,15 @@ class Trainer:
     def _d(self, vocal, accompaniment, style, training: bool):
         return self.discriminator([vocal, accompaniment] + ([] if style is None else [style]), training=training)
 
+    def _vocal_in(self, vocal, target, seed=None):
+        """What the models take as the vocal: ``vocal``, or with the ``plan`` input, ``vocal`` beside the plan
+        of the true accompaniment ``target``'s chords (``train.plan_corruption`` of it made wrong when a
+        ``seed`` is given: training; the exact plan otherwise)."""
+        if self.planner is None:
+            return vocal
+        corruption = self.config.train.plan_corruption if seed is not None else 0.0
+        return tf.concat([vocal, self.planner.true_plan(target, seed, corruption)], axis=-1)
+
     def _replica_step(self, batch_parts, step):
         vocal, target, style = _unpack(batch_parts)
         reference = batch_parts[3] if len(batch_parts) == 4 else None  # the segments' mean chroma
@@ -228,6 +239,7 @@ class Trainer:
             seed = tf.stack([tf.constant(t.seed + 2, tf.int64), step * 1024 + replica])
             keep = tf.random.stateless_uniform(tf.shape(style), seed=seed) >= t.style_dropout
             style = tf.where(keep, style, tf.zeros_like(style))
+        vocal = self._vocal_in(vocal, target, tf.stack([tf.constant(t.seed + 3, tf.int64), step * 1024 + replica]))
 
         def d_losses(fake):
             d_real = self._d(vocal, target, style, training=True)
@@ -334,7 +346,7 @@ class Trainer:
         total, count = 0.0, 0
         for batch in ds.take(max_batches):
             vocal, target, style = _unpack(batch)
-            fake = self._predict(vocal, style)
+            fake = self._predict(self._vocal_in(vocal, target), style)
             total += float(tf.reduce_sum(tf.reduce_mean(tf.abs(target - fake), axis=[1, 2, 3])))
             count += int(vocal.shape[0])
         return total / count if count else None
@@ -372,10 +384,10 @@ class Trainer:
             for layer in dropouts:
                 layer.rate = 0.0
             for batch in ds:  # eager, so that each call reads the momentum set just before it
-                vocal, _, style = _unpack(batch)
+                vocal, target, style = _unpack(batch)
                 for layer in layers:
                     layer.momentum = used / (used + 1.0)  # running mean: the first batch overwrites
-                self._g(vocal, style, training=True)
+                self._g(self._vocal_in(vocal, target), style, training=True)
                 used += 1
         finally:
             for layer, momentum in zip(layers, momenta):
@@ -524,11 +536,14 @@ class Trainer:
         if preview is None:
             return
         vocal, target, style = _unpack(preview)
-        fake = self._predict(vocal, style)
+        given = self._vocal_in(vocal, target)
+        fake = self._predict(given, style)
         sep = tf.ones_like(vocal[:, :, :4])
-        panel = tf.concat([vocal, sep, fake, sep, target], axis=2)  # (B, F, 3T + 8, 1)
+        shown = [vocal, sep] + ([given[..., 1:], sep] if self.planner is not None else []) + [fake, sep, target]
+        panel = tf.concat(shown, axis=2)  # (B, F, 3T + 8, 1), with the chord plan after the vocal: 4T + 12
         image = tf.reverse((panel + 1.0) / 2.0, axis=[1])  # low frequencies at the bottom
-        tf.summary.image("spectrograms/vocal|generated|target", image, max_outputs=int(vocal.shape[0]))
+        tf.summary.image("spectrograms/vocal|generated|target" if self.planner is None
+                         else "spectrograms/vocal|plan|generated|target", image, max_outputs=int(vocal.shape[0]))
         mags = self.spec.from_model(tf.transpose(fake[..., 0], [0, 2, 1]))  # (B, T, F+1)
         length = self.spec.num_samples(int(mags.shape[1]))
         wave = self.spec.griffin_lim(mags, length, n_iter=32)

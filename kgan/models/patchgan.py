@@ -6,7 +6,7 @@ import keras
 
 from kgan.models import blocks
 from kgan.models.style import StylePlanes, style_embedding
-from kgan.models.unet import features_input, style_count, vocal_features
+from kgan.models.unet import features_input, style_count, vocal_channels, vocal_features
 
 
 def receptive_field(layers: int) -> int:
@@ -46,7 +46,7 @@ class PatchGANDiscriminator(keras.Model):
                 f"PatchGANDiscriminator needs bins and frames divisible by 2**layers = {unit}. "
                 f"Received: bins={bins}, frames={frames}, layers={layers}"
             )
-        vocal = keras.Input((bins, frames, 1), name="vocal")
+        vocal = keras.Input((bins, frames, vocal_channels(features)), name="vocal")
         accompaniment = keras.Input((bins, frames, 1), name="accompaniment")
         inputs = [vocal, accompaniment]
         parts = [features_input(vocal, features), accompaniment]  # (B, F, T, C), (B, F, T, 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from kgan.features import VocalFeatures, layer_arguments
+from kgan.features import VocalFeatures, input_channels, layer_arguments
 from kgan.models import blocks
 from kgan.models.style import FiLM, style_embedding
 
@@ -12,6 +12,11 @@ from kgan.models.style import FiLM, style_embedding
 def vocal_features(config) -> dict | None:
     """The ``features`` argument of both models for a kgan config (None: the raw spectrogram, no layer)."""
     return None if config.model.vocal_input == "spectrogram" else layer_arguments(config)
+
+
+def vocal_channels(features: dict | None) -> int:
+    """Channels of the models' vocal input: 2 for the ``plan`` input (vocal and chord plan), else 1."""
+    return input_channels(features["kind"]) if features else 1
 
 
 def style_count(config) -> int:
@@ -63,7 +68,7 @@ class UNetGenerator(keras.Model):
         def width(level):
             return min(base_filters * 2**level, max_filters)
 
-        vocal = keras.Input((bins, frames, 1), name="vocal")  # (B, F, T, 1)
+        vocal = keras.Input((bins, frames, vocal_channels(features)), name="vocal")  # (B, F, T, 1), or 2 with a chord plan
         inputs = vocal
         if styles:
             style, condition = style_embedding(styles, style_dim)  # (B,), (B, style_dim)

@@ -1,0 +1,115 @@
+"""How well can the chords be guessed from the melody alone? Plans played as sustained triads, scored like a model.
+
+    python experiments/chord_plan.py OUT_DIR --corpus CORPUS --tests NAME=DIR[,NAME=DIR...] [--steps 3000]
+
+``kgan.chords.train_chord_net`` (what ``kgan chords train`` runs) trains
+``ChordNet`` on CORPUS: the tracked melody of each song (``VocalFeatures.melody``)
+against the chord its true accompaniment plays per frame (``chord_labels``), on
+random crops in random keys. The network is then scored on the test sets,
+against:
+
+* ``oracle``: the labels read from the true accompaniment (the ceiling of any
+  plan of major and minor triads);
+* ``template``: the in-graph template harmoniser of ``model.vocal_input=chords``
+  (``kgan evaluate --baselines harmoniser``);
+* ``chordnet``: the trained network, run on each whole song.
+
+Each plan is played as sustained triads (``kgan.evaluation._chroma_tone``) and
+scored with ``chroma_motion`` and ``chroma_fit`` against the true accompaniment,
+with the frame accuracy of its chord against the oracle's on frames that have
+one. OUT_DIR/plan_summary.md and .json hold the table; OUT_DIR is also the ``kgan chords train`` folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+RATE = 22050
+
+
+def score(out: str, tests: dict, net) -> dict:
+    from kgan.chords import NO_CHORD, chord_notes, song_arrays
+    from kgan.evaluation import Harmoniser, _chroma_tone, chroma_fit, chroma_motion, load_songs, mean_ci
+
+    harmoniser = Harmoniser()
+    config = harmoniser.config
+    results = {}
+    for name, folder in tests.items():
+        split = "test" if os.path.exists(os.path.join(folder, "splits.json")) else None
+        rows = {"oracle": [], "template": [], "chordnet": []}
+        accuracy = {"template": [], "chordnet": []}
+        for song, vocal, accompaniment in load_songs(folder, RATE, split=split):
+            features, labels = song_arrays(vocal, accompaniment, config, harmoniser.spec)
+            logits = net(features[None].astype(np.float32), training=False).numpy()[0]
+            guess = logits.argmax(-1)
+            voiced = features[:, :12].sum(-1) > 1e-3
+            learned = np.where(voiced | (guess != NO_CHORD), guess, NO_CHORD)
+            template = harmoniser.notes(vocal, RATE)  # [12, T]
+            n = min(template.shape[1], len(labels))
+            plans = {"oracle": chord_notes(labels).numpy().T, "template": template[:, :n],
+                     "chordnet": chord_notes(learned).numpy().T}
+            chord = labels[:n] != NO_CHORD
+            truth = chord_notes(labels[:n]).numpy()
+            for system, notes in plans.items():
+                tone = _chroma_tone(notes, len(vocal), RATE) if notes.any() else np.zeros_like(vocal)
+                rows[system].append((chroma_motion(tone, accompaniment, RATE), chroma_fit(tone, accompaniment, RATE)))
+                if system != "oracle":
+                    same = (notes.T[:n][chord] == truth[chord]).all(axis=-1)
+                    accuracy[system].append(float(same.mean()) if same.size else 0.0)
+        results[name] = {system: {"chroma_motion": mean_ci([r[0] for r in v]), "chroma_fit": mean_ci([r[1] for r in v]),
+                                  "accuracy": mean_ci(accuracy[system]) if system in accuracy else None,
+                                  "songs": len(v)}
+                         for system, v in rows.items()}
+        print(name, json.dumps(results[name]), flush=True)
+    return results
+
+
+def write_summary(out: str, results: dict) -> None:
+    def cell(v):
+        return "" if v is None else (f"{v[0]:.3f} ± {v[1]:.3f}" if v[1] == v[1] else f"{v[0]:.3f}")
+
+    lines = ["| test set (songs) | plan | chord motion ↑ | chroma fit ↑ | frame accuracy ↑ |", "|---|---|---|---|---|"]
+    for name, systems in results.items():
+        for system, r in systems.items():
+            lines.append(f"| {name} ({r['songs']}) | {system} | {cell(r['chroma_motion'])} | {cell(r['chroma_fit'])} | "
+                         f"{cell(r['accuracy'])} |")
+    text = "\n".join(lines) + "\n"
+    with open(f"{out}/plan_summary.md", "w", encoding="utf-8") as f:
+        f.write(text)
+    with open(f"{out}/plan_summary.json", "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2)
+    print(text)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out")
+    parser.add_argument("--corpus", required=True)
+    parser.add_argument("--tests", required=True, help="NAME=DIR,...")
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=1024)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+
+    from kgan.chords import load_chord_net, train_chord_net
+    from kgan.config import get_preset
+
+    config = get_preset("default")
+    metrics = train_chord_net(args.corpus, args.out, config, steps=args.steps, batch=args.batch, frames=args.frames,
+                              seed=args.seed)
+    print(metrics, flush=True)
+    net = load_chord_net(args.out, config)
+    tests = dict(item.split("=", 1) for item in args.tests.split(","))
+    write_summary(args.out, score(args.out, tests, net))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,415 @@
+"""Chords from a melody: what the accompaniment plays, and a network that guesses it from the vocal alone.
+
+A generator that must both harmonise a melody and render the harmony learns
+neither from spectrogram losses (README, "Voices it never heard"). This module
+splits the first job off and supervises it directly:
+
+* ``chord_labels``: the chord the *true* accompaniment plays in each frame,
+  read from its normalised spectrogram (``kgan.harmonic_loss``' chroma above
+  ``LABEL_LOW_HZ``,
+  averaged over ``LABEL_SECONDS`` so a passing note does not count, matched
+  against the 24 major and minor triads by cosine); ``NO_CHORD`` where the
+  accompaniment is silent. Shapes: ``[B, F, T, 1]`` -> int32 ``[B, T]``.
+* ``ChordNet``: the tracked melody (``VocalFeatures.melody``: the sung pitch
+  class per frame weighted by voicing, level and voicing, ``[B, T, 14]``;
+  timbre-free, since only the pitch class survives) -> chord logits
+  ``[B, T, 25]``. Dilated 1-D convolutions over frames (several seconds each
+  side) with the melody's pitch-class histogram over the whole input (its key),
+  shared by twelve branches, one per candidate root, so that it is the same
+  network in every key. Fully convolutional: trained on crops, it runs on a
+  whole song at once.
+* ``transpose``: the same song ``k`` semitones up, for features and labels
+  together, so a training batch covers every key.
+
+Labels and features come from the same normalised spectrograms the models see,
+through core TF ops (matmuls, reductions, convolutions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kgan.features import triads
+from kgan.harmonic_loss import chroma_matrix, spectrogram_chroma
+
+__all__ = ["NO_CHORD", "CLASSES", "FEATURES", "chord_labels", "chord_notes", "transpose", "ChordNet", "PlanRenderer",
+           "melody_layer", "song_arrays", "corpus_arrays", "frame_accuracy", "train_chord_net", "load_chord_net",
+           "CHORDNET_WEIGHTS", "CHORDS_JSON"]
+
+NO_CHORD = 24  # the class of a frame with no accompaniment
+CLASSES = 25  # 12 major triads (even ids), 12 minor (odd ids), no chord
+FEATURES = 14  # VocalFeatures.melody: 12 pitch classes, level, voicing
+LABEL_SECONDS = 0.25  # the accompaniment's chroma is averaged over this much around a frame
+SILENCE_DB = 40.0  # frames this far below the song's (window's) loudest carry no chord
+# The chroma of the labels starts here. Below it a 21.5-Hz bin spans more than a semitone, and the bins'
+# centres fall near F, A and C (86, 108, 129 Hz): from 55 Hz on, F major won 54 % of the frames of ten corpus
+# songs and the oracle plan's chord motion was 0.27; from 250 Hz, 15 % and 0.42. The bass still counts
+# through its harmonics.
+LABEL_LOW_HZ = 250.0
+CHORDNET_WEIGHTS = "chordnet.weights.h5"
+CHORDS_JSON = "chords.json"
+
+
+def _box(x, width: int):
+    """``[B, T, C]`` averaged over ``width`` frames around each (zero padding at the ends)."""
+    channels = x.shape[-1]
+    kernel = tf.ones([width, 1, 1], x.dtype) / width
+    folded = tf.reshape(tf.transpose(x, [0, 2, 1]), [-1, tf.shape(x)[1], 1])  # (B*C, T, 1)
+    smooth = tf.nn.conv1d(folded, kernel, stride=1, padding="SAME")
+    return tf.transpose(tf.reshape(smooth, [tf.shape(x)[0], channels, -1]), [0, 2, 1])
+
+
+def chord_labels(accompaniment, sample_rate: int, n_fft: int, hop_length: int, db_floor: float, db_ceiling: float,
+                 seconds: float = LABEL_SECONDS, silence_db: float = SILENCE_DB):
+    """The triad the accompaniment ``[B, F, T, 1]`` (normalised) plays per frame: int32 ``[B, T]``.
+
+    0..23 as ``kgan.features.triads`` (root C first, major then minor), ``NO_CHORD``
+    where the frame is more than ``silence_db`` below the loudest frame of its row or
+    within 20 dB of the spectrogram's floor.
+    """
+    bins = int(accompaniment.shape[1])
+    matrix = chroma_matrix(sample_rate, n_fft, bins, low_hz=LABEL_LOW_HZ)
+    chroma, power = spectrogram_chroma(accompaniment, matrix, db_floor, db_ceiling)  # (B, T, 12), (B, T)
+    width = max(1, int(round(seconds * sample_rate / hop_length)))
+    weighted = _box(chroma * power[..., None] ** 0.5, width)  # louder frames count more inside the average
+    templates = tf.math.l2_normalize(tf.constant(triads()), axis=-1)
+    score = tf.linalg.matmul(tf.math.l2_normalize(weighted, -1, 1e-12), templates, transpose_b=True)  # (B, T, 24)
+    label = tf.argmax(score, axis=-1, output_type=tf.int32)
+    audible = 10.0 ** ((db_floor + 20.0) / 10.0) * float(np.sum(matrix))
+    loud = (power >= tf.reduce_max(power, axis=-1, keepdims=True) * 10.0 ** (-silence_db / 10.0)) & (power > audible)
+    return tf.where(loud, label, NO_CHORD)
+
+
+def chord_notes(labels):
+    """Chord ids ``[..., T]`` -> their pitch classes ``[..., T, 12]`` (1 on the triad's tones; 0 for no chord)."""
+    table = np.concatenate([triads(), np.zeros((1, 12), np.float32)])
+    return tf.gather(tf.constant(table), labels)
+
+
+def transpose(features, labels, semitones):
+    """Features ``[B, T, 14]`` and labels ``[B, T]`` of the same melody ``semitones`` (``[B]``) higher."""
+    k = tf.reshape(tf.cast(semitones, tf.int32), [-1, 1])  # (B, 1)
+    index = (tf.range(12)[None, :] - k) % 12  # new class c takes old class c - k
+    classes = tf.gather(features[..., :12], index, axis=2, batch_dims=1)
+    moved = 2 * ((labels // 2 + k) % 12) + labels % 2
+    return tf.concat([classes, features[..., 12:]], axis=-1), tf.where(labels == NO_CHORD, NO_CHORD, moved)
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class MelodyHistogram(keras.layers.Layer):
+    """``[B, T, 14]`` melody features -> ``[B, 1, 12]``: the pitch classes of the whole input, summing to 1."""
+
+    def call(self, x):
+        total = tf.reduce_sum(x[..., :12], axis=1, keepdims=True)
+        return total / tf.maximum(tf.reduce_sum(total, axis=-1, keepdims=True), 1e-6)
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class Rotations(keras.layers.Layer):
+    """``[B, T, 14]`` -> ``[12 B, T, 14]``: branch ``r`` (rows ``r B`` to ``(r + 1) B``) holds the melody
+    ``r`` semitones lower, so that pitch class ``r`` becomes C (level and voicing unchanged)."""
+
+    def call(self, x):
+        index = (np.arange(12)[:, None] + np.arange(12)[None, :]) % 12  # [r, c]: branch r's class c is old c + r
+        classes = tf.gather(x[..., :12], tf.constant(index.reshape(-1), tf.int32), axis=-1)  # (B, T, 144)
+        classes = tf.reshape(classes, [tf.shape(x)[0], tf.shape(x)[1], 12, 12])
+        rest = tf.broadcast_to(x[:, :, None, 12:], [tf.shape(x)[0], tf.shape(x)[1], 12, FEATURES - 12])
+        branches = tf.transpose(tf.concat([classes, rest], axis=-1), [2, 0, 1, 3])  # (12, B, T, 14)
+        return tf.reshape(branches, [-1, tf.shape(x)[1], FEATURES])
+
+    def compute_output_shape(self, input_shape):
+        return (None, input_shape[1], FEATURES)
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class ChordLogits(keras.layers.Layer):
+    """Branch outputs ``[12 B, T, 3]`` (C major, C minor, no chord, in each branch's key) -> logits ``[B, T, 25]``.
+
+    Branch ``r``'s C major is the major triad on root ``r``; no chord is the branches' mean.
+    """
+
+    def call(self, x):
+        per_root = tf.reshape(x, [12, -1, tf.shape(x)[1], 3])  # (12, B, T, 3)
+        triads = tf.reshape(tf.transpose(per_root[..., :2], [1, 2, 0, 3]), [-1, tf.shape(x)[1], 24])  # 2 root + minor
+        return tf.concat([triads, tf.reduce_mean(per_root[..., 2:], axis=0)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (None, input_shape[1], CLASSES)
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class CropTo(keras.layers.Layer):
+    """``[x, reference]`` -> ``x`` cut to the reference's frame count (after upsampling by a whole factor)."""
+
+    def call(self, inputs):
+        x, reference = inputs
+        return x[:, : tf.shape(reference)[1]]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], input_shape[1][1], input_shape[0][2])
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class ChordNet(keras.Model):
+    """Melody features ``[B, T, 14]`` -> chord logits ``[B, T, 25]`` (any ``T``), the same in every key.
+
+    Transposition-equivariant by construction: one network, shared by twelve branches
+    (``Rotations``), each hearing the melody moved so that a candidate root is C and scoring
+    "C major", "C minor" and "no chord" there (``ChordLogits``). So a melody sung a tone higher
+    gets the same chords a tone higher, and every training song teaches every key at once.
+    Each branch averages ``pool`` frames (chords change slowly), adds the whole input's
+    pitch-class histogram (``MelodyHistogram``: the key, as heard from that root), and runs
+    ``channels``-wide residual blocks of a ReLU and a ``kernel``-tap convolution with dilation
+    ``d`` for each ``d`` in ``dilations``: a receptive field of ``1 + (kernel - 1) * sum(dilations)``
+    pooled frames (127 by default, of 8 frames each: 5.9 s each side at 86 frames/s). The logits are repeated
+    back to every frame.
+    """
+
+    def __init__(self, channels: int = 48, kernel: int = 3, dilations=(1, 2, 4, 8, 16, 32), pool: int = 8,
+                 name: str = "chord_net", **kwargs):
+        melody = keras.Input((None, FEATURES), name="melody")  # (B, T, 14)
+        branches = Rotations(name="rotations")(melody)  # (12B, T, 14)
+        pooled = keras.layers.AveragePooling1D(pool, padding="same", name="pool")(branches)  # (12B, T/pool, 14)
+        x = keras.layers.Conv1D(channels, 1, name="embed")(pooled)  # (12B, T/pool, C)
+        key = keras.layers.Dense(channels, name="key_embed")(MelodyHistogram(name="histogram")(branches))  # (12B, 1, C)
+        x = keras.layers.Add(name="with_key")([x, key])
+        for i, d in enumerate(dilations):
+            h = keras.layers.Activation("relu", name=f"block{i}_relu")(x)
+            h = keras.layers.Conv1D(channels, kernel, dilation_rate=d, padding="same", name=f"block{i}_conv")(h)
+            x = keras.layers.Add(name=f"block{i}_add")([x, h])  # (12B, T/pool, C)
+        x = keras.layers.Activation("relu", name="head_relu")(x)
+        x = keras.layers.Conv1D(3, 1, name="branch_logits", dtype="float32")(x)  # (12B, T/pool, 3)
+        logits = ChordLogits(name="chord_logits", dtype="float32")(x)  # (B, T/pool, 25)
+        logits = keras.layers.UpSampling1D(pool, name="unpool", dtype="float32")(logits)
+        logits = CropTo(name="logits", dtype="float32")([logits, melody])  # (B, T, 25)
+        super().__init__(inputs=melody, outputs=logits, name=name, **kwargs)
+        self.channels, self.kernel, self.pool = channels, kernel, pool
+        self.dilations = tuple(int(d) for d in dilations)
+
+    def get_config(self):
+        return {"channels": self.channels, "kernel": self.kernel, "dilations": list(self.dilations),
+                "pool": self.pool, "name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class PlanRenderer:
+    """Chord plans as the ``plan`` input's second channel: ``[B, F, T, 1]`` in [-1, 1] (``kgan.features``).
+
+    ``true_plan`` reads the chords of a true accompaniment (training); ``image`` renders any chord
+    labels, e.g. ``ChordNet``'s argmax (inference). A triad is its three pitch classes at every
+    octave from 55 Hz to 5 kHz, each frame's peak at +1; no chord is -1 everywhere.
+    """
+
+    def __init__(self, config):
+        from kgan.features import class_matrix
+
+        s = config.stft
+        self.sample_rate, self.n_fft, self.hop_length = config.audio.sample_rate, s.n_fft, s.hop_length
+        self.db_floor, self.db_ceiling = s.db_floor, s.db_ceiling
+        self.render = tf.constant(class_matrix(s.num_bins, self.sample_rate / self.n_fft))
+
+    def image(self, labels):
+        """Chord ids ``[B, T]`` -> the plan plane ``[B, F, T, 1]``."""
+        from kgan.features import render_classes
+
+        plane = 2.0 * render_classes(chord_notes(labels), self.render) - 1.0  # (B, T, F)
+        return tf.transpose(plane, [0, 2, 1])[..., None]
+
+    def labels(self, accompaniment):
+        """The true chords ``[B, T]`` of normalised accompaniments ``[B, F, T, 1]``."""
+        return chord_labels(accompaniment, self.sample_rate, self.n_fft, self.hop_length, self.db_floor,
+                            self.db_ceiling)
+
+    def true_plan(self, accompaniment, seed=None, corruption: float = 0.0, blocks: int = 4):
+        """The plan plane of the accompaniment's own chords, with ``corruption`` of ``blocks`` per row made wrong.
+
+        A corrupted block's chords move by a random 1..11 semitones (a wrong root, the same quality),
+        drawn from the stateless ``seed`` (int64 ``[2]``).
+        """
+        labels = self.labels(accompaniment)
+        if corruption > 0:
+            b, t = tf.shape(labels)[0], tf.shape(labels)[1]
+            wrong = tf.random.stateless_uniform([b, blocks], seed=seed) < corruption
+            shift = tf.random.stateless_uniform([b, blocks], seed=seed + 1, minval=1, maxval=12, dtype=tf.int32)
+            block = tf.minimum(tf.range(t) * blocks // t, blocks - 1)  # (T,) each frame's block
+            moved = tf.gather(tf.where(wrong, shift, 0), block, axis=1)  # (B, T)
+            labels = tf.where(labels == NO_CHORD, NO_CHORD, 2 * ((labels // 2 + moved) % 12) + labels % 2)
+        return self.image(labels)
+
+
+# ------------------------------------------------------------------------------------------ training
+
+def melody_layer(config):
+    """A ``VocalFeatures`` layer whose ``melody`` reads the tracked melody at ``config``'s STFT."""
+    from kgan.features import VocalFeatures, layer_arguments
+
+    return VocalFeatures(**{**layer_arguments(config), "kind": "track"}, name="melody")
+
+
+def song_arrays(vocal, accompaniment, config, spec=None, layer=None):
+    """One song's melody features float16 ``[T, 14]`` and true chords int8 ``[T]`` (waveforms at the config's rate)."""
+    from kgan.spectrogram import Spectrogram
+
+    spec = spec or Spectrogram(config.stft)
+    layer = layer or melody_layer(config)
+
+    def image(x):  # (1, F, T, 1)
+        return tf.transpose(spec.to_model(tf.constant(np.asarray(x, np.float32)[None])), [0, 2, 1])[..., None]
+
+    features = layer.melody(image(vocal)).numpy()[0]
+    labels = PlanRenderer(config).labels(image(accompaniment)).numpy()[0]
+    n = min(len(features), len(labels))
+    return features[:n].astype(np.float16), labels[:n].astype(np.int8)
+
+
+def corpus_arrays(corpus_dir: str, split: str, config, cache: str | None = None, progress: bool = True) -> dict:
+    """``features`` ``[N, 14]``, ``labels`` ``[N]`` and per-song ``lengths`` of a corpus split, songs end to end.
+
+    Read from ``cache`` (an ``.npz``) when it exists; otherwise computed song by song and written there
+    (under a temporary name, then renamed).
+    """
+    if cache and os.path.exists(cache):
+        return dict(np.load(cache))
+    from tqdm import tqdm
+
+    from kgan.preprocess import find_sources, load_sources
+    from kgan.spectrogram import Spectrogram
+
+    splits_path = os.path.join(corpus_dir, "splits.json")
+    try:
+        with open(splits_path, encoding="utf-8") as f:
+            names = json.load(f).get(split, [])
+    except (OSError, ValueError, AttributeError) as e:
+        raise ValueError(f"{splits_path}: cannot read the corpus' splits ({e})") from None
+    spec, layer = Spectrogram(config.stft), melody_layer(config)
+    features, labels = [], []
+    for name in tqdm(names, desc=f"melody and chords ({split})", unit="song", disable=not progress):
+        vocal, accompaniment = load_sources(find_sources(os.path.join(corpus_dir, name)), config.audio.sample_rate)
+        f, y = song_arrays(vocal, accompaniment, config, spec, layer)
+        features.append(f)
+        labels.append(y)
+    if not names:
+        raise ValueError(f"{corpus_dir}: no {split} songs (expected a kgan corpus folder with splits.json)")
+    arrays = {"features": np.concatenate(features), "labels": np.concatenate(labels),
+              "lengths": np.array([len(y) for y in labels])}
+    if cache:
+        tmp = f"{cache}.tmp-{os.getpid()}.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, cache)
+    return arrays
+
+
+def _crops(arrays: dict, batch: int, frames: int, rng: np.random.Generator):
+    """A batch of ``frames``-long crops: features ``[B, frames, 14]``, labels ``[B, frames]``, transpositions ``[B]``."""
+    lengths = arrays["lengths"]
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    usable = np.flatnonzero(lengths >= frames)
+    if not usable.size:
+        usable = np.arange(len(lengths))
+        frames = int(lengths.min())
+    songs = rng.choice(usable, batch)
+    offsets = starts[songs] + (rng.random(batch) * (lengths[songs] - frames + 1)).astype(int)
+    idx = offsets[:, None] + np.arange(frames)[None, :]
+    return (arrays["features"][idx].astype(np.float32), arrays["labels"][idx].astype(np.int32),
+            rng.integers(0, 12, batch).astype(np.int32))
+
+
+def frame_accuracy(net, arrays: dict) -> float:
+    """The share of frames with a true chord where ``net``, run on each whole song, names that chord."""
+    hits = total = 0
+    start = 0
+    for n in arrays["lengths"]:
+        logits = net(arrays["features"][None, start:start + n].astype(np.float32), training=False).numpy()[0]
+        y = arrays["labels"][start:start + n]
+        chord = y != NO_CHORD
+        hits += int((logits.argmax(-1)[chord] == y[chord]).sum())
+        total += int(chord.sum())
+        start += n
+    return hits / max(total, 1)
+
+
+def train_chord_net(corpus_dir: str, out_dir: str, config, steps: int = 4000, batch: int = 16, frames: int = 1024,
+                    learning_rate: float = 1e-3, decay_step: int = 2000, seed: int = 0, progress: bool = True) -> dict:
+    """Train ``ChordNet`` on the melodies and true chords of a corpus' train split; returns its metrics.
+
+    Random ``frames``-long crops, each in a random key (``transpose``), cross-entropy, Adam with the
+    rate cut to a third from ``decay_step`` on (a fixed step, so a run extended to more steps is the
+    same run continued). Crops are drawn from ``(seed, step)``, so a resumed run (from
+    ``out_dir/checkpoints``, every 500 steps and at the end) continues exactly. Writes ``CHORDNET_WEIGHTS`` and
+    ``CHORDS_JSON`` (the network's arguments, the STFT it reads, train and val frame accuracy).
+    """
+    from tqdm import tqdm
+
+    os.makedirs(out_dir, exist_ok=True)
+    train = corpus_arrays(corpus_dir, "train", config, os.path.join(out_dir, "features-train.npz"), progress)
+    val = corpus_arrays(corpus_dir, "val", config, os.path.join(out_dir, "features-val.npz"), progress)
+    keras.utils.set_random_seed(seed)
+    net = ChordNet()
+    optimizer = keras.optimizers.Adam(learning_rate)
+    optimizer.build(net.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False)
+    checkpoint = tf.train.Checkpoint(net=net, optimizer=optimizer, step=step)
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(out_dir, "checkpoints"), max_to_keep=2)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x, y, k, rate):
+        x, y = transpose(x, y, k)
+        optimizer.learning_rate.assign(rate)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, net(x, training=True)))
+        optimizer.apply_gradients(zip(tape.gradient(loss, net.trainable_variables), net.trainable_variables))
+        return loss
+
+    start, began = int(step.numpy()), time.time()
+    losses = []
+    with tqdm(total=steps, initial=start, desc="chord net", unit="step", disable=not progress) as bar:
+        for i in range(start, steps):
+            x, y, k = _crops(train, batch, frames, np.random.default_rng([seed, i]))
+            rate = learning_rate if i < decay_step else learning_rate / 3
+            losses.append(float(train_step(x, y, k, tf.constant(rate, tf.float32))))
+            step.assign(i + 1)
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+            if (i + 1) % 500 == 0 or i + 1 == steps:
+                manager.save(checkpoint_number=i + 1)
+    metrics = {"steps": steps, "steps_run": steps - start,
+               "train_loss": float(np.mean(losses[-200:])) if losses else None,
+               "val_accuracy": frame_accuracy(net, val), "train_seconds": round(time.time() - began, 1)}
+    net.save_weights(os.path.join(out_dir, f".tmp-{os.getpid()}-{CHORDNET_WEIGHTS}"))
+    os.replace(os.path.join(out_dir, f".tmp-{os.getpid()}-{CHORDNET_WEIGHTS}"), os.path.join(out_dir, CHORDNET_WEIGHTS))
+    from kgan.io_utils import atomic_write_text
+
+    info = {"chordnet": net.get_config(), "sample_rate": config.audio.sample_rate, "stft": dataclasses.asdict(config.stft),
+            "corpus": os.path.abspath(corpus_dir), "batch": batch, "frames": frames, "seed": seed, **metrics}
+    atomic_write_text(os.path.join(out_dir, CHORDS_JSON), json.dumps(info, indent=2, default=str) + "\n")
+    return metrics
+
+
+def load_chord_net(chords_dir: str, config) -> ChordNet:
+    """The ``ChordNet`` a ``kgan chords train`` folder holds, checked against ``config``'s rate and STFT."""
+    path = os.path.join(chords_dir, CHORDS_JSON)
+    try:
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: not found; train a chord network with `kgan chords train`") from None
+    s = config.stft
+    theirs = (info.get("sample_rate"), info.get("stft", {}).get("n_fft"), info.get("stft", {}).get("hop_length"))
+    if theirs != (config.audio.sample_rate, s.n_fft, s.hop_length):
+        raise ValueError(f"{path}: trained at rate/n_fft/hop {theirs}, the model uses "
+                         f"{(config.audio.sample_rate, s.n_fft, s.hop_length)}")
+    net = ChordNet.from_config(info["chordnet"])
+    net.load_weights(os.path.join(chords_dir, CHORDNET_WEIGHTS))
+    return net

@@ -1,0 +1,189 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kgan.chords import (NO_CHORD, ChordNet, PlanRenderer, chord_labels, chord_notes, frame_accuracy, load_chord_net,
+                         train_chord_net, transpose)
+from kgan.config import get_preset
+from kgan.features import VocalFeatures
+from kgan.spectrogram import Spectrogram
+
+CONFIG = get_preset("default").override(**{"model.vocal_input": "plan"})
+RATE = CONFIG.audio.sample_rate
+
+
+def _chord_audio(chords, seconds=1.0, rate=RATE):
+    """Organ-like chords: each (root midi, minor?) as its triad over two octaves, 6 harmonics a note; None: silence."""
+    t = np.arange(int(seconds * rate)) / rate
+    out = []
+    for chord in chords:
+        x = np.zeros_like(t)
+        if chord is not None:
+            root, minor = chord
+            for note in (root, root + (3 if minor else 4), root + 7, root + 12):
+                f0 = 440.0 * 2 ** ((note - 69) / 12)
+                x += sum(0.7 ** h * np.sin(2 * np.pi * (h + 1) * f0 * t) for h in range(6) if (h + 1) * f0 < rate / 2)
+        out.append(x)
+    wave = np.concatenate(out)
+    return (0.3 * wave / np.max(np.abs(wave))).astype(np.float32)
+
+
+def _image(wave, config=CONFIG):
+    spec = Spectrogram(config.stft)
+    return tf.transpose(spec.to_model(tf.constant(wave[None])), [0, 2, 1])[..., None]  # (1, F, T, 1)
+
+
+def test_labels_read_the_triad_the_accompaniment_plays_and_no_chord_in_silence():
+    s = CONFIG.stft
+    wave = _chord_audio([(60, False), (57, True), None, (67, False), (62, True)])
+    labels = chord_labels(_image(wave), RATE, s.n_fft, s.hop_length, s.db_floor, s.db_ceiling).numpy()[0]
+    per_second = RATE / s.hop_length
+    middle = [labels[int((i + 0.5) * per_second) - 5: int((i + 0.5) * per_second) + 5] for i in range(5)]
+    # C major (root 0, even id), A minor (root 9, odd id), silence, G major, D minor
+    assert [int(np.bincount(m).argmax()) for m in middle] == [0, 19, NO_CHORD, 14, 5]
+    assert chord_notes(tf.constant([0, 19, NO_CHORD])).numpy().tolist() == [
+        [1, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0], [1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0], [0] * 12]
+
+
+def test_transposing_moves_melody_and_chords_together_and_keeps_no_chord():
+    rng = np.random.default_rng(0)
+    features = rng.random((2, 50, 14)).astype(np.float32)
+    labels = rng.integers(0, 25, (2, 50)).astype(np.int32)
+    moved_f, moved_y = transpose(tf.constant(features), tf.constant(labels), tf.constant([3, 0]))
+    moved_f, moved_y = moved_f.numpy(), moved_y.numpy()
+    np.testing.assert_array_equal(moved_f[0, :, (np.arange(12) + 3) % 12], features[0, :, :12].T)
+    np.testing.assert_array_equal(moved_f[0, :, 12:], features[0, :, 12:])  # level and voicing stay
+    np.testing.assert_array_equal(moved_f[1], features[1])  # 0 semitones: unchanged
+    chord = labels[0] != NO_CHORD
+    np.testing.assert_array_equal(moved_y[0][~chord], NO_CHORD)
+    np.testing.assert_array_equal(moved_y[0][chord] // 2, (labels[0][chord] // 2 + 3) % 12)  # the root moves
+    np.testing.assert_array_equal(moved_y[0][chord] % 2, labels[0][chord] % 2)  # the quality stays
+    # the triads' pitch classes move with the melody's
+    np.testing.assert_array_equal(np.roll(chord_notes(labels[0]).numpy(), 3, axis=-1), chord_notes(moved_y[0]).numpy())
+
+
+def test_the_plan_plane_renders_the_true_chords_and_corruption_changes_roots_only():
+    planner = PlanRenderer(CONFIG)
+    wave = _chord_audio([(60, False), (57, True)], seconds=0.75)
+    target = _image(wave)[:, :, :128]
+    labels = planner.labels(target).numpy()
+    plane = planner.true_plan(target).numpy()
+    assert plane.shape == (1, 512, 128, 1) and plane.min() >= -1 and plane.max() <= 1
+    np.testing.assert_array_equal(plane, planner.image(labels).numpy())
+    bin_hz = RATE / CONFIG.stft.n_fft
+    near = int(round(261.6 / bin_hz))
+    lit = plane[0, near - 1: near + 2, :, 0].max(axis=0)  # middle C (between two bins): in C major and A minor
+    assert (lit[labels[0] != NO_CHORD] > 0.0).all()
+    unlit = plane[0, int(round(277.2 / bin_hz)) + 1, :, 0]  # above C#, in neither
+    assert (unlit < -0.9).all()
+    np.testing.assert_array_equal(planner.image(tf.fill([1, 128], NO_CHORD)).numpy(), -1.0)
+    seed = tf.constant([7, 1], tf.int64)
+    corrupt = planner.true_plan(target, seed, corruption=1.0).numpy()
+    np.testing.assert_array_equal(corrupt, planner.true_plan(target, seed, corruption=1.0).numpy())  # seeded
+    chord = labels[0] != NO_CHORD
+    assert not np.any(np.all(corrupt[0, :, chord, 0] == plane[0, :, chord, 0], axis=-1))  # every chord frame moved
+    np.testing.assert_array_equal(planner.true_plan(target, seed, corruption=0.0).numpy(), plane)
+
+
+def test_the_plan_input_puts_the_given_plan_before_the_track_planes():
+    plan_layer = VocalFeatures.from_kgan_config(CONFIG)
+    track = VocalFeatures.from_kgan_config(CONFIG.override(**{"model.vocal_input": "track"}))
+    vocal = _image(_chord_audio([(60, False)], seconds=1.5))[:, :, :128]
+    plan = PlanRenderer(CONFIG).image(tf.fill([1, 128], 14))
+    out = plan_layer(tf.concat([vocal, plan], axis=-1)).numpy()
+    assert out.shape == (1, 512, 128, 4)
+    np.testing.assert_allclose(out[..., 0], plan.numpy()[..., 0])
+    np.testing.assert_allclose(out[..., 1:], track(vocal).numpy(), atol=1e-6)
+    np.testing.assert_allclose(plan_layer.melody(tf.concat([vocal, plan], -1)).numpy(), track.melody(vocal).numpy())
+
+
+def test_chord_net_runs_on_any_length_and_reloads(tmp_path):
+    net = ChordNet(channels=8, dilations=(1, 2))
+    for frames in (1, 37, 400):
+        assert net(np.zeros((2, frames, 14), np.float32)).shape == (2, frames, 25)
+    x = np.random.default_rng(1).random((1, 90, 14)).astype(np.float32)
+    net.save_weights(str(tmp_path / "chordnet.weights.h5"))
+    s = CONFIG.stft
+    (tmp_path / "chords.json").write_text(json.dumps({"chordnet": net.get_config(), "sample_rate": RATE,
+                                                      "stft": {"n_fft": s.n_fft, "hop_length": s.hop_length}}))
+    np.testing.assert_allclose(load_chord_net(str(tmp_path), CONFIG)(x).numpy(), net(x).numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="chords.json: trained at rate/n_fft/hop"):
+        load_chord_net(str(tmp_path), get_preset("tiny"))
+    with pytest.raises(FileNotFoundError, match="kgan chords train"):
+        load_chord_net(str(tmp_path / "missing"), CONFIG)
+
+
+def test_chord_training_learns_resumes_and_writes_its_folder(tmp_path, chorale_dir, tiny_config):
+    out = str(tmp_path / "chords")
+    first = train_chord_net(chorale_dir, out, tiny_config, steps=6, batch=4, frames=256, progress=False)
+    assert sorted(os.listdir(out)) == ["checkpoints", "chordnet.weights.h5", "chords.json", "features-train.npz",
+                                       "features-val.npz"]
+    info = json.loads(open(os.path.join(out, "chords.json")).read())
+    assert info["steps"] == 6 and 0.0 <= info["val_accuracy"] <= 1.0
+    arrays = dict(np.load(os.path.join(out, "features-train.npz")))
+    assert arrays["features"].shape[1] == 14 and arrays["features"].shape[0] == arrays["labels"].shape[0]
+    assert arrays["lengths"].sum() == arrays["labels"].shape[0] and (arrays["labels"] != NO_CHORD).mean() > 0.5
+    # longer training fits the training songs better than 6 steps did (the loss can fall)
+    longer = train_chord_net(chorale_dir, str(tmp_path / "longer"), tiny_config, steps=150, batch=4, frames=256,
+                             progress=False)
+    assert longer["train_loss"] < first["train_loss"]
+    assert frame_accuracy(load_chord_net(str(tmp_path / "longer"), tiny_config), arrays) > frame_accuracy(
+        load_chord_net(out, tiny_config), arrays) + 0.05
+    # a resumed run continues from its checkpoint to the same weights as an uninterrupted one
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    train_chord_net(chorale_dir, a, tiny_config, steps=10, batch=2, frames=64, progress=False)
+    resumed = train_chord_net(chorale_dir, a, tiny_config, steps=14, batch=2, frames=64, progress=False)
+    straight = train_chord_net(chorale_dir, b, tiny_config, steps=14, batch=2, frames=64, progress=False)
+    assert (resumed["steps_run"], straight["steps_run"]) == (4, 14)
+    x = arrays["features"][None, :200].astype(np.float32)
+    np.testing.assert_allclose(load_chord_net(a, tiny_config)(x).numpy(), load_chord_net(b, tiny_config)(x).numpy(),
+                               atol=1e-5)
+
+
+def test_a_plan_model_exports_with_its_chord_net_and_voices_the_plan(tmp_path, chorale_dir, tiny_config):
+    import keras
+
+    from kgan.audio import load as load_audio
+    from kgan.export import export, forbidden_ops, load
+    from kgan.inference import Generate
+    from kgan.preprocess import preprocess
+    from kgan.training import Trainer, make_strategy, write_run_config
+
+    config = tiny_config.override(**{"model.vocal_input": "plan"})
+    data, run, base = str(tmp_path / "data"), str(tmp_path / "run"), str(tmp_path / "exports")
+    preprocess(chorale_dir, data, config, progress=False)
+    keras.utils.set_random_seed(0)
+    trainer = Trainer(config, run, make_strategy(1))
+    write_run_config(run, config, ["test"])
+    trainer.fit(data, steps=2, progress=False)
+    with pytest.raises(FileNotFoundError, match="kgan chords train"):
+        export(run, base)
+    train_chord_net(chorale_dir, os.path.join(run, "chords"), config, steps=3, batch=2, frames=64, progress=False)
+    path = export(run, base, griffin_lim_iters=2)
+    assert forbidden_ops(path) == []
+    assert json.loads(open(os.path.join(path, "assets", "kgan_config.json")).read())["chords"] is True
+
+    model, _, _ = load(path)
+    song = json.loads(open(os.path.join(chorale_dir, "splits.json")).read())["test"][0]
+    vocal, _ = load_audio(os.path.join(chorale_dir, song, "vocals.flac"), config.audio.sample_rate)
+    vocal = vocal[: 2 * config.audio.sample_rate][None]
+    out = model.signatures["serving_default"](vocal=tf.constant(vocal))["accompaniment"].numpy()
+    assert out.shape == vocal.shape and np.isfinite(out).all()
+
+    # the served spectrogram signature plans each window with the chord net, as the in-memory pipeline does
+    local = Generate(trainer.generator, config, 2, chord_net=load_chord_net(os.path.join(run, "chords"), config))
+    frames = config.window.frames
+    x = local.spec.to_model(tf.constant(vocal))[0, :frames].numpy().T[None, ..., None]  # (1, F, W, 1)
+    served = model.signatures["spectrogram"](vocal_spectrogram=tf.constant(x))["accompaniment_spectrogram"].numpy()
+    own = trainer.generator(local.with_plan(tf.constant(x)), training=False).numpy()
+    np.testing.assert_allclose(served, own, atol=1e-5)
+    # and what it is told matters: another plan, another accompaniment
+    planner = PlanRenderer(config)
+    told = [trainer.generator(tf.concat([x, planner.image(tf.fill([1, frames], chord))], -1), training=False).numpy()
+            for chord in (0, 13)]
+    assert np.abs(told[0] - told[1]).max() > 1e-3
+    with pytest.raises(ValueError, match="needs a chord network"):
+        Generate(trainer.generator, config, 2)
