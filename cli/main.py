@@ -405,8 +405,11 @@ def _check_data_config(cfg, data_dir):
 @click.option("--chords", "chords_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="A kgan chords train folder: the chord network of a model.vocal_input=plan run "
                    "(default: RUN_DIR/chords).")
+@click.option("--chord-decoding", type=click.Choice(["argmax", "soft"]), default="argmax", show_default=True,
+              help="The plan a model.vocal_input=plan generator is told: the chord network's likeliest triad per "
+                   "frame, or every triad's tones weighted by its probability.")
 def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_init, checkpoint, weights, phase,
-               vocoder_dir, chords_dir):
+               vocoder_dir, chords_dir, chord_decoding):
     """Export the newest checkpoint of RUN_DIR as a SavedModel in TF Serving's layout (EXPORT_BASE/N).
 
     \b
@@ -430,7 +433,7 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_ini
             raise click.BadParameter(f"{checkpoint}: no such checkpoint", param_hint="--checkpoint")
     try:
         path = export(run_dir, export_base, version, griffin_lim_iters, checkpoint, weights, vocoder=vocoder_dir,
-                      griffin_lim_init=griffin_lim_init, chords=chords_dir)
+                      griffin_lim_init=griffin_lim_init, chords=chords_dir, chord_decoding=chord_decoding)
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     bad = forbidden_ops(path)

@@ -33,6 +33,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RATE = 22050
 
 
+def soft_notes(logits: np.ndarray) -> np.ndarray:
+    """Chord logits ``[T, 25]`` -> pitch-class weights ``[12, T]``: the triads' tones weighted by probability."""
+    from kgan.chords import chord_notes
+
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    return (p @ chord_notes(np.arange(25)).numpy()).T
+
+
 def score(out: str, tests: dict, net) -> dict:
     from kgan.chords import NO_CHORD, chord_notes, song_arrays
     from kgan.evaluation import Harmoniser, _chroma_tone, chroma_fit, chroma_motion, load_songs, mean_ci
@@ -42,7 +51,7 @@ def score(out: str, tests: dict, net) -> dict:
     results = {}
     for name, folder in tests.items():
         split = "test" if os.path.exists(os.path.join(folder, "splits.json")) else None
-        rows = {"oracle": [], "template": [], "chordnet": []}
+        rows = {"oracle": [], "template": [], "chordnet": [], "chordnet-soft": []}
         accuracy = {"template": [], "chordnet": []}
         for song, vocal, accompaniment in load_songs(folder, RATE, split=split):
             features, labels = song_arrays(vocal, accompaniment, config, harmoniser.spec)
@@ -53,13 +62,15 @@ def score(out: str, tests: dict, net) -> dict:
             template = harmoniser.notes(vocal, RATE)  # [12, T]
             n = min(template.shape[1], len(labels))
             plans = {"oracle": chord_notes(labels).numpy().T, "template": template[:, :n],
-                     "chordnet": chord_notes(learned).numpy().T}
+                     "chordnet": chord_notes(learned).numpy().T,
+                     # every triad weighted by its probability: a hedge where the network is unsure
+                     "chordnet-soft": soft_notes(logits)}
             chord = labels[:n] != NO_CHORD
             truth = chord_notes(labels[:n]).numpy()
             for system, notes in plans.items():
                 tone = _chroma_tone(notes, len(vocal), RATE) if notes.any() else np.zeros_like(vocal)
                 rows[system].append((chroma_motion(tone, accompaniment, RATE), chroma_fit(tone, accompaniment, RATE)))
-                if system != "oracle":
+                if system in accuracy:
                     same = (notes.T[:n][chord] == truth[chord]).all(axis=-1)
                     accuracy[system].append(float(same.mean()) if same.size else 0.0)
         results[name] = {system: {"chroma_motion": mean_ci([r[0] for r in v]), "chroma_fit": mean_ci([r[1] for r in v]),
@@ -68,6 +79,44 @@ def score(out: str, tests: dict, net) -> dict:
                          for system, v in rows.items()}
         print(name, json.dumps(results[name]), flush=True)
     return results
+
+
+def plot_plans(path: str, folder: str, song: str, net, seconds: float = 20.0) -> None:
+    """A picture of one song's plans: the true accompaniment's chroma, then the oracle, template and ChordNet triads."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kgan.chords import chord_notes, song_arrays
+    from kgan.evaluation import HOP, Harmoniser, PITCH_CLASSES, chroma
+    from kgan.preprocess import find_sources, load_sources
+
+    harmoniser = Harmoniser()
+    vocal, accompaniment = load_sources(find_sources(os.path.join(folder, song)), RATE)
+    vocal, accompaniment = vocal[: int(seconds * RATE)], accompaniment[: int(seconds * RATE)]
+    features, labels = song_arrays(vocal, accompaniment, harmoniser.config, harmoniser.spec)
+    logits = net(features[None].astype(np.float32), training=False).numpy()[0]
+    true = chroma(accompaniment, RATE)
+    true = true / np.maximum(true.max(axis=0, keepdims=True), 1e-8)
+    panels = [("true accompaniment (chroma)", true, RATE / HOP),
+              ("oracle: its triads", chord_notes(labels).numpy().T, harmoniser.config.audio.sample_rate / 256),
+              ("template harmoniser", harmoniser.notes(vocal, RATE), harmoniser.config.audio.sample_rate / 256),
+              ("ChordNet, argmax", chord_notes(logits.argmax(-1)).numpy().T, harmoniser.config.audio.sample_rate / 256),
+              ("ChordNet, soft (each frame scaled to its peak)", soft_notes(logits) / np.maximum(
+                  soft_notes(logits).max(axis=0, keepdims=True), 1e-8), harmoniser.config.audio.sample_rate / 256)]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(12, 1.6 * len(panels)), sharex=True)
+    for ax, (title, image, rate) in zip(axes, panels):
+        ax.imshow(image, aspect="auto", origin="lower", cmap="magma", vmin=0, vmax=1,
+                  extent=(0, image.shape[1] / rate, -0.5, 11.5))
+        ax.set_yticks(range(12), PITCH_CLASSES, fontsize=6)
+        ax.set_title(title, fontsize=9, loc="left")
+    axes[-1].set_xlabel("seconds")
+    fig.suptitle(f"{os.path.basename(folder)} / {song}: the chords of the accompaniment, and the plans from the melody",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def write_summary(out: str, results: dict) -> None:
@@ -96,6 +145,8 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--frames", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--score-only", help="Comma-separated test set names to score (default: all).")
+    parser.add_argument("--plot", metavar="TEST_DIR/SONG", help="Draw this song's plans to OUT_DIR/chord-plans.png.")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
 
@@ -107,7 +158,13 @@ def main(argv=None) -> None:
                               seed=args.seed)
     print(metrics, flush=True)
     net = load_chord_net(args.out, config)
+    if args.plot:
+        plot_plans(f"{args.out}/chord-plans.png", os.path.dirname(args.plot.rstrip("/")),
+                   os.path.basename(args.plot.rstrip("/")), net)
+        return
     tests = dict(item.split("=", 1) for item in args.tests.split(","))
+    if args.score_only:
+        tests = {k: v for k, v in tests.items() if k in args.score_only.split(",")}
     write_summary(args.out, score(args.out, tests, net))
 
 

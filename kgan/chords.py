@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from kgan.features import triads
 from kgan.harmonic_loss import chroma_matrix, spectrogram_chroma
+from kgan.io_utils import atomic_write_text, resumable_checkpoint
 
 __all__ = ["NO_CHORD", "CLASSES", "FEATURES", "chord_labels", "chord_notes", "transpose", "ChordNet", "PlanRenderer",
            "melody_layer", "song_arrays", "corpus_arrays", "frame_accuracy", "train_chord_net", "load_chord_net",
@@ -90,7 +91,7 @@ def chord_labels(accompaniment, sample_rate: int, n_fft: int, hop_length: int, d
 def chord_notes(labels):
     """Chord ids ``[..., T]`` -> their pitch classes ``[..., T, 12]`` (1 on the triad's tones; 0 for no chord)."""
     table = np.concatenate([triads(), np.zeros((1, 12), np.float32)])
-    return tf.gather(tf.constant(table), labels)
+    return tf.gather(tf.constant(table), tf.cast(labels, tf.int32))
 
 
 def transpose(features, labels, semitones):
@@ -220,9 +221,17 @@ class PlanRenderer:
 
     def image(self, labels):
         """Chord ids ``[B, T]`` -> the plan plane ``[B, F, T, 1]``."""
+        return self._plane(chord_notes(labels))
+
+    def soft_image(self, logits):
+        """Chord logits ``[B, T, 25]`` -> the plan plane ``[B, F, T, 1]`` of every triad's tones weighted by its
+        probability (no chord weighs nothing), each frame's strongest partial at +1."""
+        return self._plane(tf.linalg.matmul(tf.nn.softmax(logits, axis=-1), chord_notes(tf.range(CLASSES))))
+
+    def _plane(self, notes):
         from kgan.features import render_classes
 
-        plane = 2.0 * render_classes(chord_notes(labels), self.render) - 1.0  # (B, T, F)
+        plane = 2.0 * render_classes(notes, self.render) - 1.0  # (B, T, F)
         return tf.transpose(plane, [0, 2, 1])[..., None]
 
     def labels(self, accompaniment):
@@ -356,12 +365,7 @@ def train_chord_net(corpus_dir: str, out_dir: str, config, steps: int = 4000, ba
     keras.utils.set_random_seed(seed)
     net = ChordNet()
     optimizer = keras.optimizers.Adam(learning_rate)
-    optimizer.build(net.trainable_variables)
-    step = tf.Variable(0, dtype=tf.int64, trainable=False)
-    checkpoint = tf.train.Checkpoint(net=net, optimizer=optimizer, step=step)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(out_dir, "checkpoints"), max_to_keep=2)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    step, checkpoint, manager = resumable_checkpoint(os.path.join(out_dir, "checkpoints"), net, optimizer)
 
     @tf.function(reduce_retracing=True)
     def train_step(x, y, k, rate):
@@ -389,8 +393,6 @@ def train_chord_net(corpus_dir: str, out_dir: str, config, steps: int = 4000, ba
                "val_accuracy": frame_accuracy(net, val), "train_seconds": round(time.time() - began, 1)}
     net.save_weights(os.path.join(out_dir, f".tmp-{os.getpid()}-{CHORDNET_WEIGHTS}"))
     os.replace(os.path.join(out_dir, f".tmp-{os.getpid()}-{CHORDNET_WEIGHTS}"), os.path.join(out_dir, CHORDNET_WEIGHTS))
-    from kgan.io_utils import atomic_write_text
-
     info = {"chordnet": net.get_config(), "sample_rate": config.audio.sample_rate, "stft": dataclasses.asdict(config.stft),
             "corpus": os.path.abspath(corpus_dir), "batch": batch, "frames": frames, "seed": seed, **metrics}
     atomic_write_text(os.path.join(out_dir, CHORDS_JSON), json.dumps(info, indent=2, default=str) + "\n")

@@ -77,10 +77,11 @@ class HalfWeights(tf.Module):
 
 class ServingModule(tf.Module):
     def __init__(self, generator, config: Config, griffin_lim_iters: int, config_path: str, vocoder=None,
-                 griffin_lim_init: str = "random", chord_net=None):
+                 griffin_lim_init: str = "random", chord_net=None, chord_decoding: str = "argmax"):
         super().__init__(name="kgan")
         self.pipeline = Generate(generator, config, griffin_lim_iters, vocoder=vocoder,
-                                 griffin_lim_init=griffin_lim_init, chord_net=chord_net)
+                                 griffin_lim_init=griffin_lim_init, chord_net=chord_net,
+                                 chord_decoding=chord_decoding)
         self.config_asset = tf.saved_model.Asset(config_path)
         bins, frames = config.stft.num_bins, config.window.frames
 
@@ -168,14 +169,15 @@ def restore_generator(run_dir: str, checkpoint: str | None = None):
 
 def export(run_dir: str, export_base: str, version: int | None = None, griffin_lim_iters: int = 16,
            checkpoint: str | None = None, weights: str = "float32", vocoder: str | None = None,
-           griffin_lim_init: str = "integrated", chords: str | None = None) -> str:
+           griffin_lim_init: str = "integrated", chords: str | None = None, chord_decoding: str = "argmax") -> str:
     """Write the newest (or given) checkpoint of ``run_dir`` as ``export_base/version``; returns that path.
 
     ``weights``: ``float32``, or ``float16`` to store the generator's (and vocoder's) weights at half the
     size. ``vocoder``: a ``kgan vocoder train`` folder whose network makes the waveform instead of
     Griffin-Lim (``--phase vocoder``). ``griffin_lim_init``: Griffin-Lim's starting phase, ``integrated``
     (``kgan.spectrogram.integrated_phase``) or ``random``. ``chords``: the ``kgan chords train`` folder
-    whose ``ChordNet`` makes the plan of a ``model.vocal_input=plan`` generator (default ``run_dir/chords``).
+    whose ``ChordNet`` makes the plan of a ``model.vocal_input=plan`` generator (default ``run_dir/chords``);
+    ``chord_decoding``: its likeliest triad per frame (``argmax``) or every triad by its probability (``soft``).
     """
     if griffin_lim_init not in ("integrated", "random"):
         raise ValueError(f"griffin_lim_init must be 'integrated' or 'random'. Received: {griffin_lim_init!r}")
@@ -213,11 +215,12 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
                        "checkpoint": os.path.basename(ckpt), "styles": list(config.model.style_names),
                        "weights": weights, "phase": "griffin-lim" if phase is None else "vocoder",
                        "griffin_lim_init": griffin_lim_init, "chords": chord_net is not None,
+                       "chord_decoding": chord_decoding if chord_net is not None else None,
                        "vocoder": None if phase is None else dataclasses.asdict(phase.settings)},
                       f, indent=2, sort_keys=True)
         served = HalfWeights(generator) if weights == "float16" else generator
         module = ServingModule(served, config, griffin_lim_iters, config_path, vocoder=phase,
-                               griffin_lim_init=griffin_lim_init, chord_net=chord_net)
+                               griffin_lim_init=griffin_lim_init, chord_net=chord_net, chord_decoding=chord_decoding)
         model_dir = os.path.join(staging, "model")
         tf.saved_model.save(module, model_dir,
                             signatures={"serving_default": module.serve, "spectrogram": module.spectrogram,

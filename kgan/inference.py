@@ -32,10 +32,14 @@ class Generate(tf.Module):
     """The whole vocal -> accompaniment pipeline around a generator."""
 
     def __init__(self, generator, config: Config, griffin_lim_iters: int = 16, chunk_windows: int = 8,
-                 name: str | None = None, vocoder=None, griffin_lim_init: str = "integrated", chord_net=None):
+                 name: str | None = None, vocoder=None, griffin_lim_init: str = "integrated", chord_net=None,
+                 chord_decoding: str = "argmax"):
         super().__init__(name=name)
         self.generator = generator
         self.chord_net = chord_net  # a kgan.chords.ChordNet: the plan of a model.vocal_input=plan generator
+        if chord_decoding not in ("argmax", "soft"):
+            raise ValueError(f"chord_decoding must be 'argmax' or 'soft'. Received: {chord_decoding!r}")
+        self.chord_decoding = chord_decoding  # the likeliest triad per frame, or every triad by its probability
         self.channels = 1
         if config.model.vocal_input == "plan":
             if chord_net is None:
@@ -98,10 +102,14 @@ class Generate(tf.Module):
         return frames[:, :num_frames]
 
     def plan(self, normalised):
-        """The chord plan plane ``[B, T, K]`` of normalised vocals ``[B, T, K]``: ``ChordNet``'s argmax, rendered."""
+        """The chord plan plane ``[B, T, K]`` of normalised vocals ``[B, T, K]``: ``ChordNet``'s guess, rendered
+        (its likeliest triad per frame, or with ``chord_decoding="soft"`` every triad's tones by its probability)."""
         image = tf.transpose(normalised, [0, 2, 1])[..., None]  # (B, K, T, 1)
         logits = self.chord_net(self.melody.melody(image), training=False)  # (B, T, 25)
-        plane = self.planner.image(tf.argmax(logits, axis=-1, output_type=tf.int32))  # (B, K, T, 1)
+        if self.chord_decoding == "soft":
+            plane = self.planner.soft_image(logits)
+        else:
+            plane = self.planner.image(tf.argmax(logits, axis=-1, output_type=tf.int32))  # (B, K, T, 1)
         return tf.transpose(plane[..., 0], [0, 2, 1])
 
     def with_plan(self, vocal_windows):

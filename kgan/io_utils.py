@@ -96,3 +96,18 @@ def song_info(folder: str | os.PathLike) -> dict:
     except (OSError, ValueError):
         return {}
     return info if isinstance(info, dict) else {}
+
+
+def resumable_checkpoint(directory: str, net, optimizer, max_to_keep: int = 2):
+    """``(step variable, tf.train.Checkpoint, CheckpointManager)`` of a network trained alone, restored from
+    ``directory``'s newest checkpoint when there is one (the step is 0 otherwise). Builds the optimizer first,
+    so its slots exist before the restore."""
+    import tensorflow as tf
+
+    optimizer.build(net.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False)
+    checkpoint = tf.train.Checkpoint(net=net, optimizer=optimizer, step=step)
+    manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    return step, checkpoint, manager

@@ -49,6 +49,7 @@ import numpy as np
 import tensorflow as tf
 
 from kgan.config import Config, STFTConfig
+from kgan.io_utils import resumable_checkpoint
 from kgan.spectrogram import Spectrogram, integrated_phase
 
 __all__ = ["VocoderSettings", "VocoderNet", "Vocoder", "train_vocoder", "load_vocoder", "stft_distances",
@@ -301,12 +302,7 @@ def train_vocoder(corpus_dir: str, out_dir: str, config: Config, settings: Vocod
     net = VocoderNet(config.stft.num_bins, settings)
     vocoder = Vocoder(net, config.stft, settings)
     optimizer = keras.optimizers.AdamW(settings.learning_rate, beta_1=0.8, beta_2=0.9, weight_decay=0.01)
-    optimizer.build(net.trainable_variables)
-    step = tf.Variable(0, dtype=tf.int64, trainable=False)
-    checkpoint = tf.train.Checkpoint(net=net, optimizer=optimizer, step=step)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(out_dir, "checkpoints"), max_to_keep=2)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    step, checkpoint, manager = resumable_checkpoint(os.path.join(out_dir, "checkpoints"), net, optimizer)
     mel_matrix = tf.signal.linear_to_mel_weight_matrix(settings.mel_bins, config.stft.n_fft // 2 + 1,
                                                        config.audio.sample_rate, 20.0,
                                                        config.audio.sample_rate / 2)

@@ -187,3 +187,22 @@ def test_a_plan_model_exports_with_its_chord_net_and_voices_the_plan(tmp_path, c
     assert np.abs(told[0] - told[1]).max() > 1e-3
     with pytest.raises(ValueError, match="needs a chord network"):
         Generate(trainer.generator, config, 2)
+
+
+def test_a_soft_plan_weighs_each_triad_by_its_probability():
+    planner = PlanRenderer(CONFIG)
+    sure = np.full((1, 4, 25), -30.0, np.float32)
+    sure[..., 19] = 30.0  # A minor, certainly
+    np.testing.assert_allclose(planner.soft_image(sure).numpy(), planner.image(tf.fill([1, 4], 19)).numpy(), atol=1e-5)
+    torn = np.full((1, 4, 25), -30.0, np.float32)
+    torn[..., 0] = torn[..., 14] = 0.0  # C major or G major, half and half: G (in both) strongest, then C E D B
+    plane = planner.soft_image(torn).numpy()[0, :, 0, 0]
+    bin_hz = RATE / CONFIG.stft.n_fft
+
+    def level(hz):  # the two bins a partial at hz is spread over
+        return plane[int(hz / bin_hz): int(hz / bin_hz) + 2].max()
+
+    g, c, b, f_sharp = level(784.0), level(1046.5), level(987.8), level(740.0)  # G5 C6 B5 F#5
+    assert g > c > -0.9 and g > b > -0.9 and f_sharp < -0.9
+    assert np.all(planner.soft_image(np.where(np.arange(25) == NO_CHORD, 30.0, -30.0)[None, None]
+                                     .astype(np.float32)).numpy() == -1.0)  # no chord: nothing lit
