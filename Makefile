@@ -46,9 +46,10 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
-## pretrained: build the model that ships with kgan (corpus, ~2 h of training on 2 cores, evaluation, card)
+## pretrained: build the model that ships with kgan (corpus, chord net, ~1.5 h of training on 2 cores, evaluation, card)
 pretrained: install
-	$(BIN)/python experiments/pretrained.py build/pretrained --install
+	$(BIN)/python experiments/pretrained.py build/pretrained --steps 3000 --chord-steps 6000 \
+	  --set model.vocal_input=plan --install
 
 bench: install
 	$(BIN)/python benchmarks/preprocess.py

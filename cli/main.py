@@ -434,7 +434,7 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_ini
     try:
         path = export(run_dir, export_base, version, griffin_lim_iters, checkpoint, weights, vocoder=vocoder_dir,
                       griffin_lim_init=griffin_lim_init, chords=chords_dir, chord_decoding=chord_decoding)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
+    except (FileNotFoundError, FileExistsError) as e:
         raise click.ClickException(str(e)) from None
     bad = forbidden_ops(path)
     if bad:

@@ -11,6 +11,8 @@
    corpus' six style labels (chorale, piano, organ, strings, guitar, band), the
    default preset otherwise (comb vocal input, timbre augmentation), seed 0.
    With ``--phase vocoder``, ``kgan vocoder train`` on the same corpus' accompaniments.
+   With ``--set model.vocal_input=plan``, ``kgan chords train`` on the same corpus
+   (``--chord-steps``), into the run's ``chords`` folder, which the export takes.
 3. ``kgan export`` twice: float16 weights (what ships) and float32 (to show the
    float16 export loses nothing measurable), with the chosen ``--phase``.
 4. ``kgan evaluate`` on the held-out renderings of ``_steps.TEST_SETS`` and the
@@ -263,6 +265,7 @@ def main(argv=None) -> None:
         if not os.path.exists(f"{out}/{name}"):
             os.symlink(os.path.abspath(f"{args.corpus_from}/{name}"), f"{out}/{name}")
     run = os.path.abspath(args.run) if args.run else f"{out}/run"
+    planned = "model.vocal_input=plan" in args.overrides
     with_styles = args.run is None or bool(_run_styles(run))
     timings_path = f"{out}/timings.json"
     timings = json.load(open(timings_path)) if os.path.exists(timings_path) else {}
@@ -301,6 +304,8 @@ def main(argv=None) -> None:
         for weights in ("float16", "float32"):
             if not done(f"{out}/export-{weights}/1"):
                 kgan("export", run, f"{out}/export-{weights}", "--weights", weights, *phase)
+        if planned and not done(f"{out}/export-soft/1"):  # the same weights told the soft plan, for comparison
+            kgan("export", run, f"{out}/export-soft", "--weights", "float16", "--chord-decoding", "soft", *phase)
 
     def evaluate():
         render_test_sets(out, TESTS, args.test_chorales, args.test_folk, args.jobs)
@@ -312,12 +317,13 @@ def main(argv=None) -> None:
                 kgan("evaluate", f"{out}/export-float16", f"{out}/test-{test}", "-o", report,
                      "--split", "" if test == "musdb-real" else "test", "--baselines", BASELINES,
                      "--compare", f"float32={out}/export-float32", *style, "--no-progress",
+                     *(["--compare", f"soft-plan={out}/export-soft"] if planned else []),
                      log=f"{out}/evaluate.log")
 
     if args.run is None:
         stage("corpus", corpus)
         stage("train", train)
-    if "model.vocal_input=plan" in args.overrides:
+    if planned:
         stage("chords", chords)
     if args.phase == "vocoder":
         stage("vocoder", vocoder)
@@ -344,6 +350,8 @@ def main(argv=None) -> None:
             "vocal_input": run_config.get("config", run_config).get("model", {}).get("vocal_input", "comb"),
             "recipe": args.recipe or f"python experiments/pretrained.py {os.path.relpath(out, ROOT)} "
                                      f"--steps {args.steps} --phase {args.phase}"
+                                     + (f" --chord-steps {args.chord_steps}"
+                                        if planned else "")
                                      + "".join(f" --set {o}" for o in args.overrides) + " --install"}
     with open(os.path.join(export_dir, "assets", "kgan_config.json"), encoding="utf-8") as f:
         export_meta = json.load(f)
