@@ -227,8 +227,8 @@ def model_card(out: str, metrics: dict, info: dict) -> str:
               + (", a vocoder trained without an adversarial loss." if info.get("phase") == "vocoder"
                  else ", Griffin-Lim phase (a phasey sound)."),
               "- Chord following is weak: its chord motion sits far below the 0.30 the project aims at (see the "
-              "tables), and near zero on the real vocal. Its chroma fit is at or above a key drone's: it plays "
-              "in the song's tonal area more often than it changes chord with it.",
+              "tables). It follows the chords only as well as its plan (or the melody alone, without one) "
+              "names them: the chord network names the accompaniment's triad in about a fifth of the frames.",
               "- It knows nothing of lyrics, song form or the singer's intended harmony.", ""]
     return "\n".join(lines)
 

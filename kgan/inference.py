@@ -48,7 +48,10 @@ class Generate(tf.Module):
             from kgan.chords import PlanRenderer, melody_layer
 
             self.channels = 2
-            self.melody = melody_layer(config)
+            try:  # the generator's own feature layer: its constants are then stored once in an export
+                self.melody = getattr(generator, "_model", generator).get_layer("vocal_features")
+            except (ValueError, AttributeError):
+                self.melody = melody_layer(config)
             self.planner = PlanRenderer(config)
         self.vocoder = vocoder  # a kgan.vocoder.Vocoder; None: Griffin-Lim
         self.griffin_lim_init = griffin_lim_init  # "random" or "integrated" (kgan.spectrogram.integrated_phase)
