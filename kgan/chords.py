@@ -36,7 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan.features import triads
+from kgan.features import box_filter, triads
 from kgan.harmonic_loss import chroma_matrix, spectrogram_chroma
 from kgan.io_utils import atomic_write_text, resumable_checkpoint
 
@@ -58,15 +58,6 @@ CHORDNET_WEIGHTS = "chordnet.weights.h5"
 CHORDS_JSON = "chords.json"
 
 
-def _box(x, width: int):
-    """``[B, T, C]`` averaged over ``width`` frames around each (zero padding at the ends)."""
-    channels = x.shape[-1]
-    kernel = tf.ones([width, 1, 1], x.dtype) / width
-    folded = tf.reshape(tf.transpose(x, [0, 2, 1]), [-1, tf.shape(x)[1], 1])  # (B*C, T, 1)
-    smooth = tf.nn.conv1d(folded, kernel, stride=1, padding="SAME")
-    return tf.transpose(tf.reshape(smooth, [tf.shape(x)[0], channels, -1]), [0, 2, 1])
-
-
 def chord_labels(accompaniment, sample_rate: int, n_fft: int, hop_length: int, db_floor: float, db_ceiling: float,
                  seconds: float = LABEL_SECONDS, silence_db: float = SILENCE_DB):
     """The triad the accompaniment ``[B, F, T, 1]`` (normalised) plays per frame: int32 ``[B, T]``.
@@ -79,7 +70,7 @@ def chord_labels(accompaniment, sample_rate: int, n_fft: int, hop_length: int, d
     matrix = chroma_matrix(sample_rate, n_fft, bins, low_hz=LABEL_LOW_HZ)
     chroma, power = spectrogram_chroma(accompaniment, matrix, db_floor, db_ceiling)  # (B, T, 12), (B, T)
     width = max(1, int(round(seconds * sample_rate / hop_length)))
-    weighted = _box(chroma * power[..., None] ** 0.5, width)  # louder frames count more inside the average
+    weighted = box_filter(chroma * power[..., None] ** 0.5, width)  # louder frames count more inside the average
     templates = tf.math.l2_normalize(tf.constant(triads()), axis=-1)
     score = tf.linalg.matmul(tf.math.l2_normalize(weighted, -1, 1e-12), templates, transpose_b=True)  # (B, T, 24)
     label = tf.argmax(score, axis=-1, output_type=tf.int32)
@@ -265,7 +256,7 @@ def melody_layer(config):
     return VocalFeatures(**{**layer_arguments(config), "kind": "track"}, name="melody")
 
 
-def song_arrays(vocal, accompaniment, config, spec=None, layer=None):
+def song_arrays(vocal, accompaniment, config, spec=None, layer=None, planner=None):
     """One song's melody features float16 ``[T, 14]`` and true chords int8 ``[T]`` (waveforms at the config's rate)."""
     from kgan.spectrogram import Spectrogram
 
@@ -276,7 +267,7 @@ def song_arrays(vocal, accompaniment, config, spec=None, layer=None):
         return tf.transpose(spec.to_model(tf.constant(np.asarray(x, np.float32)[None])), [0, 2, 1])[..., None]
 
     features = layer.melody(image(vocal)).numpy()[0]
-    labels = PlanRenderer(config).labels(image(accompaniment)).numpy()[0]
+    labels = (planner or PlanRenderer(config)).labels(image(accompaniment)).numpy()[0]
     n = min(len(features), len(labels))
     return features[:n].astype(np.float16), labels[:n].astype(np.int8)
 
@@ -300,11 +291,11 @@ def corpus_arrays(corpus_dir: str, split: str, config, cache: str | None = None,
             names = json.load(f).get(split, [])
     except (OSError, ValueError, AttributeError) as e:
         raise ValueError(f"{splits_path}: cannot read the corpus' splits ({e})") from None
-    spec, layer = Spectrogram(config.stft), melody_layer(config)
+    spec, layer, planner = Spectrogram(config.stft), melody_layer(config), PlanRenderer(config)
     features, labels = [], []
     for name in tqdm(names, desc=f"melody and chords ({split})", unit="song", disable=not progress):
         vocal, accompaniment = load_sources(find_sources(os.path.join(corpus_dir, name)), config.audio.sample_rate)
-        f, y = song_arrays(vocal, accompaniment, config, spec, layer)
+        f, y = song_arrays(vocal, accompaniment, config, spec, layer, planner)
         features.append(f)
         labels.append(y)
     if not names:

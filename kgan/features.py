@@ -237,6 +237,15 @@ def class_matrix(bins: int, bin_hz: float, low_hz: float = F0_MIN_HZ, high_hz: f
     return out
 
 
+def box_filter(x, width: int):
+    """``[B, T, C]`` averaged over ``width`` frames around each (zero padding at the ends), channel by channel."""
+    channels = x.shape[-1]
+    kernel = tf.ones([width, 1, 1], x.dtype) / width
+    folded = tf.reshape(tf.transpose(x, [0, 2, 1]), [-1, tf.shape(x)[1], 1])  # (B*C, T, 1)
+    smooth = tf.nn.conv1d(folded, kernel, stride=1, padding="SAME")
+    return tf.transpose(tf.reshape(smooth, [tf.shape(x)[0], channels, -1]), [0, 2, 1])  # (B, T, C)
+
+
 def render_classes(notes, class_render):
     """Pitch classes ``(B, T, 12)`` -> their rendering on the linear axis ``(B, T, F)``, each frame's peak at 1.
 
@@ -401,22 +410,19 @@ class VocalFeatures(keras.layers.Layer):
             self.build(x.shape)
         x = x[..., :1]
         salience, peak, level, voicing = self._salience(x)
-        classes = tf.linalg.matmul(self._track_share(salience), self._classes)  # (B, T, 12)
-        voiced = tf.minimum(1.0, peak / self.min_peak_db)
-        classes = voiced * classes / tf.maximum(tf.reduce_sum(classes, axis=-1, keepdims=True), 1e-6)
-        return tf.concat([classes, level, voicing], axis=-1)
+        return tf.concat([self._voiced_classes(self._track_share(salience), peak), level, voicing], axis=-1)
+
+    def _voiced_classes(self, share, peak):
+        """Track ``share`` -> the frame's pitch class ``(B, T, 12)``, summing to its voicing (0 in noise)."""
+        voiced = tf.minimum(1.0, peak / self.min_peak_db)  # (B, T, 1), as the track's fade
+        classes = tf.linalg.matmul(share, self._classes)  # (B, T, 12)
+        return voiced * classes / tf.maximum(tf.reduce_sum(classes, axis=-1, keepdims=True), 1e-6)
 
     def _chord_notes(self, share, peak):
         """The harmoniser of the module docstring: track ``share`` -> triads ``(B, T, 12)`` and melody-near ``(B, T, 1)``."""
-        voiced = tf.minimum(1.0, peak / self.min_peak_db)  # (B, T, 1), as the track's fade
-        melody = tf.linalg.matmul(share, self._classes)  # (B, T, 12)
-        melody = voiced * melody / tf.maximum(tf.reduce_sum(melody, axis=-1, keepdims=True), 1e-6)
-        frames_per_second = self.sample_rate / self.hop_length
-        width = max(1, int(round(CHORD_SECONDS * frames_per_second)))
-        box = tf.ones([width, 1, 1]) / width
-        per_class = tf.reshape(tf.transpose(melody, [0, 2, 1]), [-1, tf.shape(melody)[1], 1])  # (B*12, T, 1)
-        local = tf.nn.conv1d(per_class, box, stride=1, padding="SAME")
-        local = tf.transpose(tf.reshape(local, [tf.shape(melody)[0], 12, -1]), [0, 2, 1])  # (B, T, 12)
+        melody = self._voiced_classes(share, peak)  # (B, T, 12)
+        width = max(1, int(round(CHORD_SECONDS * self.sample_rate / self.hop_length)))
+        local = box_filter(melody, width)  # (B, T, 12)
         amount = tf.reduce_sum(local, axis=-1, keepdims=True)
         local = local / tf.maximum(amount, 1e-6)  # the shape of the melody around each frame
         overall = tf.reduce_mean(melody, axis=1)  # (B, 12): the window's pitch classes
