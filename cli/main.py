@@ -740,12 +740,18 @@ def chords():
 @_config_options
 @click.option("--steps", type=click.IntRange(min=1), default=4000, show_default=True, help="Training steps.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and the crops.")
+@click.option("--labels", type=click.Choice(["score", "audio"]), default="score", show_default=True,
+              help="The true chords: each song's score (chord_track in song.json; songs without one fall back "
+                   "to the audio), or read from the accompaniment stem.")
+@click.option("--channels", type=click.IntRange(min=4), default=48, show_default=True,
+              help="Width of the chord network's convolutions.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def chords_train(corpus_dir, out_dir, preset, config_path, overrides, steps, seed, no_progress):
+def chords_train(corpus_dir, out_dir, preset, config_path, overrides, steps, seed, labels, channels, no_progress):
     """Train the chord network on CORPUS_DIR's train split: sung melody -> the accompaniment's chords.
 
-    The melody is the pitch class tracked per frame (timbre-free); the chords are read from the
-    true accompaniment stem (24 major and minor triads, or none). Crops of 12 s in random keys.
+    The melody is the pitch class tracked per frame (timbre-free); the chords (24 major and minor
+    triads, or none) are the score's, which `kgan corpus` stores per song, or read from the true
+    accompaniment stem (--labels audio, for song folders without a score). Crops of 12 s in random keys.
     OUT_DIR holds chordnet.weights.h5, chords.json (with the val split's frame accuracy) and the
     cached features; re-running resumes. Its STFT (--preset/--config/--set) must be the generator's.
 
@@ -759,7 +765,8 @@ def chords_train(corpus_dir, out_dir, preset, config_path, overrides, steps, see
 
     cfg = _resolve_config(preset, config_path, overrides)
     try:
-        metrics = train_chord_net(corpus_dir, out_dir, cfg, steps=steps, seed=seed, progress=not no_progress)
+        metrics = train_chord_net(corpus_dir, out_dir, cfg, steps=steps, seed=seed, progress=not no_progress,
+                                  labels=labels, channels=channels)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"chord net: val frame accuracy {metrics['val_accuracy']:.3f} after {metrics['steps']} steps; "

@@ -8,8 +8,11 @@ against the chord its true accompaniment plays per frame (``chord_labels``), on
 random crops in random keys. The network is then scored on the test sets,
 against:
 
-* ``oracle``: the labels read from the true accompaniment (the ceiling of any
-  plan of major and minor triads);
+* ``oracle``: the song's score's chords (``chord_track`` in its ``song.json``),
+  the harmony the accompaniment plays; songs without a score (the real one) take
+  ``oracle-audio``'s;
+* ``oracle-audio``: the chords read from the true accompaniment's audio
+  (``chord_labels``), the labels ChordNet first trained on;
 * ``template``: the in-graph template harmoniser of ``model.vocal_input=chords``
   (``kgan evaluate --baselines harmoniser``);
 * ``chordnet``: the trained network, run on each whole song.
@@ -17,7 +20,8 @@ against:
 Each plan is played as sustained triads (``kgan.evaluation._chroma_tone``) and
 scored with ``chroma_motion`` and ``chroma_fit`` against the true accompaniment,
 with the frame accuracy of its chord against the oracle's on frames that have
-one. OUT_DIR/plan_summary.md and .json hold the table; OUT_DIR is also the ``kgan chords train`` folder.
+one. ``--labels`` picks what ChordNet trains on. OUT_DIR/plan_summary.md and .json hold the
+table; OUT_DIR is also the ``kgan chords train`` folder.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ def soft_notes(logits: np.ndarray) -> np.ndarray:
 
 
 def score(out: str, tests: dict, net) -> dict:
-    from kgan.chords import NO_CHORD, chord_notes, song_arrays
+    from kgan.chords import NO_CHORD, chord_notes, song_arrays, track_labels
     from kgan.evaluation import Harmoniser, _chroma_tone, chroma_fit, chroma_motion, load_songs, mean_ci
 
     harmoniser = Harmoniser()
@@ -51,17 +55,21 @@ def score(out: str, tests: dict, net) -> dict:
     results = {}
     for name, folder in tests.items():
         split = "test" if os.path.exists(os.path.join(folder, "splits.json")) else None
-        rows = {"oracle": [], "template": [], "chordnet": [], "chordnet-soft": []}
-        accuracy = {"template": [], "chordnet": []}
+        rows = {"oracle": [], "oracle-audio": [], "template": [], "chordnet": [], "chordnet-soft": []}
+        accuracy = {"oracle-audio": [], "template": [], "chordnet": []}
         for song, vocal, accompaniment in load_songs(folder, RATE, split=split):
-            features, labels = song_arrays(vocal, accompaniment, config, harmoniser.spec)
+            features, heard = song_arrays(vocal, accompaniment, config, harmoniser.spec)
+            info_path = os.path.join(folder, song, "song.json")
+            track = json.load(open(info_path)).get("chord_track") if os.path.exists(info_path) else None
+            labels = heard if track is None else track_labels(track, len(heard), config)
             logits = net(features[None].astype(np.float32), training=False).numpy()[0]
             guess = logits.argmax(-1)
             voiced = features[:, :12].sum(-1) > 1e-3
             learned = np.where(voiced | (guess != NO_CHORD), guess, NO_CHORD)
             template = harmoniser.notes(vocal, RATE)  # [12, T]
             n = min(template.shape[1], len(labels))
-            plans = {"oracle": chord_notes(labels).numpy().T, "template": template[:, :n],
+            plans = {"oracle": chord_notes(labels).numpy().T, "oracle-audio": chord_notes(heard).numpy().T,
+                     "template": template[:, :n],
                      "chordnet": chord_notes(learned).numpy().T,
                      # every triad weighted by its probability: a hedge where the network is unsure
                      "chordnet-soft": soft_notes(logits)}
@@ -88,7 +96,7 @@ def plot_plans(path: str, folder: str, song: str, net, seconds: float = 20.0) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from kgan.chords import chord_notes, song_arrays
+    from kgan.chords import chord_notes, song_arrays, track_labels
     from kgan.evaluation import HOP, Harmoniser, PITCH_CLASSES, chroma
     from kgan.preprocess import find_sources, load_sources
 
@@ -96,11 +104,16 @@ def plot_plans(path: str, folder: str, song: str, net, seconds: float = 20.0) ->
     vocal, accompaniment = load_sources(find_sources(os.path.join(folder, song)), RATE)
     vocal, accompaniment = vocal[: int(seconds * RATE)], accompaniment[: int(seconds * RATE)]
     features, labels = song_arrays(vocal, accompaniment, harmoniser.config, harmoniser.spec)
+    info_path = os.path.join(folder, song, "song.json")
+    track = json.load(open(info_path)).get("chord_track") if os.path.exists(info_path) else None
+    oracle = "oracle: the accompaniment's triads, heard"
+    if track is not None:
+        labels, oracle = track_labels(track, len(labels), harmoniser.config), "oracle: the score's triads"
     logits = net(features[None].astype(np.float32), training=False).numpy()[0]
     true = chroma(accompaniment, RATE)
     true = true / np.maximum(true.max(axis=0, keepdims=True), 1e-8)
     panels = [("true accompaniment (chroma)", true, RATE / HOP),
-              ("oracle: its triads", chord_notes(labels).numpy().T, harmoniser.config.audio.sample_rate / 256),
+              (oracle, chord_notes(labels).numpy().T, harmoniser.config.audio.sample_rate / 256),
               ("template harmoniser", harmoniser.notes(vocal, RATE), harmoniser.config.audio.sample_rate / 256),
               ("ChordNet, argmax", chord_notes(logits.argmax(-1)).numpy().T, harmoniser.config.audio.sample_rate / 256),
               ("ChordNet, soft (each frame scaled to its peak)", soft_notes(logits) / np.maximum(
@@ -145,6 +158,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--frames", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--labels", choices=["score", "audio"], default="score")
     parser.add_argument("--score-only", help="Comma-separated test set names to score (default: all).")
     parser.add_argument("--plot", metavar="TEST_DIR/SONG", help="Draw this song's plans to OUT_DIR/chord-plans.png.")
     args = parser.parse_args(argv)
@@ -155,7 +169,7 @@ def main(argv=None) -> None:
 
     config = get_preset("default")
     metrics = train_chord_net(args.corpus, args.out, config, steps=args.steps, batch=args.batch, frames=args.frames,
-                              seed=args.seed)
+                              seed=args.seed, labels=args.labels)
     print(metrics, flush=True)
     net = load_chord_net(args.out, config)
     if args.plot:

@@ -41,8 +41,8 @@ from kgan.harmonic_loss import chroma_matrix, spectrogram_chroma
 from kgan.io_utils import atomic_write_text, resumable_checkpoint
 
 __all__ = ["NO_CHORD", "CLASSES", "FEATURES", "chord_labels", "chord_notes", "transpose", "ChordNet", "PlanRenderer",
-           "melody_layer", "song_arrays", "corpus_arrays", "frame_accuracy", "train_chord_net", "load_chord_net",
-           "CHORDNET_WEIGHTS", "CHORDS_JSON"]
+           "melody_layer", "track_labels", "song_arrays", "corpus_arrays", "frame_accuracy", "train_chord_net",
+           "load_chord_net", "CHORDNET_WEIGHTS", "CHORDS_JSON"]
 
 NO_CHORD = 24  # the class of a frame with no accompaniment
 CLASSES = 25  # 12 major triads (even ids), 12 minor (odd ids), no chord
@@ -230,13 +230,15 @@ class PlanRenderer:
         return chord_labels(accompaniment, self.sample_rate, self.n_fft, self.hop_length, self.db_floor,
                             self.db_ceiling)
 
-    def true_plan(self, accompaniment, seed=None, corruption: float = 0.0, blocks: int = 4):
+    def true_plan(self, accompaniment, seed=None, corruption: float = 0.0, blocks: int = 4, labels=None):
         """The plan plane of the accompaniment's own chords, with ``corruption`` of ``blocks`` per row made wrong.
 
-        A corrupted block's chords move by a random 1..11 semitones (a wrong root, the same quality),
-        drawn from the stateless ``seed`` (int64 ``[2]``).
+        The chords are ``labels`` (int ``[B, T]``, e.g. the score's) where they are >= 0, else read from the
+        ``accompaniment``. A corrupted block's chords move by a random 1..11 semitones (a wrong root, the
+        same quality), drawn from the stateless ``seed`` (int64 ``[2]``).
         """
-        labels = self.labels(accompaniment)
+        heard = self.labels(accompaniment)
+        labels = heard if labels is None else tf.where(labels >= 0, tf.cast(labels, tf.int32), heard)
         if corruption > 0:
             b, t = tf.shape(labels)[0], tf.shape(labels)[1]
             wrong = tf.random.stateless_uniform([b, blocks], seed=seed) < corruption
@@ -256,8 +258,26 @@ def melody_layer(config):
     return VocalFeatures(**{**layer_arguments(config), "kind": "track"}, name="melody")
 
 
-def song_arrays(vocal, accompaniment, config, spec=None, layer=None, planner=None):
-    """One song's melody features float16 ``[T, 14]`` and true chords int8 ``[T]`` (waveforms at the config's rate)."""
+def track_labels(track, frames: int, config) -> np.ndarray:
+    """A score's chords ``[[start s, end s, id], ...]`` (a corpus song's ``chord_track``) -> int8 ``[frames]``.
+
+    A frame takes the chord sounding at its centre (``kgan.spectrogram``: frame ``t`` covers samples
+    ``[t*hop - (n_fft - hop), t*hop + hop)``); ``NO_CHORD`` where none does.
+    """
+    s = config.stft
+    centre = (np.arange(frames) * s.hop_length + s.hop_length - s.n_fft / 2) / config.audio.sample_rate
+    out = np.full(frames, NO_CHORD, np.int8)
+    for start, end, chord in track:
+        out[(centre >= start) & (centre < end)] = chord
+    return out
+
+
+def song_arrays(vocal, accompaniment, config, spec=None, layer=None, planner=None, track=None):
+    """One song's melody features float16 ``[T, 14]`` and true chords int8 ``[T]`` (waveforms at the config's rate).
+
+    The chords are the score's (``track``, see ``track_labels``) when given, else read from the accompaniment
+    (``chord_labels``).
+    """
     from kgan.spectrogram import Spectrogram
 
     spec = spec or Spectrogram(config.stft)
@@ -267,13 +287,21 @@ def song_arrays(vocal, accompaniment, config, spec=None, layer=None, planner=Non
         return tf.transpose(spec.to_model(tf.constant(np.asarray(x, np.float32)[None])), [0, 2, 1])[..., None]
 
     features = layer.melody(image(vocal)).numpy()[0]
-    labels = (planner or PlanRenderer(config)).labels(image(accompaniment)).numpy()[0]
+    if track is not None:
+        labels = track_labels(track, len(features), config)
+    else:
+        labels = (planner or PlanRenderer(config)).labels(image(accompaniment)).numpy()[0]
     n = min(len(features), len(labels))
     return features[:n].astype(np.float16), labels[:n].astype(np.int8)
 
 
-def corpus_arrays(corpus_dir: str, split: str, config, cache: str | None = None, progress: bool = True) -> dict:
+def corpus_arrays(corpus_dir: str, split: str, config, cache: str | None = None, progress: bool = True,
+                  labels: str = "score") -> dict:
     """``features`` ``[N, 14]``, ``labels`` ``[N]`` and per-song ``lengths`` of a corpus split, songs end to end.
+
+    ``labels="score"`` takes each song's chords from its score (``chord_track`` in ``song.json``) and
+    falls back to the audio for songs without one (corpora built before it was written); ``"audio"``
+    reads them all from the accompaniment. ``from_score`` counts the songs labelled from their score.
 
     Read from ``cache`` (an ``.npz``) when it exists; otherwise computed song by song and written there
     (under a temporary name, then renamed).
@@ -291,17 +319,25 @@ def corpus_arrays(corpus_dir: str, split: str, config, cache: str | None = None,
             names = json.load(f).get(split, [])
     except (OSError, ValueError, AttributeError) as e:
         raise ValueError(f"{splits_path}: cannot read the corpus' splits ({e})") from None
+    if labels not in ("score", "audio"):
+        raise ValueError(f"labels: expected 'score' or 'audio', got {labels!r}")
     spec, layer, planner = Spectrogram(config.stft), melody_layer(config), PlanRenderer(config)
-    features, labels = [], []
+    features, truths, from_score = [], [], 0
     for name in tqdm(names, desc=f"melody and chords ({split})", unit="song", disable=not progress):
-        vocal, accompaniment = load_sources(find_sources(os.path.join(corpus_dir, name)), config.audio.sample_rate)
-        f, y = song_arrays(vocal, accompaniment, config, spec, layer, planner)
+        folder = os.path.join(corpus_dir, name)
+        vocal, accompaniment = load_sources(find_sources(folder), config.audio.sample_rate)
+        track = None
+        if labels == "score":
+            with open(os.path.join(folder, "song.json"), encoding="utf-8") as f:
+                track = json.load(f).get("chord_track")
+        from_score += track is not None
+        f, y = song_arrays(vocal, accompaniment, config, spec, layer, planner, track)
         features.append(f)
-        labels.append(y)
+        truths.append(y)
     if not names:
         raise ValueError(f"{corpus_dir}: no {split} songs (expected a kgan corpus folder with splits.json)")
-    arrays = {"features": np.concatenate(features), "labels": np.concatenate(labels),
-              "lengths": np.array([len(y) for y in labels])}
+    arrays = {"features": np.concatenate(features), "labels": np.concatenate(truths),
+              "lengths": np.array([len(y) for y in truths]), "from_score": np.array(from_score)}
     if cache:
         tmp = f"{cache}.tmp-{os.getpid()}.npz"
         np.savez(tmp, **arrays)
@@ -339,8 +375,12 @@ def frame_accuracy(net, arrays: dict) -> float:
 
 
 def train_chord_net(corpus_dir: str, out_dir: str, config, steps: int = 4000, batch: int = 16, frames: int = 1024,
-                    learning_rate: float = 1e-3, decay_step: int = 2000, seed: int = 0, progress: bool = True) -> dict:
+                    learning_rate: float = 1e-3, decay_step: int = 2000, seed: int = 0, progress: bool = True,
+                    labels: str = "score", channels: int = 48) -> dict:
     """Train ``ChordNet`` on the melodies and true chords of a corpus' train split; returns its metrics.
+
+    ``labels``: where the true chords come from (``corpus_arrays``): the songs' scores, or the audio.
+    ``channels``: the width of ``ChordNet``'s shared convolutions.
 
     Random ``frames``-long crops, each in a random key (``transpose``), cross-entropy, Adam with the
     rate cut to a third from ``decay_step`` on (a fixed step, so a run extended to more steps is the
@@ -351,10 +391,10 @@ def train_chord_net(corpus_dir: str, out_dir: str, config, steps: int = 4000, ba
     from tqdm import tqdm
 
     os.makedirs(out_dir, exist_ok=True)
-    train = corpus_arrays(corpus_dir, "train", config, os.path.join(out_dir, "features-train.npz"), progress)
-    val = corpus_arrays(corpus_dir, "val", config, os.path.join(out_dir, "features-val.npz"), progress)
+    train, val = (corpus_arrays(corpus_dir, split, config, os.path.join(out_dir, f"features-{split}-{labels}.npz"),
+                                progress, labels) for split in ("train", "val"))
     keras.utils.set_random_seed(seed)
-    net = ChordNet()
+    net = ChordNet(channels=channels)
     optimizer = keras.optimizers.Adam(learning_rate)
     step, checkpoint, manager = resumable_checkpoint(os.path.join(out_dir, "checkpoints"), net, optimizer)
 
@@ -385,7 +425,10 @@ def train_chord_net(corpus_dir: str, out_dir: str, config, steps: int = 4000, ba
     net.save_weights(os.path.join(out_dir, f".tmp-{os.getpid()}-{CHORDNET_WEIGHTS}"))
     os.replace(os.path.join(out_dir, f".tmp-{os.getpid()}-{CHORDNET_WEIGHTS}"), os.path.join(out_dir, CHORDNET_WEIGHTS))
     info = {"chordnet": net.get_config(), "sample_rate": config.audio.sample_rate, "stft": dataclasses.asdict(config.stft),
-            "corpus": os.path.abspath(corpus_dir), "batch": batch, "frames": frames, "seed": seed, **metrics}
+            "corpus": os.path.abspath(corpus_dir), "labels": labels,
+            "songs_labelled_from_score": int(train["from_score"] + val["from_score"]),
+            "songs": int(len(train["lengths"]) + len(val["lengths"])), "batch": batch, "frames": frames, "seed": seed,
+            **metrics}
     atomic_write_text(os.path.join(out_dir, CHORDS_JSON), json.dumps(info, indent=2, default=str) + "\n")
     return metrics
 

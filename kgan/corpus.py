@@ -286,6 +286,7 @@ class Score:
     melody: list[tuple[float, float, int]]  # (start, duration, midi)
     parts: list  # kgan.styles.Part
     info: dict
+    chords: list[tuple[float, float, int]]  # (start, end, triad id): the harmony the accompaniment plays
 
 
 def _notes_of(part) -> list[tuple[float, float, int]]:
@@ -300,6 +301,7 @@ def _notes_of(part) -> list[tuple[float, float, int]]:
 def _chorale_score(tune: Tune, rng: np.random.Generator, program: int | None) -> Score:
     from music21 import converter
 
+    from kgan.harmony import label_triads
     from kgan.styles import Part
 
     parts = _soprano_and_lower(converter.parse(tune.path))
@@ -312,13 +314,14 @@ def _chorale_score(tune: Tune, rng: np.random.Generator, program: int | None) ->
         raise ValueError(f"{tune.name}: a voice has no notes")
     program = int(rng.choice(CHORALE_PROGRAMS)) if program is None else program
     part = Part(program, [(s, s + d, m, 80) for s, d, m in rest], name="chorale")
-    return Score(melody, [part], {"style": "chorale", "programs": {"chorale": program}})
+    chords = [(s, e, c) for s, e, c in label_triads(melody + rest)]
+    return Score(melody, [part], {"style": "chorale", "programs": {"chorale": program}}, chords)
 
 
 def _folk_score(tune: Tune, rng: np.random.Generator, style: str) -> Score:
     from music21 import converter
 
-    from kgan.harmony import harmonise, segment_length, strong_beat_chord_tone_share
+    from kgan.harmony import harmonise, segment_length, strong_beat_chord_tone_share, triad_id
     from kgan.styles import accompany
 
     fields, text = _abc_blocks(tune.path)[tune.index]
@@ -340,7 +343,7 @@ def _folk_score(tune: Tune, rng: np.random.Generator, style: str) -> Score:
     info.update({"meter": f"{num}/{den}", "pickup": pickup, "chords": " ".join(c.name for c in chords),
                  "strong_beat_chord_tones": round(strong_beat_chord_tone_share(melody, chords), 3),
                  "title": fields.get("T", "")})
-    return Score(melody, parts, info)
+    return Score(melody, parts, info, [(c.start, c.end, triad_id(c.pitch_classes)) for c in chords])
 
 
 # --------------------------------------------------------------- rendering
@@ -495,7 +498,10 @@ def render_song(plan: SongPlan, rate: int) -> tuple[np.ndarray, np.ndarray, dict
     gain = 10 ** (-1 / 20) / peak
     info = {"source": tune.source, "tune": tune.tune_id, "piece": tune.name, "voice": voice.name,
             "voice_family": voice.family, **score.info, "bpm": round(bpm, 2), "transpose": shift,
-            "balance_db": round(balance_db, 2), "soundfont": os.path.basename(plan.soundfont)}
+            "balance_db": round(balance_db, 2), "soundfont": os.path.basename(plan.soundfont),
+            # the score's chords in seconds, in the rendered key: clean labels for the chord network
+            "chord_track": [[round(s * spq, 3), round(e * spq, 3), 2 * ((c // 2 + shift) % 12) + c % 2]
+                            for s, e, c in score.chords]}
     return (vocals * gain).astype(np.float32), (accompaniment * gain).astype(np.float32), info
 
 

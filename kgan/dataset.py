@@ -51,12 +51,17 @@ def shard_styles(data_dir: str, split: str, names: tuple[str, ...]) -> list[int]
     return [index.get(s.get("style") or "any", 0) for s in meta["songs"] if s["split"] == split and s["segments"] > 0]
 
 
-def parse_segment(record, bins: int):
-    """A serialised segment -> ``(vocal, accompaniment)`` float32 ``[frames, bins]``."""
+def parse_segment(record, bins: int, chords: bool = False):
+    """A serialised segment -> ``(vocal, accompaniment)`` float32 ``[frames, bins]``.
+
+    With ``chords``, also the score's chord per frame, int32 ``[frames]`` (``kgan.chords`` ids; -1 on
+    every frame of a song without a score, whose chords must be read from its audio).
+    """
     spec = {
         "frames": tf.io.FixedLenFeature([], tf.int64),
         "vocal": tf.io.FixedLenFeature([], tf.string),
         "accompaniment": tf.io.FixedLenFeature([], tf.string),
+        "chords": tf.io.FixedLenFeature([], tf.string, default_value=""),
     }
     ex = tf.io.parse_single_example(record, spec)
 
@@ -64,7 +69,13 @@ def parse_segment(record, bins: int):
         x = tf.io.decode_raw(raw, tf.float16, little_endian=True)
         return tf.cast(tf.reshape(x, [-1, bins]), tf.float32)
 
-    return decode(ex["vocal"]), decode(ex["accompaniment"])
+    vocal, accompaniment = decode(ex["vocal"]), decode(ex["accompaniment"])
+    if not chords:
+        return vocal, accompaniment
+    labels = tf.cast(tf.io.decode_raw(ex["chords"], tf.int8), tf.int32)
+    frames = tf.shape(vocal)[0]
+    labels = tf.cond(tf.size(labels) == frames, lambda: labels, lambda: tf.fill([frames], -1))
+    return vocal, accompaniment, labels
 
 
 def _to_image(window, bins: int, frames: int):
@@ -74,12 +85,15 @@ def _to_image(window, bins: int, frames: int):
 
 def windows_dataset(data_dir: str, split: str, config: Config, global_batch_size: int | None = None,
                     training: bool = True, seed: int | None = None, drop_remainder: bool = True,
-                    shuffle_buffer: int = 512, segment_reference: bool = False) -> tf.data.Dataset:
+                    shuffle_buffer: int = 512, segment_reference: bool = False,
+                    chords: bool = False) -> tf.data.Dataset:
     """Batches of ``(vocal, accompaniment)`` windows ``[B, F, T, 1]`` from ``data_dir``'s ``split``.
 
     With ``segment_reference`` every element is ``(vocal, accompaniment, style, reference)``, style 0
     for an unconditioned config and ``reference`` float32 ``[B, 12]``: the mean chroma of the true
     accompaniment over the whole segment the window is cut from (``kgan.harmonic_loss.reference_chroma``).
+    With ``chords`` the element also ends with the score's chords of the window, int32 ``[B, T]``
+    (``parse_segment``), after a style (0 for an unconditioned config) and the reference, if asked.
     """
     files = shard_paths(data_dir, split)
     if not files:
@@ -96,20 +110,21 @@ def windows_dataset(data_dir: str, split: str, config: Config, global_batch_size
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
     ds = ds.interleave(lambda f, style: tf.data.TFRecordDataset(f).map(lambda r: (r, style)),
                        cycle_length=min(8, len(files)), num_parallel_calls=autotune, deterministic=True)
-    ds = ds.map(lambda r, style: (*parse_segment(r, bins), style), num_parallel_calls=autotune, deterministic=True)
+    ds = ds.map(lambda r, style: (*parse_segment(r, bins, chords=True), style), num_parallel_calls=autotune,
+                deterministic=True)
     if segment_reference:
         from kgan.harmonic_loss import chroma_matrix, reference_chroma
 
         matrix = chroma_matrix(config.audio.sample_rate, config.stft.n_fft, bins)
-        ds = ds.map(lambda v, a, style: (v, a, style, reference_chroma(a, matrix, config.stft.db_floor,
-                                                                      config.stft.db_ceiling)),
+        ds = ds.map(lambda v, a, y, style: (v, a, style, reference_chroma(a, matrix, config.stft.db_floor,
+                                                                         config.stft.db_ceiling), y),
                     num_parallel_calls=autotune, deterministic=True)
     else:
-        ds = ds.map(lambda v, a, style: (v, a, style, tf.zeros([12])))
+        ds = ds.map(lambda v, a, y, style: (v, a, style, tf.zeros([12]), y))
     ds = ds.enumerate()
 
     def crops(index, segment):
-        vocal, accompaniment, style, reference = segment
+        vocal, accompaniment, style, reference, labels = segment
         length = tf.shape(vocal)[0]
         if training:
             count = (length - frames) // stride + 1
@@ -119,19 +134,20 @@ def windows_dataset(data_dir: str, split: str, config: Config, global_batch_size
         else:
             offsets = tf.range(length // frames) * frames
         return tf.data.Dataset.from_tensor_slices(offsets).map(
-            lambda o: (vocal[o : o + frames], accompaniment[o : o + frames], style, reference)
+            lambda o: (vocal[o : o + frames], accompaniment[o : o + frames], style, reference, labels[o : o + frames])
         )
 
-    ds = ds.flat_map(crops)
-    if segment_reference:
-        ds = ds.map(lambda v, a, style, ref: (_to_image(v, bins, frames), _to_image(a, bins, frames), style, ref),
-                    num_parallel_calls=autotune, deterministic=True)
-    elif names:
-        ds = ds.map(lambda v, a, style, _: (_to_image(v, bins, frames), _to_image(a, bins, frames), style),
-                    num_parallel_calls=autotune, deterministic=True)
-    else:
-        ds = ds.map(lambda v, a, style, _: (_to_image(v, bins, frames), _to_image(a, bins, frames)),
-                    num_parallel_calls=autotune, deterministic=True)
+    def element(v, a, style, reference, labels):
+        out = (_to_image(v, bins, frames), _to_image(a, bins, frames))
+        if names or segment_reference or chords:
+            out += (style,)
+        if segment_reference:
+            out += (reference,)
+        if chords:
+            out += (tf.ensure_shape(labels, [frames]),)
+        return out
+
+    ds = ds.flat_map(crops).map(element, num_parallel_calls=autotune, deterministic=True)
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch, drop_remainder=drop_remainder)

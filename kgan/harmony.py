@@ -30,7 +30,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Chord", "estimate_key", "segment_length", "harmonise", "strong_beat_chord_tone_share"]
+__all__ = ["Chord", "estimate_key", "segment_length", "harmonise", "strong_beat_chord_tone_share", "triad_id",
+           "label_triads"]
 
 # Krumhansl-Kessler key profiles, C major / C minor (also kgan.evaluation's and kgan.features' keys).
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -152,3 +153,54 @@ def strong_beat_chord_tone_share(melody: Sequence[tuple[float, float, int]], cho
             total += 1
             hits += sounding[0] % 12 in chord.pitch_classes
     return hits / total if total else 1.0
+
+
+def triad_id(pitch_classes: Sequence[int]) -> int:
+    """The class of a chord given root first (``kgan.features.triads``: 2 * root, + 1 if minor); sevenths drop."""
+    root = pitch_classes[0] % 12
+    return 2 * root + int((pitch_classes[1] - root) % 12 == 3)
+
+
+def label_triads(notes: Sequence[tuple[float, float, int]], beat: float = 1.0) -> list[tuple[float, float, int]]:
+    """The triad every ``beat`` of polyphony ``notes`` = [(start, duration, midi)] spells: [(start, end, triad_id)].
+
+    Per beat, the pitch classes sounding are weighted by how long they sound, the
+    lowest note at the beat's start twice (the bass). Each of the 24 major and
+    minor triads scores its tones' weight minus half of the other tones', plus a
+    small bonus when the bass is its root; the best wins. Beats where nothing
+    sounds get no label; equal neighbours merge.
+    """
+    if not notes:
+        return []
+    end = max(s + d for s, d, _ in notes)
+    out: list[tuple[float, float, int]] = []
+    t = 0.0
+    while t < end - 1e-6:
+        t1 = min(t + beat, end)
+        weight = np.zeros(12)
+        bass = None
+        for s, d, m in notes:
+            overlap = min(s + d, t1) - max(s, t)
+            if overlap <= 0:
+                continue
+            weight[m % 12] += overlap
+            if s <= t + 1e-6 and (bass is None or m < bass):
+                bass = m
+        if bass is not None:
+            weight[bass % 12] += beat
+        if weight.sum() > 0:
+            best, best_score = 0, -np.inf
+            for root in range(12):
+                for minor, third in ((0, 4), (1, 3)):
+                    tones = [root, (root + third) % 12, (root + 7) % 12]
+                    inside = weight[tones].sum()
+                    score = inside - 0.5 * (weight.sum() - inside) + (0.25 * beat if bass is not None and
+                                                                      bass % 12 == root else 0.0)
+                    if score > best_score:
+                        best, best_score = 2 * root + minor, score
+            if out and out[-1][2] == best and abs(out[-1][1] - t) < 1e-6:
+                out[-1] = (out[-1][0], t1, best)
+            else:
+                out.append((t, t1, best))
+        t = t1
+    return out

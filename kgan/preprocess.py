@@ -147,7 +147,9 @@ FEATURES = {
 }
 
 
-def _example(song: str, start: int, vocal: np.ndarray, accompaniment: np.ndarray):
+def _example(song: str, start: int, vocal: np.ndarray, accompaniment: np.ndarray, chords: np.ndarray | None = None):
+    """One segment as a ``tf.train.Example``; ``chords`` (int8 per frame, ``kgan.chords`` ids) when the song's
+    score gives them (a ``kgan corpus`` song's ``chord_track``)."""
     import tensorflow as tf
 
     def b(v):
@@ -156,14 +158,17 @@ def _example(song: str, start: int, vocal: np.ndarray, accompaniment: np.ndarray
     def i(v):
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
 
-    return tf.train.Example(features=tf.train.Features(feature={
+    feature = {
         "song": b(song.encode()),
         "start_frame": i(start),
         "frames": i(vocal.shape[0]),
         "bins": i(vocal.shape[1]),
         "vocal": b(vocal.astype("<f2").tobytes()),
         "accompaniment": b(accompaniment.astype("<f2").tobytes()),
-    })).SerializeToString()
+    }
+    if chords is not None:
+        feature["chords"] = b(chords.astype(np.int8).tobytes())
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
 def _slug(name: str) -> str:
@@ -178,7 +183,8 @@ def hash_split(name: str, val_fraction: float) -> str:
 
 def _fingerprint(sources: SongSources, config: Config) -> str:
     h = hashlib.sha256(config.to_json().encode())
-    for path in (sources.vocals, *sources.accompaniment):
+    labels = os.path.join(sources.folder, "song.json")  # its chord_track goes into the shard
+    for path in (sources.vocals, *sources.accompaniment, *([labels] if os.path.exists(labels) else [])):
         st = os.stat(path)
         h.update(f"{os.path.basename(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()
@@ -218,12 +224,19 @@ class SongProcessor:
         # absolute floor: 20 dB above the spectrogram's floor, where the model's image is still blank
         segments = voiced_segments(frame_db, w.frames, w.stride, w.gate_db, w.min_voiced,
                                    floor_db=cfg.stft.db_floor + SILENCE_ABOVE_FLOOR_DB)
+        track = song_info(sources.folder).get("chord_track")
+        chords = None
+        if isinstance(track, list) and track:
+            from kgan.chords import track_labels
+
+            chords = track_labels(track, len(v), cfg)
         with atomic_path(shard) as tmp:
             import tensorflow as tf
 
             with tf.io.TFRecordWriter(tmp) as writer:
                 for start, end in segments:
-                    writer.write(_example(sources.name, start, v[start:end], a[start:end]))
+                    writer.write(_example(sources.name, start, v[start:end], a[start:end],
+                                          None if chords is None else chords[start:end]))
         seconds = len(vocal) / rate
         kept_frames = sum(e - s for s, e in segments)
         labels = _song_labels(sources.folder)
@@ -244,6 +257,7 @@ class SongProcessor:
             "vocal_clipped_high": round(float(np.mean(v >= 1.0)), 6),
             "accompaniment_clipped_high": round(float(np.mean(a >= 1.0)), 6),
             "accompaniment_at_floor": round(float(np.mean(a <= -1.0)), 6),
+            "chords": "score" if chords is not None else "audio",  # where a plan model's true chords come from
             **labels,
         }
 

@@ -207,20 +207,30 @@ class Trainer:
     def _d(self, vocal, accompaniment, style, training: bool):
         return self.discriminator([vocal, accompaniment] + ([] if style is None else [style]), training=training)
 
-    def _vocal_in(self, vocal, target, seed=None):
+    def _vocal_in(self, vocal, target, seed=None, chords=None):
         """What the models take as the vocal: ``vocal``, or with the ``plan`` input, ``vocal`` beside the plan
-        of the true accompaniment ``target``'s chords (``train.plan_corruption`` of it made wrong when a
-        ``seed`` is given: training; the exact plan otherwise)."""
+        of the true accompaniment's chords (``train.plan_corruption`` of it made wrong when a ``seed`` is
+        given: training; the exact plan otherwise). The chords are the score's (``chords`` ``[B, T]``, from
+        the data set) where it has them, else read from the accompaniment ``target``."""
         if self.planner is None:
             return vocal
         corruption = self.config.train.plan_corruption if seed is not None else 0.0
-        return tf.concat([vocal, self.planner.true_plan(target, seed, corruption)], axis=-1)
+        return tf.concat([vocal, self.planner.true_plan(target, seed, corruption, labels=chords)], axis=-1)
+
+    def _dataset(self, data_dir: str, split: str, batch: int, **kwargs):
+        """``windows_dataset`` with the score's chords for a ``plan`` model (``_parts`` reads its elements)."""
+        return windows_dataset(data_dir, split, self.config, batch, chords=self.planner is not None, **kwargs)
+
+    def _parts(self, batch):
+        """``(vocal, target, style, reference, chords)`` of a ``_dataset`` element, None for what it lacks."""
+        vocal, target, *rest = batch
+        chords = rest.pop() if self.planner is not None else None
+        style = rest[0] if rest and self.config.model.style_names else None  # else 0 or absent
+        reference = rest[1] if len(rest) > 1 else None  # the segments' mean chroma
+        return vocal, target, style, reference, chords
 
     def _replica_step(self, batch_parts, step):
-        vocal, target, style = _unpack(batch_parts)
-        reference = batch_parts[3] if len(batch_parts) == 4 else None  # the segments' mean chroma
-        if len(batch_parts) == 4 and not self.config.model.style_names:
-            style = None  # the segment-reference pipeline carries style 0 for an unconditioned model
+        vocal, target, style, reference, chords = self._parts(batch_parts)
         t = self.config.train
         batch = t.batch_size
 
@@ -239,7 +249,8 @@ class Trainer:
             seed = tf.stack([tf.constant(t.seed + 2, tf.int64), step * 1024 + replica])
             keep = tf.random.stateless_uniform(tf.shape(style), seed=seed) >= t.style_dropout
             style = tf.where(keep, style, tf.zeros_like(style))
-        vocal = self._vocal_in(vocal, target, tf.stack([tf.constant(t.seed + 3, tf.int64), step * 1024 + replica]))
+        vocal = self._vocal_in(vocal, target, tf.stack([tf.constant(t.seed + 3, tf.int64), step * 1024 + replica]),
+                               chords)
 
         def d_losses(fake):
             d_real = self._d(vocal, target, style, training=True)
@@ -299,8 +310,8 @@ class Trainer:
     def dataset(self, data_dir: str):
         """The distributed training pipeline, positioned after the batches already consumed."""
         reference = self.config.train.chroma_weight > 0 and self.config.train.chroma_reference == "segment"
-        ds = windows_dataset(data_dir, "train", self.config, self.config.train.batch_size, training=True,
-                             segment_reference=reference)
+        ds = self._dataset(data_dir, "train", self.config.train.batch_size, training=True,
+                           segment_reference=reference)
         ds = ds.skip(int(self.step.numpy()))
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -339,14 +350,13 @@ class Trainer:
     def validation_l1(self, data_dir: str, max_batches: int = 20) -> float | None:
         """Mean L1 of the generator (inference mode) over up to ``max_batches`` validation batches."""
         try:
-            ds = windows_dataset(data_dir, "val", self.config, self.config.train.batch_size, training=False,
-                                 drop_remainder=False)
+            ds = self._dataset(data_dir, "val", self.config.train.batch_size, training=False, drop_remainder=False)
         except ValueError:
             return None
         total, count = 0.0, 0
         for batch in ds.take(max_batches):
-            vocal, target, style = _unpack(batch)
-            fake = self._predict(self._vocal_in(vocal, target), style)
+            vocal, target, style, _, chords = self._parts(batch)
+            fake = self._predict(self._vocal_in(vocal, target, chords=chords), style)
             total += float(tf.reduce_sum(tf.reduce_mean(tf.abs(target - fake), axis=[1, 2, 3])))
             count += int(vocal.shape[0])
         return total / count if count else None
@@ -369,7 +379,7 @@ class Trainer:
         if batches <= 0 or not layers:
             return 0
         size = self.config.train.batch_size
-        ds = windows_dataset(data_dir, "train", self.config, size, training=False, drop_remainder=True)
+        ds = self._dataset(data_dir, "train", size, training=False, drop_remainder=True)
         # dataset.json counts strided training windows; inference-mode crops do not overlap.
         strided = int(read_metadata(data_dir).get("counts", {}).get("train", {}).get("windows", 0))
         tiles = strided * self.config.window.stride // self.config.window.frames
@@ -384,10 +394,10 @@ class Trainer:
             for layer in dropouts:
                 layer.rate = 0.0
             for batch in ds:  # eager, so that each call reads the momentum set just before it
-                vocal, target, style = _unpack(batch)
+                vocal, target, style, _, chords = self._parts(batch)
                 for layer in layers:
                     layer.momentum = used / (used + 1.0)  # running mean: the first batch overwrites
-                self._g(self._vocal_in(vocal, target), style, training=True)
+                self._g(self._vocal_in(vocal, target, chords=chords), style, training=True)
                 used += 1
         finally:
             for layer, momentum in zip(layers, momenta):
@@ -525,7 +535,7 @@ class Trainer:
     def _preview_batch(self, data_dir: str, count: int = 3):
         for split in ("val", "train"):
             try:
-                ds = windows_dataset(data_dir, split, self.config, count, training=False, drop_remainder=False)
+                ds = self._dataset(data_dir, split, count, training=False, drop_remainder=False)
                 return next(iter(ds))
             except (ValueError, StopIteration):
                 continue
@@ -535,8 +545,8 @@ class Trainer:
         """TensorBoard images (vocal | generated | target) and audio of the generated accompaniment."""
         if preview is None:
             return
-        vocal, target, style = _unpack(preview)
-        given = self._vocal_in(vocal, target)
+        vocal, target, style, _, chords = self._parts(preview)
+        given = self._vocal_in(vocal, target, chords=chords)
         fake = self._predict(given, style)
         sep = tf.ones_like(vocal[:, :, :4])
         shown = [vocal, sep] + ([given[..., 1:], sep] if self.planner is not None else []) + [fake, sep, target]
@@ -551,12 +561,6 @@ class Trainer:
         wave = wave / tf.maximum(peak, 1e-3) * 0.9
         tf.summary.audio("generated_accompaniment", wave[..., None], self.config.audio.sample_rate,
                          max_outputs=int(vocal.shape[0]))
-
-
-def _unpack(batch):
-    """``(vocal, accompaniment[, style[, reference]])`` -> ``(vocal, accompaniment, style or None)``."""
-    vocal, target, *rest = batch
-    return vocal, target, rest[0] if rest else None
 
 
 def config_difference(a: Config, b: Config, ignore: tuple[str, ...] = ("train.steps",)) -> str | None:

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kgan.chords import (NO_CHORD, ChordNet, PlanRenderer, chord_labels, chord_notes, frame_accuracy, load_chord_net,
-                         train_chord_net, transpose)
+from kgan.chords import (NO_CHORD, ChordNet, PlanRenderer, chord_labels, chord_notes, corpus_arrays, frame_accuracy,
+                         load_chord_net, track_labels, train_chord_net, transpose)
 from kgan.config import get_preset
 from kgan.features import VocalFeatures
 from kgan.spectrogram import Spectrogram
@@ -48,6 +48,18 @@ def test_labels_read_the_triad_the_accompaniment_plays_and_no_chord_in_silence()
         [1, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0], [1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0], [0] * 12]
 
 
+def test_score_chords_land_on_the_frames_whose_centre_they_cover():
+    s = CONFIG.stft
+    per_frame = s.hop_length / RATE
+    track = [[0.0, 1.0, 0], [1.0, 2.5, 19], [3.0, 4.0, 14]]  # C, Am, a gap, G
+    labels = track_labels(track, 400, CONFIG)
+    centre = (np.arange(400) * s.hop_length + s.hop_length - s.n_fft / 2) / RATE
+    assert labels.dtype == np.int8 and labels.shape == (400,)
+    assert labels[centre < 0].tolist() == [NO_CHORD] * int((centre < 0).sum())  # the padding before the song
+    for t, want in ((0.5, 0), (1.0 + per_frame, 19), (2.49, 19), (2.75, NO_CHORD), (3.5, 14), (4.2, NO_CHORD)):
+        assert labels[np.argmin(np.abs(centre - t))] == want, t
+
+
 def test_transposing_moves_melody_and_chords_together_and_keeps_no_chord():
     rng = np.random.default_rng(0)
     features = rng.random((2, 50, 14)).astype(np.float32)
@@ -86,6 +98,12 @@ def test_the_plan_plane_renders_the_true_chords_and_corruption_changes_roots_onl
     chord = labels[0] != NO_CHORD
     assert not np.any(np.all(corrupt[0, :, chord, 0] == plane[0, :, chord, 0], axis=-1))  # every chord frame moved
     np.testing.assert_array_equal(planner.true_plan(target, seed, corruption=0.0).numpy(), plane)
+    # the score's chords where given (>= 0), the heard ones elsewhere
+    given = np.full((1, 128), -1, np.int32)
+    given[0, :40] = 14  # G major
+    mixed = planner.true_plan(target, labels=tf.constant(given)).numpy()
+    want = np.where(given >= 0, given, labels)
+    np.testing.assert_array_equal(mixed, planner.image(want).numpy())
 
 
 def test_the_plan_input_puts_the_given_plan_before_the_track_planes():
@@ -119,11 +137,17 @@ def test_chord_net_runs_on_any_length_and_reloads(tmp_path):
 def test_chord_training_learns_resumes_and_writes_its_folder(tmp_path, chorale_dir, tiny_config):
     out = str(tmp_path / "chords")
     first = train_chord_net(chorale_dir, out, tiny_config, steps=6, batch=4, frames=256, progress=False)
-    assert sorted(os.listdir(out)) == ["checkpoints", "chordnet.weights.h5", "chords.json", "features-train.npz",
-                                       "features-val.npz"]
+    assert sorted(os.listdir(out)) == ["checkpoints", "chordnet.weights.h5", "chords.json",
+                                       "features-train-score.npz", "features-val-score.npz"]
     info = json.loads(open(os.path.join(out, "chords.json")).read())
     assert info["steps"] == 6 and 0.0 <= info["val_accuracy"] <= 1.0
-    arrays = dict(np.load(os.path.join(out, "features-train.npz")))
+    assert info["labels"] == "score" and info["songs_labelled_from_score"] == info["songs"] == 2  # the score's chords
+    arrays = dict(np.load(os.path.join(out, "features-train-score.npz")))
+    heard = corpus_arrays(chorale_dir, "train", tiny_config, progress=False, labels="audio")  # read from the stem
+    np.testing.assert_array_equal(heard["features"], arrays["features"])
+    assert int(heard["from_score"]) == 0 and not np.array_equal(heard["labels"], arrays["labels"])
+    with pytest.raises(ValueError, match="labels: expected 'score' or 'audio'"):
+        corpus_arrays(chorale_dir, "train", tiny_config, progress=False, labels="guess")
     assert arrays["features"].shape[1] == 14 and arrays["features"].shape[0] == arrays["labels"].shape[0]
     assert arrays["lengths"].sum() == arrays["labels"].shape[0] and (arrays["labels"] != NO_CHORD).mean() > 0.5
     # longer training fits the training songs better than 6 steps did (the loss can fall)

@@ -9,6 +9,7 @@ import pytest
 
 from kgan import audio
 from kgan.corpus import (VOICES, festival_available, list_chorales, list_folk, parse_voices, select, split_of)
+from kgan.features import triads
 
 
 def test_the_wheel_ships_hundreds_of_chorales_and_thousands_of_folk_tunes():
@@ -79,6 +80,18 @@ def test_rendered_songs_have_aligned_stems_a_summed_mixture_and_labels(chorale_d
             assert np.sqrt(np.mean(x**2)) > 0.01  # both parts sound
         info = json.load(open(os.path.join(folder, "song.json")))
         assert info["style"] == "chorale" and info["voice"] in VOICES and info["split"] == song["split"]
+        # the score's chords, in seconds and in the rendered key: the accompaniment sounds their tones
+        track = np.array(info["chord_track"])
+        assert len(track) > 5 and np.all(np.diff(track[:, 0]) > 0) and np.all(track[:, 1] > track[:, 0])
+        assert track[-1, 1] <= len(a) / rate and set(track[:, 2].astype(int)) <= set(range(24))
+        energy = librosa.feature.chroma_stft(y=a, sr=rate, hop_length=512, norm=None, tuning=0.0)
+        times = np.arange(energy.shape[1]) * 512 / rate
+        on = {0: 0.0, 2: 0.0}  # the labelled triads, and the triads a tone higher
+        for start, end, chord in track:
+            inside = energy[:, (times >= start) & (times < end)].sum(axis=1)
+            for shift in on:
+                on[shift] += inside[triads()[(int(chord) + shift) % 24] > 0].sum()
+        assert on[0] > 2 * on[2], on
 
 
 def _run(args):

@@ -60,3 +60,43 @@ def test_pipeline_distributes_over_a_strategy(data_dir, tiny_config):
 def test_missing_split_is_a_clear_error(tmp_path, tiny_config):
     with pytest.raises(FileNotFoundError, match="dataset.json: not found; run `kgan preprocess`"):
         windows_dataset(str(tmp_path), "train", tiny_config)
+
+
+def test_score_chords_travel_with_their_windows(tmp_path, chorale_dir, tiny_config):
+    """A corpus song's chord_track goes into its shard and comes out aligned with each window; a song without
+    a score gives -1 (read its chords from the audio)."""
+    import json
+    import os
+    import shutil
+
+    from kgan.chords import track_labels
+    from kgan.dataset import parse_segment
+
+    songs = tmp_path / "songs"
+    shutil.copytree(chorale_dir, songs)
+    folders = sorted(p for p in songs.iterdir() if p.is_dir())
+    (songs / "splits.json").write_text(json.dumps({"train": [p.name for p in folders]}))
+    bare = folders[0]
+    (bare / "song.json").unlink()
+    out = str(tmp_path / "out")
+    summary = preprocess(str(songs), out, tiny_config, progress=False)
+    sources = {s["name"]: s["chords"] for s in summary["songs"]}
+    assert sources[bare.name] == "audio" and sorted(sources.values()).count("score") == len(sources) - 1
+    frames, bins = tiny_config.window.frames, tiny_config.stft.num_bins
+    seen = {"score": 0, "audio": 0}
+    for song in json.load(open(os.path.join(out, "dataset.json")))["songs"]:
+        track = json.load(open(songs / song["name"] / "song.json"))["chord_track"] if song["chords"] == "score" else None
+        for record in tf.data.TFRecordDataset(os.path.join(out, song["shard"])):
+            vocal, _, chords = parse_segment(record, bins, chords=True)
+            start = tf.train.Example.FromString(record.numpy()).features.feature["start_frame"].int64_list.value[0]
+            if track is None:
+                assert (chords.numpy() == -1).all()
+            else:
+                np.testing.assert_array_equal(chords.numpy(), track_labels(track, start + vocal.shape[0],
+                                                                           tiny_config)[start:])
+            seen[song["chords"]] += 1
+    assert seen["score"] > 0 and seen["audio"] > 0
+    ds = windows_dataset(out, "train", tiny_config, 4, chords=True)
+    vocal, accompaniment, style, chords = next(iter(ds))
+    assert chords.dtype == tf.int32 and chords.shape == (4, frames) and style.shape == (4,)
+    assert set(np.unique(chords.numpy())) <= set(range(-1, 25))

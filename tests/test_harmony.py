@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from kgan.harmony import estimate_key, harmonise, segment_length, strong_beat_chord_tone_share
+from kgan.harmony import (estimate_key, harmonise, label_triads, segment_length, strong_beat_chord_tone_share,
+                          triad_id)
 
 
 def _twinkle():
@@ -38,6 +39,19 @@ def test_minor_tune_and_pickup():
     chords = harmonise(melody, segment_length(3, 4), pickup=1.0)
     assert chords[0].start == 0.0 and chords[1].start == 4.0  # the pickup joins the first bar
     assert chords[-1].name == "i" and strong_beat_chord_tone_share(melody, chords) >= 0.9
+
+
+def test_triads_are_read_from_polyphony_per_beat():
+    # Four voices, one chord per two beats: C major, A minor (with a passing G in the alto), G7, then a rest.
+    notes = [(0, 2, 48), (0, 2, 64), (0, 2, 67), (0, 2, 72),
+             (2, 2, 45), (2, 1, 64), (3, 1, 67), (2, 2, 69), (2, 2, 72),
+             (4, 2, 43), (4, 2, 62), (4, 2, 65), (4, 2, 71),
+             (7, 1, 60)]
+    track = label_triads([(float(s), float(d), m) for s, d, m in notes])
+    assert [(s, e) for s, e, _ in track] == [(0, 2), (2, 4), (4, 6), (7, 8)]  # equal beats merge; the rest has none
+    assert [c for _, _, c in track] == [0, 19, 14, 0]  # C, Am, G (the seventh dropped), a lone C
+    assert triad_id((7, 11, 2, 5)) == 14 and triad_id((9, 0, 4)) == 19 and triad_id((2, 5, 9)) == 5
+    assert label_triads([]) == []
 
 
 def test_segment_lengths_follow_the_meter():
