@@ -132,6 +132,57 @@ def plot_plans(path: str, folder: str, song: str, net, seconds: float = 20.0) ->
     plt.close(fig)
 
 
+def analyse(out: str, corpus: str, net) -> dict:
+    """Where ChordNet misses on the val split (score labels): by style, by root interval, near chord changes,
+    and with its log-probabilities averaged over 0.25-1 s before the argmax. Written to OUT/analysis.json."""
+    import collections
+
+    import tensorflow as tf
+
+    from kgan.chords import NO_CHORD
+    from kgan.features import box_filter
+
+    arrays = dict(np.load(os.path.join(out, "features-val-score.npz")))
+    names = json.load(open(os.path.join(corpus, "splits.json")))["val"]
+    widths = (1, 21, 43, 87)
+    style = collections.defaultdict(lambda: [0, 0])
+    guesses, truths, near = [], [], []
+    smoothed = {w: [0, 0] for w in widths}
+    start = 0
+    for name, n in zip(names, arrays["lengths"]):
+        x = arrays["features"][None, start:start + n].astype(np.float32)
+        y = arrays["labels"][start:start + n].astype(int)
+        start += n
+        log_p = tf.nn.log_softmax(net(x, training=False), axis=-1)
+        chord = y != NO_CHORD
+        for w in widths:
+            g = (box_filter(log_p, w) if w > 1 else log_p).numpy()[0].argmax(-1)
+            smoothed[w][0] += int((g[chord] == y[chord]).sum())
+            smoothed[w][1] += int(chord.sum())
+        g = log_p.numpy()[0].argmax(-1)
+        tally = style[json.load(open(os.path.join(corpus, name, "song.json")))["style"]]
+        tally[0] += int((g[chord] == y[chord]).sum())
+        tally[1] += int(chord.sum())
+        close = np.zeros(n, bool)
+        for c in np.flatnonzero(np.diff(y) != 0):
+            close[max(0, c - 21): c + 22] = True  # within 0.25 s of a change
+        guesses.append(g[chord])
+        truths.append(y[chord])
+        near.append(close[chord])
+    g, y, close = (np.concatenate(a) for a in (guesses, truths, near))
+    interval = collections.Counter(((g // 2 - y // 2) % 12).tolist())
+    result = {"accuracy": round(float((g == y).mean()), 4),
+              "by_style": {k: round(h / t, 4) for k, (h, t) in sorted(style.items())},
+              "root_interval_share": {int(k): round(v / len(g), 4) for k, v in sorted(interval.items())},
+              "accuracy_near_changes": round(float((g[close] == y[close]).mean()), 4),
+              "accuracy_far_from_changes": round(float((g[~close] == y[~close]).mean()), 4),
+              "accuracy_log_prob_averaged_over_frames": {w: round(h / t, 4) for w, (h, t) in smoothed.items()}}
+    with open(os.path.join(out, "analysis.json"), "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+    print(json.dumps(result, indent=2))
+    return result
+
+
 def write_summary(out: str, results: dict) -> None:
     def cell(v):
         return "" if v is None else (f"{v[0]:.3f} ± {v[1]:.3f}" if v[1] == v[1] else f"{v[0]:.3f}")
@@ -161,6 +212,8 @@ def main(argv=None) -> None:
     parser.add_argument("--labels", choices=["score", "audio"], default="score")
     parser.add_argument("--score-only", help="Comma-separated test set names to score (default: all).")
     parser.add_argument("--plot", metavar="TEST_DIR/SONG", help="Draw this song's plans to OUT_DIR/chord-plans.png.")
+    parser.add_argument("--analyse", action="store_true",
+                        help="Where the network misses on the val split, to OUT_DIR/analysis.json (score labels).")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
 
@@ -172,6 +225,9 @@ def main(argv=None) -> None:
                               seed=args.seed, labels=args.labels)
     print(metrics, flush=True)
     net = load_chord_net(args.out, config)
+    if args.analyse:
+        analyse(args.out, args.corpus, net)
+        return
     if args.plot:
         plot_plans(f"{args.out}/chord-plans.png", os.path.dirname(args.plot.rstrip("/")),
                    os.path.basename(args.plot.rstrip("/")), net)

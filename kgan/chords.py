@@ -408,6 +408,12 @@ def train_chord_net(corpus_dir: str, out_dir: str, config, steps: int = 4000, ba
         return loss
 
     start, began = int(step.numpy()), time.time()
+    info_path = os.path.join(out_dir, CHORDS_JSON)
+    if start >= steps and os.path.exists(info_path) and os.path.exists(os.path.join(out_dir, CHORDNET_WEIGHTS)):
+        with open(info_path, encoding="utf-8") as f:
+            info = json.load(f)
+        if info.get("steps") == steps:  # finished before: its record stands (a re-run must not erase its loss)
+            return {k: info.get(k) for k in ("steps", "steps_run", "train_loss", "val_accuracy", "train_seconds")}
     losses = []
     with tqdm(total=steps, initial=start, desc="chord net", unit="step", disable=not progress) as bar:
         for i in range(start, steps):
@@ -429,7 +435,7 @@ def train_chord_net(corpus_dir: str, out_dir: str, config, steps: int = 4000, ba
             "songs_labelled_from_score": int(train["from_score"] + val["from_score"]),
             "songs": int(len(train["lengths"]) + len(val["lengths"])), "batch": batch, "frames": frames, "seed": seed,
             **metrics}
-    atomic_write_text(os.path.join(out_dir, CHORDS_JSON), json.dumps(info, indent=2, default=str) + "\n")
+    atomic_write_text(info_path, json.dumps(info, indent=2, default=str) + "\n")
     return metrics
 
 

@@ -314,8 +314,7 @@ def _chorale_score(tune: Tune, rng: np.random.Generator, program: int | None) ->
         raise ValueError(f"{tune.name}: a voice has no notes")
     program = int(rng.choice(CHORALE_PROGRAMS)) if program is None else program
     part = Part(program, [(s, s + d, m, 80) for s, d, m in rest], name="chorale")
-    chords = [(s, e, c) for s, e, c in label_triads(melody + rest)]
-    return Score(melody, [part], {"style": "chorale", "programs": {"chorale": program}}, chords)
+    return Score(melody, [part], {"style": "chorale", "programs": {"chorale": program}}, label_triads(melody + rest))
 
 
 def _folk_score(tune: Tune, rng: np.random.Generator, style: str) -> Score:

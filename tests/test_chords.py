@@ -162,6 +162,8 @@ def test_chord_training_learns_resumes_and_writes_its_folder(tmp_path, chorale_d
     resumed = train_chord_net(chorale_dir, a, tiny_config, steps=14, batch=2, frames=64, progress=False)
     straight = train_chord_net(chorale_dir, b, tiny_config, steps=14, batch=2, frames=64, progress=False)
     assert (resumed["steps_run"], straight["steps_run"]) == (4, 14)
+    again = train_chord_net(chorale_dir, a, tiny_config, steps=14, batch=2, frames=64, progress=False)
+    assert again == resumed  # a finished run re-run keeps its record
     x = arrays["features"][None, :200].astype(np.float32)
     np.testing.assert_allclose(load_chord_net(a, tiny_config)(x).numpy(), load_chord_net(b, tiny_config)(x).numpy(),
                                atol=1e-5)
