@@ -156,8 +156,9 @@ HEARS = {  # model.vocal_input -> what the card says the generator hears
     "chords": "a triad per frame guessed from the tracked melody (`kgan.features`' template harmoniser) and the "
               "tracked pitch class, each drawn at every octave on its frequency axis, with the vocal's level and voicing",
     "plan": "a chord plan (`kgan.chords.ChordNet`: a triad per frame predicted from the tracked melody of the whole "
-            "song, trained on the corpus' own accompaniments) and the tracked pitch class, each drawn at every "
-            "octave on its frequency axis, with the vocal's level and voicing",
+            "song, trained on the chords of the corpus' scores; in training the plan is those chords) and the "
+            "tracked pitch class, each drawn at every octave on its frequency axis, with the vocal's level and "
+            "voicing",
 }
 
 
