@@ -49,6 +49,7 @@ def soft_notes(logits: np.ndarray) -> np.ndarray:
 def score(out: str, tests: dict, net) -> dict:
     from kgan.chords import NO_CHORD, chord_notes, song_arrays, track_labels
     from kgan.evaluation import Harmoniser, _chroma_tone, chroma_fit, chroma_motion, load_songs, mean_ci
+    from kgan.io_utils import score_chords
 
     harmoniser = Harmoniser()
     config = harmoniser.config
@@ -59,8 +60,7 @@ def score(out: str, tests: dict, net) -> dict:
         accuracy = {"oracle-audio": [], "template": [], "chordnet": []}
         for song, vocal, accompaniment in load_songs(folder, RATE, split=split):
             features, heard = song_arrays(vocal, accompaniment, config, harmoniser.spec)
-            info_path = os.path.join(folder, song, "song.json")
-            track = json.load(open(info_path)).get("chord_track") if os.path.exists(info_path) else None
+            track = score_chords(os.path.join(folder, song))
             labels = heard if track is None else track_labels(track, len(heard), config)
             logits = net(features[None].astype(np.float32), training=False).numpy()[0]
             guess = logits.argmax(-1)
@@ -98,14 +98,14 @@ def plot_plans(path: str, folder: str, song: str, net, seconds: float = 20.0) ->
 
     from kgan.chords import chord_notes, song_arrays, track_labels
     from kgan.evaluation import HOP, Harmoniser, PITCH_CLASSES, chroma
+    from kgan.io_utils import score_chords
     from kgan.preprocess import find_sources, load_sources
 
     harmoniser = Harmoniser()
     vocal, accompaniment = load_sources(find_sources(os.path.join(folder, song)), RATE)
     vocal, accompaniment = vocal[: int(seconds * RATE)], accompaniment[: int(seconds * RATE)]
     features, labels = song_arrays(vocal, accompaniment, harmoniser.config, harmoniser.spec)
-    info_path = os.path.join(folder, song, "song.json")
-    track = json.load(open(info_path)).get("chord_track") if os.path.exists(info_path) else None
+    track = score_chords(os.path.join(folder, song))
     oracle = "oracle: the accompaniment's triads, heard"
     if track is not None:
         labels, oracle = track_labels(track, len(labels), harmoniser.config), "oracle: the score's triads"

@@ -63,6 +63,7 @@ def main(argv=None) -> None:
     from kgan.chords import load_chord_net, song_arrays, track_labels
     from kgan.evaluation import chroma_fit, chroma_motion, load_songs, mean_ci
     from kgan.export import restore_generator
+    from kgan.io_utils import score_chords
 
     generator, config, _ = restore_generator(args.run)
     nets = {}
@@ -78,8 +79,7 @@ def main(argv=None) -> None:
         if i >= args.limit:
             break
         _, heard = song_arrays(vocal, accompaniment, config)
-        info_path = os.path.join(args.test, song, "song.json")
-        track = json.load(open(info_path)).get("chord_track") if os.path.exists(info_path) else None
+        track = score_chords(os.path.join(args.test, song))
         score = track_labels(track, len(heard), config) if track else heard
         for name in rows:
             model.chord_net = nets.get(name, nets[first])

@@ -38,7 +38,7 @@ import tensorflow as tf
 
 from kgan.features import box_filter, triads
 from kgan.harmonic_loss import chroma_matrix, spectrogram_chroma
-from kgan.io_utils import atomic_write_text, resumable_checkpoint
+from kgan.io_utils import atomic_write_text, resumable_checkpoint, score_chords
 
 __all__ = ["NO_CHORD", "CLASSES", "FEATURES", "chord_labels", "chord_notes", "transpose", "ChordNet", "PlanRenderer",
            "melody_layer", "track_labels", "song_arrays", "corpus_arrays", "frame_accuracy", "train_chord_net",
@@ -326,10 +326,7 @@ def corpus_arrays(corpus_dir: str, split: str, config, cache: str | None = None,
     for name in tqdm(names, desc=f"melody and chords ({split})", unit="song", disable=not progress):
         folder = os.path.join(corpus_dir, name)
         vocal, accompaniment = load_sources(find_sources(folder), config.audio.sample_rate)
-        track = None
-        if labels == "score":
-            with open(os.path.join(folder, "song.json"), encoding="utf-8") as f:
-                track = json.load(f).get("chord_track")
+        track = score_chords(folder) if labels == "score" else None
         from_score += track is not None
         f, y = song_arrays(vocal, accompaniment, config, spec, layer, planner, track)
         features.append(f)

@@ -98,6 +98,13 @@ def song_info(folder: str | os.PathLike) -> dict:
     return info if isinstance(info, dict) else {}
 
 
+def score_chords(folder: str | os.PathLike) -> list | None:
+    """A song folder's score chords (``chord_track`` in its ``song.json``: ``[[start s, end s, triad], ...]``),
+    or None for a song without a score."""
+    track = song_info(folder).get("chord_track")
+    return track if isinstance(track, list) and track else None
+
+
 def resumable_checkpoint(directory: str, net, optimizer, max_to_keep: int = 2):
     """``(step variable, tf.train.Checkpoint, CheckpointManager)`` of a network trained alone, restored from
     ``directory``'s newest checkpoint when there is one (the step is 0 otherwise). Builds the optimizer first,

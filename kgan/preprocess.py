@@ -40,7 +40,7 @@ import numpy as np
 
 from kgan import audio as audio_io
 from kgan.config import Config
-from kgan.io_utils import atomic_path, atomic_write_text, remove_stale_temporaries, song_info
+from kgan.io_utils import atomic_path, atomic_write_text, remove_stale_temporaries, score_chords, song_info
 
 __all__ = ["SongError", "SongSources", "find_sources", "voiced_segments", "preprocess", "FEATURES"]
 
@@ -224,9 +224,9 @@ class SongProcessor:
         # absolute floor: 20 dB above the spectrogram's floor, where the model's image is still blank
         segments = voiced_segments(frame_db, w.frames, w.stride, w.gate_db, w.min_voiced,
                                    floor_db=cfg.stft.db_floor + SILENCE_ABOVE_FLOOR_DB)
-        track = song_info(sources.folder).get("chord_track")
+        track = score_chords(sources.folder)
         chords = None
-        if isinstance(track, list) and track:
+        if track is not None:
             from kgan.chords import track_labels
 
             chords = track_labels(track, len(v), cfg)
