@@ -560,8 +560,12 @@ def serve(export_base, port, host, model_name, max_seconds):
 @click.option("--style-check", is_flag=True,
               help="Also generate every song in every style and check that each style sounds like its true "
                    "accompaniments (styles.json, styles.md).")
+@click.option("--style-reference", type=click.Path(exists=True, file_okay=False),
+              help="With --style-check: a labelled corpus whose train split's true accompaniments (40 a style) fit "
+                   "a style classifier, a second judge of the outputs' style.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds, style, style_check, no_progress):
+def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds, style, style_check, style_reference,
+             no_progress):
     """Score generated accompaniments against the true ones, with baselines through the same code.
 
     MODEL is an export (EXPORT_BASE or EXPORT_BASE/N; default: the pretrained model).
@@ -577,6 +581,11 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
     if len(paths) > 2:
         raise click.UsageError(f"expected [MODEL] DATA_DIR. Received: {len(paths)} paths")
     model_path, data_dir = (_pretrained(), paths[0]) if len(paths) == 1 else paths
+    if style_reference and not style_check:
+        raise click.UsageError("--style-reference goes with --style-check")
+    if style_reference and not os.path.isfile(os.path.join(style_reference, "splits.json")):
+        raise click.BadParameter(f"{style_reference}: no splits.json; expected a `kgan corpus` folder",
+                                 param_hint="--style-reference")
     _plain_tf_kernels()
     from kgan import evaluation as ev
     from kgan.generation import LocalModel
@@ -646,7 +655,7 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
     ev.write_report(report, songs, out_dir, model.config)
     click.echo(ev.markdown_table(report))
     if style_check:
-        _style_check(model, songs, labels, out_dir, progress=not no_progress)
+        _style_check(model, songs, labels, out_dir, progress=not no_progress, reference=style_reference)
     click.echo(f"report in {out_dir}")
     if failed:
         _echo_failures(f"{len(failed)} song(s) could not be read and were not scored:", failed)
@@ -666,8 +675,9 @@ def _labelled_style(model, labels):
     return run
 
 
-def _style_check(model, songs, labels, out_dir, progress=True):
-    """``kgan evaluate --style-check``: every song in every style; styles.json and styles.md."""
+def _style_check(model, songs, labels, out_dir, progress=True, reference=None):
+    """``kgan evaluate --style-check``: every song in every style; styles.json and styles.md (with a classifier
+    fitted on ``reference``'s train songs, if given)."""
     import json
 
     from kgan import evaluation as ev
@@ -679,7 +689,12 @@ def _style_check(model, songs, labels, out_dir, progress=True):
         return generate_song(model, vocal, rate)
 
     try:
-        check = ev.style_check(generate, songs, labels, model.style_names[1:], model.sample_rate, progress)
+        classifier = None
+        if reference:
+            classifier = ev.StyleClassifier(*ev.reference_styles(reference, model.style_names[1:], model.sample_rate),
+                                            model.sample_rate)
+        check = ev.style_check(generate, songs, labels, model.style_names[1:], model.sample_rate, progress,
+                               classifier=classifier)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     atomic_write_text(os.path.join(out_dir, "styles.json"), json.dumps(check, indent=2, sort_keys=True) + "\n")
@@ -771,6 +786,41 @@ def chords_train(corpus_dir, out_dir, preset, config_path, overrides, steps, see
         raise click.ClickException(str(e)) from None
     click.echo(f"chord net: val frame accuracy {metrics['val_accuracy']:.3f} after {metrics['steps']} steps; "
                f"{os.path.join(out_dir, 'chordnet.weights.h5')}")
+
+
+@main.group()
+def critic():
+    """The style critic: a classifier of accompaniments by style that the generator learns to satisfy."""
+
+
+@critic.command("train")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@_config_options
+@click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True, help="Training steps.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def critic_train(data_dir, out_dir, preset, config_path, overrides, steps, no_progress):
+    """Train the style critic on DATA_DIR's true accompaniment windows and their style labels.
+
+    DATA_DIR is a `kgan preprocess` folder of songs with style labels; the styles are the model's
+    (--set model.styles=...). OUT_DIR gets critic.weights.h5 and critic.json (val accuracy per
+    style); re-running resumes. Then train with --set train.style_weight=W --set train.style_critic=OUT_DIR.
+
+    \b
+    Example:
+      kgan critic train data/corpus-tfr runs/critic --set model.styles=chorale,piano,organ,strings,guitar,band
+    """
+    from kgan.style_critic import train_style_critic
+
+    cfg = _check_data_config(_resolve_config(preset, config_path, overrides), data_dir)
+    try:
+        info = train_style_critic(data_dir, out_dir, cfg, steps=steps, progress=not no_progress)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    per_style = ", ".join(f"{k} {v:.2f}" for k, v in info["val_per_style"].items())
+    accuracy = "none (no labelled val windows)" if info["val_accuracy"] is None else f"{info['val_accuracy']:.3f}"
+    click.echo(f"style critic: val window accuracy {accuracy} ({per_style}); "
+               f"{os.path.join(out_dir, 'critic.weights.h5')}")
 
 
 @main.group()

@@ -179,6 +179,11 @@ class TrainConfig:
     # chroma) or "segment" (the true accompaniment's mean over the whole voiced segment the window is cut
     # from, as the evaluation measures them against the song's mean; README "Voices it never heard").
     chroma_reference: str = "window"
+    # Weight of the style critic's cross-entropy on the generator's output (kgan.style_critic): the output
+    # must be recognised as the asked-for style by a classifier trained on true accompaniments (a folder of
+    # `kgan critic train`, in style_critic). 0: no critic.
+    style_weight: float = 0.0
+    style_critic: str = ""
     gan_loss: str = "bce"  # "bce" or "lsgan"
     d_steps: int = 1
     vocal_noise_std: float = 0.05
@@ -216,7 +221,8 @@ _RANGES = {
     "train.batch_size": (1, None, True, None), "train.learning_rate": (0.0, None, False, None),
     "train.beta_1": (0.0, 1.0, True, False), "train.l1_weight": (0.0, None, True, None),
     "train.gan_weight": (0.0, None, True, None),
-    "train.chroma_weight": (0.0, None, True, None), "train.d_steps": (1, None, True, None),
+    "train.chroma_weight": (0.0, None, True, None), "train.style_weight": (0.0, None, True, None),
+    "train.d_steps": (1, None, True, None),
     "train.vocal_noise_std": (0.0, None, True, None), "train.steps": (0, None, True, None),
     "train.checkpoint_every": (1, None, True, None), "train.summary_every": (1, None, True, None),
     "train.image_every": (1, None, True, None), "train.val_fraction": (0.0, 1.0, True, False),
@@ -336,6 +342,10 @@ class Config:
         if self.train.chroma_reference not in ("window", "segment"):
             raise ValueError(f"train.chroma_reference must be 'window' or 'segment'. "
                              f"Received: {self.train.chroma_reference!r}")
+        if self.train.style_weight > 0 and not (names and self.train.style_critic):
+            raise ValueError("train.style_weight > 0 needs named styles (model.styles) and train.style_critic, "
+                             f"a `kgan critic train` folder. Received: styles {m.styles!r}, "
+                             f"style_critic {self.train.style_critic!r}")
         if self.train.gan_loss not in ("bce", "lsgan"):
             raise ValueError(f"train.gan_loss must be 'bce' or 'lsgan'. Received: {self.train.gan_loss!r}")
 

@@ -27,7 +27,7 @@ from kgan.harmony import MAJOR_PROFILE, MINOR_PROFILE  # Krumhansl & Kessler (19
 __all__ = [
     "chroma", "chroma_fit", "chroma_motion", "estimate_key", "key_score", "onset_correlation",
     "beat_f_measure", "log_spectral_distance", "spectral_convergence", "clip_embedding",
-    "frechet_distance", "pairing_accuracy", "song_labels", "style_check",
+    "frechet_distance", "pairing_accuracy", "song_labels", "style_check", "StyleClassifier", "reference_styles",
 ]
 
 HOP = 512
@@ -515,12 +515,68 @@ def write_report(report: dict, songs, out_dir: str, config, model_system: str = 
 
 def mean_mfcc(x: np.ndarray, rate: int) -> np.ndarray:
     """The 20 MFCCs of a clip averaged over time: its overall timbre (instruments, register, brightness)."""
+    return mfcc_stats(x, rate)[:20]
+
+
+def mfcc_stats(x: np.ndarray, rate: int) -> np.ndarray:
+    """The 20 MFCCs' mean and standard deviation over time (40 numbers): timbre, and how it moves."""
     import librosa
 
-    return librosa.feature.mfcc(y=np.asarray(x, np.float32), sr=rate, n_mfcc=20, hop_length=HOP).mean(axis=1)
+    m = librosa.feature.mfcc(y=np.asarray(x, np.float32), sr=rate, n_mfcc=20, hop_length=HOP)
+    return np.concatenate([m.mean(axis=1), m.std(axis=1)])
 
 
-def style_check(generate, songs, labels: dict, styles, rate: int, progress: bool = True) -> dict:
+class StyleClassifier:
+    """Which style an accompaniment sounds like: a logistic regression on ``mfcc_stats``, fitted on true
+    accompaniments of known style (e.g. a corpus' train split), so the style check has a second judge that
+    learned what each style sounds like from many songs, not from the test set's few."""
+
+    def __init__(self, clips, labels, rate: int):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        if len(set(labels)) < 2:
+            raise ValueError(f"a style classifier needs songs of two styles at least. Received: {sorted(set(labels))}")
+        self.rate = rate
+        self.model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+        self.model.fit(np.stack([mfcc_stats(c, rate) for c in clips]), list(labels))
+        self.songs = len(labels)
+
+    def __call__(self, clip) -> str:
+        return str(self.model.predict(mfcc_stats(clip, self.rate)[None])[0])
+
+
+def reference_styles(data_dir: str, styles, rate: int, per_style: int = 40, seconds: float = 30.0,
+                     split: str = "train"):
+    """Up to ``per_style`` true accompaniments (their first ``seconds``) of each of ``styles`` from ``data_dir``'s
+    ``split`` (spread over the songs by a fixed shuffle): ``(clips, labels)`` for ``StyleClassifier``."""
+    import json
+    import os
+    import random
+
+    from kgan.preprocess import find_sources, load_sources
+
+    path = os.path.join(data_dir, "splits.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            names = list(json.load(f).get(split, []))
+    except (OSError, ValueError, AttributeError) as e:
+        raise ValueError(f"{path}: expected a corpus' splits.json with a {split!r} list ({e})") from None
+    random.Random(0).shuffle(names)
+    labels = song_labels(data_dir, names)
+    clips, chosen = [], []
+    for name in names:
+        style = labels[name]
+        if style in styles and chosen.count(style) < per_style:
+            _, accompaniment = load_sources(find_sources(os.path.join(data_dir, name)), rate)
+            clips.append(accompaniment[: int(seconds * rate)])
+            chosen.append(style)
+    return clips, chosen
+
+
+def style_check(generate, songs, labels: dict, styles, rate: int, progress: bool = True,
+                classifier: StyleClassifier | None = None) -> dict:
     """Is style control real? Every song generated in every style, scored against the styles' true sound.
 
     ``generate(vocal, rate, style) -> accompaniment``; ``labels``: song -> its true
@@ -530,7 +586,12 @@ def style_check(generate, songs, labels: dict, styles, rate: int, progress: bool
     every other style's centroid; ``accuracy[s]`` is the share of songs that hit.
     ``chroma_motion[s]`` is the mean chord motion against the song's true
     accompaniment, so harmony can be compared across styles; ``motion_spread``
-    is (max - min) / max of those means.
+    is (max - min) / max of those means. ``truth_accuracy`` is the measure's own
+    ceiling on these songs: the share whose true accompaniment is nearest its own
+    style's centroid, each song left out of the centroid it is compared with.
+    With a ``classifier`` (``StyleClassifier``), ``classifier`` holds the same two
+    shares as it judges: outputs classified as the asked-for style, and true
+    accompaniments classified as their own.
     """
     from tqdm import tqdm
 
@@ -539,7 +600,15 @@ def style_check(generate, songs, labels: dict, styles, rate: int, progress: bool
         raise ValueError(f"the style check needs labelled songs of two styles at least. Received: {styles}")
     truth = {n: mean_mfcc(a, rate) for n, _, a in songs}
     centroids = np.stack([np.mean([truth[n] for n, _, _ in songs if labels.get(n) == s], axis=0) for s in styles])
+    truth_hits = []
+    for name, _, _ in songs:
+        if labels.get(name) in styles:
+            others = [np.mean([truth[n] for n, _, _ in songs if labels.get(n) == s and n != name]
+                              or [np.full_like(truth[name], np.inf)], axis=0) for s in styles]
+            truth_hits.append(styles[int(np.argmin(np.linalg.norm(np.stack(others) - truth[name], axis=1)))]
+                              == labels[name])
     hits = {s: [] for s in styles}
+    judged = {s: [] for s in styles}
     motion = {s: [] for s in styles}
     nearest = {s: {} for s in styles}
     for name, vocal, accompaniment in tqdm(songs, desc="style check", disable=not progress, unit="song"):
@@ -548,13 +617,22 @@ def style_check(generate, songs, labels: dict, styles, rate: int, progress: bool
             d = np.linalg.norm(centroids - mean_mfcc(generated, rate)[None], axis=1)
             hits[style].append(bool(np.argmin(d) == i))
             nearest[style][name] = styles[int(np.argmin(d))]
+            if classifier is not None:
+                judged[style].append(classifier(generated) == style)
             motion[style].append(chroma_motion(generated, accompaniment, rate))
     means = {s: float(np.mean(motion[s])) for s in styles}
     top = max(means.values())
-    return {
+    extra = {}
+    if classifier is not None:
+        own = [classifier(a) == labels[n] for n, _, a in songs if labels.get(n) in styles]
+        extra["classifier"] = {"accuracy": {s: float(np.mean(judged[s])) for s in styles},
+                               "truth_accuracy": float(np.mean(own)) if own else float("nan"),
+                               "reference_songs": classifier.songs}
+    return {**extra,
         "styles": styles,
         "songs": [n for n, _, _ in songs],
         "accuracy": {s: float(np.mean(hits[s])) for s in styles},
+        "truth_accuracy": float(np.mean(truth_hits)) if truth_hits else float("nan"),
         "nearest": nearest,
         "chroma_motion": {s: mean_ci(motion[s]) for s in styles},
         "motion_spread": float((top - min(means.values())) / top) if top > 0 else float("nan"),
@@ -563,9 +641,20 @@ def style_check(generate, songs, labels: dict, styles, rate: int, progress: bool
 
 def style_table(check: dict) -> str:
     """The style check as a markdown table."""
-    rows = ["| asked-for style | outputs nearest that style's true sound | chord motion |", "|---|---|---|"]
+    judge = check.get("classifier")
+    rows = ["| asked-for style | outputs nearest that style's true sound | "
+            + ("classified as that style | " if judge else "") + "chord motion |",
+            "|---|---|---|" + ("---|" if judge else "")]
     for s in check["styles"]:
         mean, ci = check["chroma_motion"][s]
-        rows.append(f"| {s} | {check['accuracy'][s]:.0%} of {len(check['songs'])} songs | {mean:.3f} ± {ci:.3f} |")
+        rows.append(f"| {s} | {check['accuracy'][s]:.0%} of {len(check['songs'])} songs | "
+                    + (f"{judge['accuracy'][s]:.0%} | " if judge else "") + f"{mean:.3f} ± {ci:.3f} |")
     rows.append(f"\nChord motion spread across styles: {check['motion_spread']:.1%} of the highest.")
+    if "truth_accuracy" in check:
+        rows.append(f"The true accompaniments themselves are nearest their own style's centroid (left out of it) "
+                    f"in {check['truth_accuracy']:.0%} of the songs: the measure's ceiling on this set.")
+    if judge:
+        rows.append(f"The classifier (logistic regression on MFCC means and spreads, fitted on "
+                    f"{judge['reference_songs']} true accompaniments) puts {judge['truth_accuracy']:.0%} of the "
+                    "true accompaniments in their own style.")
     return "\n".join(rows)

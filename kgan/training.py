@@ -53,11 +53,12 @@ from kgan.harmonic_loss import chroma_loss, chroma_matrix
 from kgan.io_utils import atomic_write_text
 from kgan.models import PatchGANDiscriminator, UNetGenerator
 from kgan.spectrogram import Spectrogram
+from kgan.style_critic import load_style_critic, style_loss
 
 __all__ = ["split_cpu", "make_strategy", "Trainer", "TrainingDiverged", "write_run_config", "read_run_config",
            "checkpoint_names", "unreadable_checkpoint"]
 
-METRICS = ("g_total", "g_gan", "g_l1", "g_chroma", "d_loss", "d_real", "d_fake")
+METRICS = ("g_total", "g_gan", "g_l1", "g_chroma", "g_style", "d_loss", "d_real", "d_fake")
 
 
 class TrainingDiverged(RuntimeError):
@@ -182,6 +183,10 @@ class Trainer:
         self.spec = Spectrogram(config.stft)
         self.chroma_matrix = chroma_matrix(config.audio.sample_rate, config.stft.n_fft, config.stft.n_fft // 2)
         self.planner = PlanRenderer(config) if config.model.vocal_input == "plan" else None
+        self.critic = None  # the frozen style critic of train.style_weight (kgan.style_critic)
+        if t.style_weight > 0:
+            with self.strategy.scope():
+                self.critic = load_style_critic(t.style_critic, config)
         self._train_step = None
 
     # ------------------------------------------------------------------ losses
@@ -277,6 +282,11 @@ class Trainer:
                 g_per_example += t.chroma_weight * g_chroma
             else:
                 g_chroma = tf.zeros_like(g_l1)
+            if self.critic is not None:  # the output must sound like the asked-for style ("any" is free)
+                g_style = style_loss(self.critic, fake, style)
+                g_per_example += t.style_weight * g_style
+            else:
+                g_style = tf.zeros_like(g_l1)
             g_loss = average(g_per_example)
             d_loss = average(d_per_example)
         g_vars = self.generator.trainable_variables
@@ -288,6 +298,7 @@ class Trainer:
             self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
         return {
             "g_total": g_loss, "g_gan": average(g_gan), "g_l1": average(g_l1), "g_chroma": average(g_chroma),
+            "g_style": average(g_style),
             "d_loss": d_loss,
             "d_real": average(self._d_score(d_real)), "d_fake": average(self._d_score(d_fake)),
         }

@@ -171,6 +171,21 @@ def test_style_check_tells_a_model_that_plays_the_style_from_one_that_ignores_it
     ignores = style_check(lambda v, r, style: truth[next(n for n, vv, _ in songs if vv is v)], songs, labels,
                           ["low", "high"], rate, False)
     assert ignores["accuracy"] == {"low": 0.5, "high": 0.5}  # right only for the songs already in that style
+    assert follows["truth_accuracy"] == 1.0  # the measure's ceiling: the true clips are nearest their own style
+
+    from kgan.evaluation import StyleClassifier
+
+    noise = np.random.default_rng(0).normal(0, 0.01, (6, 2 * rate)).astype(np.float32)
+    reference = [(sound[s](2 * rate) * gain + noise[3 * i + j], s) for i, s in enumerate(("low", "high"))
+                 for j, gain in enumerate((0.5, 1.0, 2.0))]
+    judge = StyleClassifier([c for c, _ in reference], [s for _, s in reference], rate)
+    assert judge(sound["high"](2 * rate)) == "high" and judge(sound["low"](2 * rate)) == "low"
+    follows = style_check(lambda v, r, style: sound[style](len(v)), songs, labels, ["low", "high"], rate, False,
+                          classifier=judge)
+    assert follows["classifier"] == {"accuracy": {"low": 1.0, "high": 1.0}, "truth_accuracy": 1.0,
+                                     "reference_songs": 6}
+    with pytest.raises(ValueError, match="two styles at least"):
+        StyleClassifier([c for c, _ in reference[:3]], ["low"] * 3, rate)
     with pytest.raises(ValueError, match="two styles at least"):
         style_check(lambda v, r, style: v, songs, {n: "low" for n in labels}, ["low", "high"], rate, False)
 
@@ -191,8 +206,10 @@ def test_evaluate_in_each_song_s_style_with_the_style_check_and_float16_weights(
         make_song(str(songs / f"song{i}"), 8000, seconds=2.0)
         if label:
             (songs / f"song{i}" / "song.json").write_text(json.dumps({"style": label}))
+    (songs / "splits.json").write_text(json.dumps({"train": [f"song{i}" for i in range(4)]}))
     cmd = [sys.executable, "-m", "cli.main", "evaluate", half, str(songs), "-o", str(tmp_path / "report"),
-           "--split", "", "--baselines", "silence", "--style", "label", "--style-check", "--no-progress"]
+           "--split", "", "--baselines", "silence", "--style", "label", "--style-check", "--style-reference",
+           str(songs), "--no-progress"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "report" / "report.json").read_text())
@@ -200,6 +217,85 @@ def test_evaluate_in_each_song_s_style_with_the_style_check_and_float16_weights(
     check = json.loads((tmp_path / "report" / "styles.json").read_text())
     assert check["styles"] == ["piano", "band"] and len(check["songs"]) == 5
     assert all(0.0 <= check["accuracy"][s] <= 1.0 for s in check["styles"])
-    assert "asked-for style" in (tmp_path / "report" / "styles.md").read_text()
-    bad = subprocess.run(cmd[:-4] + ["--style", "jazz"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert check["classifier"]["reference_songs"] == 4 and 0.0 <= check["classifier"]["accuracy"]["band"] <= 1.0
+    assert "classified as that style" in (tmp_path / "report" / "styles.md").read_text()
+    bad = subprocess.run(cmd[:-6] + ["--style", "jazz"], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert bad.returncode == 2 and "unknown style 'jazz'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _texture(kind: int, bins: int, frames: int, rng) -> np.ndarray:
+    """A normalised window of style 1 (sustained partials: horizontal lines) or 2 (broadband hits: vertical)."""
+    x = -np.ones((bins, frames), np.float32)
+    if kind == 1:
+        x[rng.choice(np.arange(4, bins), 4, replace=False), :] = 0.5
+    else:
+        x[:, rng.choice(frames, 3, replace=False)] = 0.5
+    return x[..., None]
+
+
+def test_style_critic_tells_textures_apart_and_its_loss_pulls_an_output_towards_the_asked_style(styled_config):
+    import keras
+
+    from kgan.style_critic import style_critic, style_loss
+
+    bins, frames = styled_config.stft.num_bins, styled_config.window.frames
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    critic = style_critic(bins, frames, 2)
+    optimizer = keras.optimizers.Adam(1e-3)
+    for _ in range(60):
+        kinds = rng.integers(1, 3, 16)
+        x = tf.constant(np.stack([_texture(k, bins, frames, rng) for k in kinds]))
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(style_loss(critic, x, tf.constant(kinds, tf.int32)))
+        optimizer.apply_gradients(zip(tape.gradient(loss, critic.trainable_variables), critic.trainable_variables))
+    kinds = np.array([1, 2] * 16)
+    fresh = np.stack([_texture(k, bins, frames, rng) for k in kinds])
+    assert np.mean(np.argmax(critic(fresh).numpy(), -1) + 1 == kinds) >= 0.9
+    # "any" (0) costs nothing; a named style costs more when the window has the other texture
+    assert np.all(style_loss(critic, fresh, tf.zeros(len(kinds), tf.int32)).numpy() == 0.0)
+    right = style_loss(critic, fresh, tf.constant(kinds, tf.int32)).numpy()
+    wrong = style_loss(critic, fresh, tf.constant(3 - kinds, tf.int32)).numpy()
+    assert right.mean() < 0.3 < wrong.mean()
+    # what the generator gets: descending the loss moves a sustained window towards the hits' texture
+    x = tf.Variable(fresh[:1])
+    before = float(style_loss(critic, x, tf.constant([2]))[0])
+    for _ in range(30):
+        with tf.GradientTape() as tape:
+            loss = style_loss(critic, x, tf.constant([2]))[0]
+        x.assign(tf.clip_by_value(x - 0.05 * tf.sign(tape.gradient(loss, x)), -1.0, 1.0))
+    assert float(style_loss(critic, x, tf.constant([2]))[0]) < 0.5 * before
+    assert np.argmax(critic(x).numpy()) + 1 == 2
+
+
+def test_critic_cli_trains_on_labelled_windows_and_the_trainer_adds_its_loss(styled_data, styled_config, tmp_path):
+    from kgan.style_critic import load_style_critic
+    from kgan.training import Trainer, make_strategy
+    from tests.conftest import distributed
+
+    out = str(tmp_path / "critic")
+    proc = subprocess.run([sys.executable, "-m", "cli.main", "critic", "train", styled_data, out, "--preset", "tiny",
+                           "--set", f"model.styles={STYLES}", "--steps", "3", "--no-progress"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "style critic: val window accuracy none (no labelled val windows)" in proc.stdout, proc.stdout
+    info = json.loads((tmp_path / "critic" / "critic.json").read_text())
+    assert info["style_names"] == ["any", "piano", "band"] and info["steps"] == 3
+    with pytest.raises(ValueError, match="train.style_weight > 0 needs named styles"):
+        dataclasses.replace(styled_config, train=dataclasses.replace(styled_config.train, style_weight=1.0))
+    other = dataclasses.replace(styled_config, model=dataclasses.replace(styled_config.model, styles="organ,band"))
+    with pytest.raises(ValueError, match="the critic knows styles"):
+        load_style_critic(out, other)
+    cfg = dataclasses.replace(styled_config, train=dataclasses.replace(
+        styled_config.train, style_weight=1.0, style_critic=out, style_dropout=0.0))
+    trainer = Trainer(cfg, str(tmp_path / "run"), make_strategy(1))
+    assert not trainer.critic.trainable
+    weights = [w.numpy().copy() for w in trainer.critic.weights]
+    rng = np.random.default_rng(1)
+    vocal = rng.uniform(-1, 1, (4, cfg.stft.num_bins, cfg.window.frames, 1)).astype(np.float32)
+    batch = (vocal, vocal, np.array([1, 2, 1, 2], np.int32))
+    metrics = trainer.train_step(next(distributed(trainer, batch)))
+    assert np.isfinite(float(metrics["g_style"])) and float(metrics["g_style"]) > 0
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(weights, trainer.critic.weights))  # frozen
+    plain = Trainer(styled_config, str(tmp_path / "plain"), make_strategy(1))
+    assert float(plain.train_step(next(distributed(plain, batch)))["g_style"]) == 0.0
