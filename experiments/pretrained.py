@@ -13,6 +13,8 @@
    With ``--phase vocoder``, ``kgan vocoder train`` on the same corpus' accompaniments.
    With ``--set model.vocal_input=plan``, ``kgan chords train`` on the same corpus
    (``--chord-steps``), into the run's ``chords`` folder, which the export takes.
+   With ``--critic-steps N``, ``kgan critic train`` on the preprocessed corpus first, and the
+   generator pays ``--style-weight`` times the critic's cross-entropy from step ``--style-start``.
 3. ``kgan export`` twice: float16 weights (what ships) and float32 (to show the
    float16 export loses nothing measurable), with the chosen ``--phase``.
 4. ``kgan evaluate`` on the held-out renderings of ``_steps.TEST_SETS`` and the
@@ -106,7 +108,8 @@ def collect(out: str) -> dict:
         if os.path.exists(check):
             with open(check, encoding="utf-8") as f:
                 data = json.load(f)
-            metrics["style_check"][test] = {k: data[k] for k in ("accuracy", "chroma_motion", "motion_spread")}
+            metrics["style_check"][test] = {k: data[k] for k in ("accuracy", "chroma_motion", "motion_spread",
+                                                                 "truth_accuracy", "classifier") if k in data}
     return metrics
 
 
@@ -218,9 +221,15 @@ def model_card(out: str, metrics: dict, info: dict) -> str:
                   "share of songs whose output is nearer (mean MFCC) to that style's true accompaniments than to "
                   "any other style's, and the chord motion in each style:", ""]
     for test, check in metrics["style_check"].items():
+        judge = check.get("classifier")
         lines.append(f"- {test}: " + ", ".join(f"{s} {a:.0%} (motion {check['chroma_motion'][s][0]:.3f})"
                                              for s, a in check["accuracy"].items())
-                     + f"; motion spread {check['motion_spread']:.0%}")
+                     + f"; motion spread {check['motion_spread']:.0%}"
+                     + (f"; the true accompaniments themselves {check['truth_accuracy']:.0%}"
+                        if "truth_accuracy" in check else "")
+                     + (". Classified (a style classifier fitted on the corpus' train accompaniments) as the "
+                        "asked-for style: " + ", ".join(f"{s} {a:.0%}" for s, a in judge["accuracy"].items())
+                        + f"; the true accompaniments {judge['truth_accuracy']:.0%}" if judge else ""))
     lines += ["", "## Limits", "",
               "- Trained on synthetic renderings of hymns and folk songs: real pop vocals, rap, melisma and "
               "non-Western scales are out of its training distribution (see the MUSDB18 row).",
@@ -248,6 +257,10 @@ def main(argv=None) -> None:
     parser.add_argument("--vocoder-steps", type=int, default=6000)
     parser.add_argument("--chord-steps", type=int, default=4000,
                         help="kgan chords train steps, for --set model.vocal_input=plan.")
+    parser.add_argument("--critic-steps", type=int, default=0,
+                        help="kgan critic train steps; 0 trains without the style critic.")
+    parser.add_argument("--style-weight", type=float, default=2.0, help="train.style_weight, with --critic-steps.")
+    parser.add_argument("--style-start", type=int, default=0, help="train.style_start, with --critic-steps.")
     parser.add_argument("--install", action="store_true", help="Copy the export and its card into kgan/pretrained.")
     parser.add_argument("--run", help="Package this finished training run instead of building the corpus and "
                                       "training (e.g. the timbre experiment's run-timbre-free).")
@@ -286,9 +299,17 @@ def main(argv=None) -> None:
         if not done(f"{out}/data/dataset.json"):
             kgan("preprocess", f"{out}/corpus", f"{out}/data", "--plot", 4)
 
+    critic = [f"train.style_weight={args.style_weight}", f"train.style_critic={out}/critic",
+              f"train.style_start={args.style_start}"] if args.critic_steps else []
+
+    def style_critic():
+        if not done(f"{out}/critic/critic.json"):
+            kgan("critic", "train", f"{out}/data", f"{out}/critic", "--steps", args.critic_steps, "--no-progress",
+                 "--set", f"model.styles={STYLES}", log=f"{out}/critic.log")
+
     def train():
         kgan("train", f"{out}/data", run, "--steps", args.steps, "--no-progress",
-             "--set", f"model.styles={STYLES}", *[a for o in args.overrides for a in ("--set", o)],
+             "--set", f"model.styles={STYLES}", *[a for o in args.overrides + critic for a in ("--set", o)],
              log=f"{out}/train.log")
 
     def vocoder():
@@ -313,8 +334,9 @@ def main(argv=None) -> None:
         for test in TESTS:
             report = f"{out}/report-{test}"
             if not done(f"{report}/report.json"):
-                style = (["--style", "label"] + (["--style-check"] if test in STYLE_CHECK else [])
-                         if with_styles else [])
+                check = ["--style-check"] + (["--style-reference", f"{out}/corpus"]
+                                             if os.path.exists(f"{out}/corpus/splits.json") else [])
+                style = (["--style", "label"] + (check if test in STYLE_CHECK else []) if with_styles else [])
                 kgan("evaluate", f"{out}/export-float16", f"{out}/test-{test}", "-o", report,
                      "--split", "" if test == "musdb-real" else "test", "--baselines", BASELINES,
                      "--compare", f"float32={out}/export-float32", *style, "--no-progress",
@@ -323,6 +345,8 @@ def main(argv=None) -> None:
 
     if args.run is None:
         stage("corpus", corpus)
+        if args.critic_steps:
+            stage("critic", style_critic)
         stage("train", train)
     if planned:
         stage("chords", chords)
@@ -353,6 +377,8 @@ def main(argv=None) -> None:
                                      f"--steps {args.steps} --phase {args.phase}"
                                      + (f" --chord-steps {args.chord_steps}"
                                         if planned else "")
+                                     + (f" --critic-steps {args.critic_steps} --style-weight {args.style_weight:g}"
+                                        f" --style-start {args.style_start}" if args.critic_steps else "")
                                      + "".join(f" --set {o}" for o in args.overrides) + " --install"}
     with open(os.path.join(export_dir, "assets", "kgan_config.json"), encoding="utf-8") as f:
         export_meta = json.load(f)

@@ -284,7 +284,7 @@ class Trainer:
                 g_chroma = tf.zeros_like(g_l1)
             if self.critic is not None:  # the output must sound like the asked-for style ("any" is free)
                 g_style = style_loss(self.critic, fake, style)
-                g_per_example += t.style_weight * g_style
+                g_per_example += tf.where(step >= t.style_start, t.style_weight, 0.0) * g_style
             else:
                 g_style = tf.zeros_like(g_l1)
             g_loss = average(g_per_example)

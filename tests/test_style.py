@@ -287,15 +287,19 @@ def test_critic_cli_trains_on_labelled_windows_and_the_trainer_adds_its_loss(sty
     with pytest.raises(ValueError, match="the critic knows styles"):
         load_style_critic(out, other)
     cfg = dataclasses.replace(styled_config, train=dataclasses.replace(
-        styled_config.train, style_weight=1.0, style_critic=out, style_dropout=0.0))
+        styled_config.train, style_weight=3.0, style_critic=out, style_dropout=0.0, style_start=1))
     trainer = Trainer(cfg, str(tmp_path / "run"), make_strategy(1))
     assert not trainer.critic.trainable
     weights = [w.numpy().copy() for w in trainer.critic.weights]
     rng = np.random.default_rng(1)
     vocal = rng.uniform(-1, 1, (4, cfg.stft.num_bins, cfg.window.frames, 1)).astype(np.float32)
     batch = (vocal, vocal, np.array([1, 2, 1, 2], np.int32))
-    metrics = trainer.train_step(next(distributed(trainer, batch)))
-    assert np.isfinite(float(metrics["g_style"])) and float(metrics["g_style"]) > 0
+    batches = distributed(trainer, batch)
+    for step in range(2):  # the loss counts from train.style_start (1) on
+        metrics = {k: float(v) for k, v in trainer.train_step(next(batches)).items()}
+        assert np.isfinite(metrics["g_style"]) and metrics["g_style"] > 0
+        expected = metrics["g_gan"] + 100.0 * metrics["g_l1"] + (3.0 * metrics["g_style"] if step else 0.0)
+        assert metrics["g_total"] == pytest.approx(expected, rel=1e-4)
     assert all(np.array_equal(a, b.numpy()) for a, b in zip(weights, trainer.critic.weights))  # frozen
     plain = Trainer(styled_config, str(tmp_path / "plain"), make_strategy(1))
     assert float(plain.train_step(next(distributed(plain, batch)))["g_style"]) == 0.0
