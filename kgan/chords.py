@@ -38,7 +38,7 @@ import tensorflow as tf
 
 from kgan.features import box_filter, triads
 from kgan.harmonic_loss import chroma_matrix, spectrogram_chroma
-from kgan.io_utils import atomic_write_text, resumable_checkpoint, score_chords
+from kgan.io_utils import atomic_write_text, read_json, resumable_checkpoint, score_chords
 
 __all__ = ["NO_CHORD", "CLASSES", "FEATURES", "chord_labels", "chord_notes", "transpose", "ChordNet", "PlanRenderer",
            "melody_layer", "track_labels", "song_arrays", "corpus_arrays", "frame_accuracy", "train_chord_net",
@@ -439,11 +439,7 @@ def train_chord_net(corpus_dir: str, out_dir: str, config, steps: int = 4000, ba
 def load_chord_net(chords_dir: str, config) -> ChordNet:
     """The ``ChordNet`` a ``kgan chords train`` folder holds, checked against ``config``'s rate and STFT."""
     path = os.path.join(chords_dir, CHORDS_JSON)
-    try:
-        with open(path, encoding="utf-8") as f:
-            info = json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: not found; train a chord network with `kgan chords train`") from None
+    info = read_json(path, "train a chord network with `kgan chords train`")
     s = config.stft
     theirs = (info.get("sample_rate"), info.get("stft", {}).get("n_fft"), info.get("stft", {}).get("hop_length"))
     if theirs != (config.audio.sample_rate, s.n_fft, s.hop_length):

@@ -19,23 +19,18 @@ segment into non-overlapping windows, in order.
 
 from __future__ import annotations
 
-import json
 import os
 
 import tensorflow as tf
 
 from kgan.config import Config
+from kgan.io_utils import read_json
 
 __all__ = ["read_metadata", "shard_paths", "shard_styles", "parse_segment", "windows_dataset"]
 
 
 def read_metadata(data_dir: str) -> dict:
-    path = os.path.join(data_dir, "dataset.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: not found; run `kgan preprocess` to make a data set") from None
+    return read_json(os.path.join(data_dir, "dataset.json"), "run `kgan preprocess` to make a data set")
 
 
 def shard_paths(data_dir: str, split: str) -> list[str]:

@@ -83,6 +83,17 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             f.write(text)
 
 
+def read_json(path: str, missing: str) -> dict:
+    """The JSON file at ``path``; FileNotFoundError "``path``: not found; ``missing``" when there is none."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: not found; {missing}") from None
+
+
 def song_info(folder: str | os.PathLike) -> dict:
     """A song folder's ``song.json`` (``kgan corpus`` writes style, voice, source, split...); {} without one.
 

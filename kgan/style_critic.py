@@ -35,7 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan.io_utils import atomic_write_text, resumable_checkpoint
+from kgan.io_utils import atomic_write_text, read_json, resumable_checkpoint
 
 __all__ = ["CRITIC_JSON", "CRITIC_WEIGHTS", "load_style_critic", "style_critic", "style_loss", "train_style_critic"]
 
@@ -147,11 +147,7 @@ def train_style_critic(data_dir: str, out_dir: str, config, steps: int = 1500, b
 def load_style_critic(critic_dir: str, config) -> keras.Model:
     """The frozen critic a ``kgan critic train`` folder holds, checked against ``config``'s styles and window."""
     path = os.path.join(critic_dir, CRITIC_JSON)
-    try:
-        with open(path, encoding="utf-8") as f:
-            info = json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: not found; train a style critic with `kgan critic train`") from None
+    info = read_json(path, "train a style critic with `kgan critic train`")
     names = list(config.model.style_names)
     if info.get("style_names") != names:
         raise ValueError(f"{path}: the critic knows styles {info.get('style_names')}, the model {names}")
