@@ -519,10 +519,18 @@ def mean_mfcc(x: np.ndarray, rate: int) -> np.ndarray:
 
 
 def mfcc_stats(x: np.ndarray, rate: int) -> np.ndarray:
-    """The 20 MFCCs' mean and standard deviation over time (40 numbers): timbre, and how it moves."""
+    """The 20 MFCCs' mean and standard deviation over time (40 numbers): timbre, and how it moves.
+
+    The clip is scaled to one RMS level first: a style is which instruments play and how, not how
+    loud. (A generator's level per style wanders by ±10 dB from one checkpoint to the next, and the
+    0th MFCC would turn that into style hits and misses.)
+    """
     import librosa
 
-    m = librosa.feature.mfcc(y=np.asarray(x, np.float32), sr=rate, n_mfcc=20, hop_length=HOP)
+    x = np.asarray(x, np.float32)
+    rms = float(np.sqrt(np.mean(np.square(x)))) if x.size else 0.0
+    x = x * (0.1 / rms) if rms > 1e-8 else x
+    m = librosa.feature.mfcc(y=x, sr=rate, n_mfcc=20, hop_length=HOP)
     return np.concatenate([m.mean(axis=1), m.std(axis=1)])
 
 

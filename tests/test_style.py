@@ -172,6 +172,9 @@ def test_style_check_tells_a_model_that_plays_the_style_from_one_that_ignores_it
                           ["low", "high"], rate, False)
     assert ignores["accuracy"] == {"low": 0.5, "high": 0.5}  # right only for the songs already in that style
     assert follows["truth_accuracy"] == 1.0  # the measure's ceiling: the true clips are nearest their own style
+    louder = style_check(lambda v, r, style: (0.05, 20.0)[style == "low"] * sound[style](len(v)), songs, labels,
+                         ["low", "high"], rate, False)
+    assert louder["accuracy"] == {"low": 1.0, "high": 1.0}  # the level is not the style
 
     from kgan.evaluation import StyleClassifier
 
