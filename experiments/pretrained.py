@@ -239,6 +239,9 @@ def model_card(out: str, metrics: dict, info: dict) -> str:
               "- Chord following is weak: its chord motion sits far below the 0.30 the project aims at (see the "
               "tables). It follows the chords only as well as its plan (or the melody alone, without one) "
               "names them: the chord network names the accompaniment's triad in about a fifth of the frames.",
+              "- The output level depends on the style asked for and is not calibrated: against the true "
+              "accompaniments it can sit up to 10 dB too loud or too quiet (measure it with the float32 and "
+              "per-style rows); turn the accompaniment up or down before mixing.",
               "- It knows nothing of lyrics, song form or the singer's intended harmony.", ""]
     return "\n".join(lines)
 
