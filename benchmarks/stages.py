@@ -1,0 +1,98 @@
+"""Where the shipped model's time goes, stage by stage, for one request of a given length.
+
+    python benchmarks/stages.py [--seconds 10] [--model EXPORT]
+
+Times (best of 3, after a warm-up) each stage of ``kgan.inference.Generate`` built with the export's
+config (a freshly initialised generator and chord network: speed does not depend on the weights),
+on TensorFlow's own kernels as
+``kgan generate`` and ``kgan serve`` run them, and the SavedModel's ``serving_default`` end to end:
+STFT and normalisation, the chord plan, the generator (in chunks of 8 windows, as exported, and in
+one call), the cross-fade and Griffin-Lim. RTF = seconds / audio seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as kgan generate / serve
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def best(fn, repeats: int = 3) -> float:
+    fn()
+    fastest = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        fastest = min(fastest, time.perf_counter() - start)
+    return fastest
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--model", default=os.path.join(ROOT, "kgan", "pretrained", "export", "1"))
+    args = parser.parse_args()
+    from _common import machine_line, percentile_table
+
+    print(machine_line())
+    import numpy as np
+    import tensorflow as tf
+
+    from kgan.chords import ChordNet
+    from kgan.export import load
+    from kgan.inference import Generate
+    from kgan.models import UNetGenerator
+
+    saved, cfg, _ = load(args.model)
+    planned = cfg.model.vocal_input == "plan"
+    pipe = Generate(UNetGenerator.from_kgan_config(cfg), cfg, 16, chord_net=ChordNet() if planned else None)
+    rate = cfg.audio.sample_rate
+    t = np.arange(int(args.seconds * rate)) / rate
+    vocal = tf.constant((0.3 * np.sin(2 * np.pi * 440 * t * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))))
+                        .astype(np.float32)[None])
+    length = vocal.shape[1]
+    to_model = tf.function(pipe.spec.to_model)
+    normalised = to_model(vocal)
+    plan = tf.function(pipe.plan)
+    windows = tf.function(pipe.windows)
+    w = windows(normalised)
+    n = w.shape[1]
+
+    def layout(x):  # (1, N, W, K) -> (N, K, W, 1)
+        return tf.transpose(tf.reshape(x, [-1, pipe.frames, pipe.bins]), [0, 2, 1])[..., None]
+
+    model_in = layout(w)
+    if planned:
+        model_in = tf.concat([model_in, layout(windows(plan(normalised)))], axis=-1)
+    style = tf.zeros([n], tf.int32) if pipe.styled else None
+    chunked = tf.function(pipe.generate_windows)
+    one_call = tf.function(lambda m, s: pipe.generator(m if s is None else [m, s], training=False))
+    generated = tf.reshape(tf.transpose(chunked(model_in, style)[..., 0], [0, 2, 1]), [1, n, pipe.frames, pipe.bins])
+    frames = pipe.spec.num_frames(length)
+    fade = tf.function(lambda g: pipe.spec.from_model(pipe.cross_fade(g, frames)))
+    magnitude = fade(generated)
+    griffin_lim = tf.function(lambda m: pipe.spec.griffin_lim(m, length, n_iter=16, initial="integrated"))
+    serve = saved.signatures["serving_default"]
+    inputs = {"vocal": vocal, **({"style": tf.constant([0], tf.int32)} if pipe.styled else {})}
+    rows = [("STFT + normalise", best(lambda: to_model(vocal).numpy()))]
+    if planned:
+        rows.append(("chord plan (melody, ChordNet, rendering)", best(lambda: plan(normalised).numpy())))
+    rows += [(f"generator, {n} windows in chunks of {pipe.chunk_windows} (as exported)",
+              best(lambda: chunked(model_in, style).numpy())),
+             (f"generator, {n} windows in one call", best(lambda: one_call(model_in, style).numpy())),
+             ("cross-fade + denormalise", best(lambda: fade(generated).numpy())),
+             ("fast Griffin-Lim, 16 iterations", best(lambda: griffin_lim(magnitude).numpy())),
+             ("SavedModel end to end", best(lambda: serve(**inputs)["accompaniment"].numpy()))]
+    print(f"\n{args.seconds:g} s vocal at {rate} Hz, {args.model}\n")
+    print(percentile_table([(name, f"{s:.3f}", f"{s / args.seconds:.4f}") for name, s in rows],
+                           ["stage", "seconds", "RTF"]))
+
+
+if __name__ == "__main__":
+    main()
