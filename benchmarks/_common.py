@@ -82,3 +82,16 @@ def percentile_table(rows, headers) -> str:
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     body = ["| " + " | ".join(str(c).rjust(w) for c, w in zip(r, widths)) + " |" for r in rows]
     return "\n".join([line, sep, *body])
+
+
+def best_of(fn, repeats: int = 2) -> float:
+    """The fastest of ``repeats`` timed calls of ``fn``, after one untimed call that traces and warms up."""
+    import time
+
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best

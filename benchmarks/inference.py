@@ -19,20 +19,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-
-def best_of(fn, repeats: int = 2) -> float:
-    fn()  # trace / warm up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main():
@@ -42,7 +31,7 @@ def main():
     parser.add_argument("--griffin-lim-iters", type=int, default=16)
     args = parser.parse_args()
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as kgan generate / serve
-    from _common import kernels_line, machine_line
+    from _common import best_of, kernels_line, machine_line
 
     print(machine_line())
     print(kernels_line())

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as kgan generate / serve
@@ -23,22 +22,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def best(fn, repeats: int = 3) -> float:
-    fn()
-    fastest = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        fastest = min(fastest, time.perf_counter() - start)
-    return fastest
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--model", default=os.path.join(ROOT, "kgan", "pretrained", "export", "1"))
     args = parser.parse_args()
-    from _common import machine_line, percentile_table
+    from _common import best_of, machine_line, percentile_table
+
+    def best(fn):
+        return best_of(fn, 3)
 
     print(machine_line())
     import numpy as np
