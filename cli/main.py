@@ -583,9 +583,13 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
     model_path, data_dir = (_pretrained(), paths[0]) if len(paths) == 1 else paths
     if style_reference and not style_check:
         raise click.UsageError("--style-reference goes with --style-check")
-    if style_reference and not os.path.isfile(os.path.join(style_reference, "splits.json")):
-        raise click.BadParameter(f"{style_reference}: no splits.json; expected a `kgan corpus` folder",
-                                 param_hint="--style-reference")
+    if style_reference:  # fail before the long work: the same reader the classifier uses
+        from kgan.io_utils import split_names
+
+        try:
+            split_names(style_reference, "train")
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--style-reference") from None
     _plain_tf_kernels()
     from kgan import evaluation as ev
     from kgan.generation import LocalModel

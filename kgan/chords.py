@@ -38,7 +38,7 @@ import tensorflow as tf
 
 from kgan.features import box_filter, triads
 from kgan.harmonic_loss import chroma_matrix, spectrogram_chroma
-from kgan.io_utils import atomic_write_text, read_json, resumable_checkpoint, score_chords
+from kgan.io_utils import atomic_write_text, read_json, resumable_checkpoint, score_chords, split_names
 
 __all__ = ["NO_CHORD", "CLASSES", "FEATURES", "chord_labels", "chord_notes", "transpose", "ChordNet", "PlanRenderer",
            "melody_layer", "track_labels", "song_arrays", "corpus_arrays", "frame_accuracy", "train_chord_net",
@@ -313,12 +313,7 @@ def corpus_arrays(corpus_dir: str, split: str, config, cache: str | None = None,
     from kgan.preprocess import find_sources, load_sources
     from kgan.spectrogram import Spectrogram
 
-    splits_path = os.path.join(corpus_dir, "splits.json")
-    try:
-        with open(splits_path, encoding="utf-8") as f:
-            names = json.load(f).get(split, [])
-    except (OSError, ValueError, AttributeError) as e:
-        raise ValueError(f"{splits_path}: cannot read the corpus' splits ({e})") from None
+    names = split_names(corpus_dir, split)
     if labels not in ("score", "audio"):
         raise ValueError(f"labels: expected 'score' or 'audio', got {labels!r}")
     spec, layer, planner = Spectrogram(config.stft), melody_layer(config), PlanRenderer(config)

@@ -513,13 +513,12 @@ def write_report(report: dict, songs, out_dir: str, config, model_system: str = 
 
 # ----------------------------------------------------------------------- style control
 
-def mean_mfcc(x: np.ndarray, rate: int) -> np.ndarray:
-    """The 20 MFCCs of a clip averaged over time: its overall timbre (instruments, register, brightness)."""
-    return mfcc_stats(x, rate)[:20]
+N_MFCC = 20
 
 
 def mfcc_stats(x: np.ndarray, rate: int) -> np.ndarray:
-    """The 20 MFCCs' mean and standard deviation over time (40 numbers): timbre, and how it moves.
+    """The 20 MFCCs' mean and standard deviation over time (40 numbers): timbre, and how it moves. The
+    first ``N_MFCC`` (the means) are the clip's overall timbre (instruments, register, brightness).
 
     The clip is scaled to one RMS level first: a style is which instruments play and how, not how
     loud. (A generator's level per style wanders by ±10 dB from one checkpoint to the next, and the
@@ -530,7 +529,7 @@ def mfcc_stats(x: np.ndarray, rate: int) -> np.ndarray:
     x = np.asarray(x, np.float32)
     rms = float(np.sqrt(np.mean(np.square(x)))) if x.size else 0.0
     x = x * (0.1 / rms) if rms > 1e-8 else x
-    m = librosa.feature.mfcc(y=x, sr=rate, n_mfcc=20, hop_length=HOP)
+    m = librosa.feature.mfcc(y=x, sr=rate, n_mfcc=N_MFCC, hop_length=HOP)
     return np.concatenate([m.mean(axis=1), m.std(axis=1)])
 
 
@@ -552,25 +551,24 @@ class StyleClassifier:
         self.songs = len(labels)
 
     def __call__(self, clip) -> str:
-        return str(self.model.predict(mfcc_stats(clip, self.rate)[None])[0])
+        return self.style_of(mfcc_stats(clip, self.rate))
+
+    def style_of(self, stats: np.ndarray) -> str:
+        """The style of a clip given its ``mfcc_stats``."""
+        return str(self.model.predict(stats[None])[0])
 
 
 def reference_styles(data_dir: str, styles, rate: int, per_style: int = 40, seconds: float = 30.0,
                      split: str = "train"):
     """Up to ``per_style`` true accompaniments (their first ``seconds``) of each of ``styles`` from ``data_dir``'s
     ``split`` (spread over the songs by a fixed shuffle): ``(clips, labels)`` for ``StyleClassifier``."""
-    import json
     import os
     import random
 
+    from kgan.io_utils import split_names
     from kgan.preprocess import find_sources, load_sources
 
-    path = os.path.join(data_dir, "splits.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            names = list(json.load(f).get(split, []))
-    except (OSError, ValueError, AttributeError) as e:
-        raise ValueError(f"{path}: expected a corpus' splits.json with a {split!r} list ({e})") from None
+    names = split_names(data_dir, split)
     random.Random(0).shuffle(names)
     labels = song_labels(data_dir, names)
     clips, chosen = [], []
@@ -606,7 +604,8 @@ def style_check(generate, songs, labels: dict, styles, rate: int, progress: bool
     styles = [s for s in styles if any(labels.get(n) == s for n, _, _ in songs)]
     if len(styles) < 2:
         raise ValueError(f"the style check needs labelled songs of two styles at least. Received: {styles}")
-    truth = {n: mean_mfcc(a, rate) for n, _, a in songs}
+    stats = {n: mfcc_stats(a, rate) for n, _, a in songs}
+    truth = {n: v[:N_MFCC] for n, v in stats.items()}
     centroids = np.stack([np.mean([truth[n] for n, _, _ in songs if labels.get(n) == s], axis=0) for s in styles])
     truth_hits = []
     for name, _, _ in songs:
@@ -622,17 +621,18 @@ def style_check(generate, songs, labels: dict, styles, rate: int, progress: bool
     for name, vocal, accompaniment in tqdm(songs, desc="style check", disable=not progress, unit="song"):
         for i, style in enumerate(styles):
             generated = np.asarray(generate(vocal, rate, style), np.float32)[: len(accompaniment)]
-            d = np.linalg.norm(centroids - mean_mfcc(generated, rate)[None], axis=1)
+            generated_stats = mfcc_stats(generated, rate)
+            d = np.linalg.norm(centroids - generated_stats[None, :N_MFCC], axis=1)
             hits[style].append(bool(np.argmin(d) == i))
             nearest[style][name] = styles[int(np.argmin(d))]
             if classifier is not None:
-                judged[style].append(classifier(generated) == style)
+                judged[style].append(classifier.style_of(generated_stats) == style)
             motion[style].append(chroma_motion(generated, accompaniment, rate))
     means = {s: float(np.mean(motion[s])) for s in styles}
     top = max(means.values())
     extra = {}
     if classifier is not None:
-        own = [classifier(a) == labels[n] for n, _, a in songs if labels.get(n) in styles]
+        own = [classifier.style_of(stats[n]) == labels[n] for n, _, _ in songs if labels.get(n) in styles]
         extra["classifier"] = {"accuracy": {s: float(np.mean(judged[s])) for s in styles},
                                "truth_accuracy": float(np.mean(own)) if own else float("nan"),
                                "reference_songs": classifier.songs}

@@ -94,6 +94,19 @@ def read_json(path: str, missing: str) -> dict:
         raise FileNotFoundError(f"{path}: not found; {missing}") from None
 
 
+def split_names(corpus_dir: str, split: str) -> list[str]:
+    """The song folders of ``split`` in a corpus' ``splits.json``; ValueError naming the file when it cannot
+    be read."""
+    import json
+
+    path = os.path.join(corpus_dir, "splits.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return list(json.load(f).get(split, []))
+    except (OSError, ValueError, AttributeError) as e:
+        raise ValueError(f"{path}: cannot read the corpus' splits ({e})") from None
+
+
 def song_info(folder: str | os.PathLike) -> dict:
     """A song folder's ``song.json`` (``kgan corpus`` writes style, voice, source, split...); {} without one.
 
