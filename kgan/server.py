@@ -322,7 +322,7 @@ def _check_styles(ids: np.ndarray, names: list[str]) -> None:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input 'style': unknown id(s) {bad}; valid: {valid}")
 
 
-def _allocate_large_buffers_with_mmap(threshold: int = 1 << 20) -> None:
+def _allocate_large_buffers_with_mmap(threshold: int = 16 << 20) -> None:
     """glibc: serve every allocation of ``threshold`` bytes or more with its own mmap, returned on free.
 
     By default glibc raises this threshold after a large free (up to 32 MiB), so the

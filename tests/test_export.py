@@ -13,6 +13,34 @@ from kgan.inference import Generate, chunk_bounds, generate_song, stream_song
 from tests.conftest import REAL_MP3
 
 
+@pytest.mark.parametrize("styled", [False, True])
+def test_windows_go_through_in_chunks_and_one_remainder_call_with_no_padding(tiny_config, styled):
+    import dataclasses
+
+    from kgan.models.unet import UNetGenerator
+
+    config = dataclasses.replace(tiny_config, model=dataclasses.replace(tiny_config.model, styles="a,b" if styled else ""))
+    generator = UNetGenerator.from_kgan_config(config)
+    generated = tf.Variable(0)
+
+    def counting(x, training):  # the generator, counting the windows it is given
+        generated.assign_add(tf.shape(x[0] if styled else x)[0])
+        return generator(x, training=training)
+
+    pipe = Generate(counting, config, chunk_windows=3)
+    run = tf.function(pipe.generate_windows)
+    rng = np.random.default_rng(0)
+    for m in (1, 2, 3, 4, 7):
+        windows = rng.uniform(-1, 1, (m, 128, 32, 1)).astype(np.float32)
+        ids = rng.integers(0, 3, m).astype(np.int32)
+        generated.assign(0)
+        out = run(windows, tf.constant(ids) if styled else None).numpy()
+        assert int(generated.numpy()) == m  # 7 windows: chunks of 3 + 3, then 1 on its own, not 9
+        one_by_one = [generator([windows[i:i + 1], ids[i:i + 1]] if styled else windows[i:i + 1],
+                                training=False).numpy() for i in range(m)]
+        np.testing.assert_allclose(out, np.concatenate(one_by_one), atol=1e-5)
+
+
 def test_export_layout_assets_and_warmup(exported):
     path, base = exported
     assert path == os.path.join(base, "1")
