@@ -1,0 +1,120 @@
+"""Cheaper generators against the shipped recipe: bfloat16 training, a leaner U-Net, less window overlap.
+
+    python experiments/cheaper_generator.py OUT_DIR --reference build/plan [--at 2000]
+
+``--reference`` is a ``experiments/pretrained.py`` folder: its run (``run/``), preprocessed corpus
+(``data/``) and held-out test renderings (``test-*``) are reused. Three variants of its run are scored
+at the same checkpoint ``--at`` through one ``kgan evaluate`` per test set (``--compare``), each song
+in its own style, with the key drone beside them:
+
+* ``reference``: the reference run itself at ``ckpt-AT`` (float32, ``model.base_filters`` 32, overlap 1/2);
+* ``bf16``: the same recipe trained with ``train.precision=mixed_bfloat16`` (seed 0, from scratch);
+* ``lean``: the same recipe with ``model.base_filters=16`` (about half the generator's arithmetic);
+* ``overlap-quarter``: the reference's weights generating with ``window.overlap=0.25`` (a third fewer
+  windows), no training of its own.
+
+The two new runs train in ``OUT_DIR/run-*`` to step ``--at`` (resumable, with no learning-rate schedule, so
+a later ``--at 3000`` continues them exactly) and take the reference's chord network. ``OUT_DIR/at-AT/summary.md`` holds the
+table: mean ± 95 % CI per metric, per test set. Speed is measured by ``benchmarks/stages.py``, not here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from _steps import done, kgan  # noqa: E402
+
+TESTS = ("seen-voices", "festival-fluidr3", "musdb-real")
+METRICS = ("chroma_motion", "chroma_fit", "key_score", "beat_f_measure", "log_spectral_distance",
+           "pairing_accuracy")
+VARIANTS = {"bf16": ["--set", "train.precision=mixed_bfloat16"], "lean": ["--set", "model.base_filters=16"]}
+
+
+def variant_run(reference_run: str, out: str, overrides: dict) -> str:
+    """A run folder that shares ``reference_run``'s checkpoints and chord network under a changed config."""
+    if not done(out):
+        os.makedirs(out)
+        for name in ("checkpoints", "chords"):
+            os.symlink(os.path.abspath(os.path.join(reference_run, name)), os.path.join(out, name))
+        with open(os.path.join(reference_run, "config.json"), encoding="utf-8") as f:
+            saved = json.load(f)
+        for key, value in overrides.items():
+            section, field = key.split(".")
+            saved["config"][section][field] = value
+        with open(os.path.join(out, "config.json"), "w", encoding="utf-8") as f:
+            json.dump(saved, f, indent=2)
+    return out
+
+
+def summarise(folder: str, systems) -> str:
+    """A Markdown table of every test set's report: one row per system, mean ± CI per metric."""
+    lines = ["| test set (songs) | system | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
+    for test in TESTS:
+        with open(f"{folder}/report-{test}/report.json", encoding="utf-8") as f:
+            report = json.load(f)
+        for system in systems:
+            data = report["systems"].get(system)
+            if data is None:
+                continue
+            cells = []
+            for m in METRICS:
+                value = data["summary"].get(m)  # [mean, 95 % CI half-width], or a set-level number
+                mean, ci = (value if isinstance(value, list) else (value, None)) if value is not None else (None, None)
+                cells.append("—" if mean is None else f"{mean:.3f}" + (f" ± {ci:.3f}" if ci else ""))
+            lines.append(f"| {test} ({len(report['songs'])}) | {system} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out")
+    parser.add_argument("--reference", required=True, help="An experiments/pretrained.py folder.")
+    parser.add_argument("--at", type=int, default=2000, help="The checkpoint every variant is scored at.")
+    parser.add_argument("--train-only", action="store_true", help="Train the new runs, score nothing.")
+    args = parser.parse_args(argv)
+
+    ref = args.reference
+    with open(f"{ref}/run/config.json", encoding="utf-8") as f:
+        recipe = json.load(f)["config"]["model"]
+    common = ["--steps", args.at, "--no-progress", "--set", f"model.styles={recipe['styles']}",
+              "--set", f"model.vocal_input={recipe['vocal_input']}"]
+    runs = {"reference": f"{ref}/run"}
+    for name, extra in VARIANTS.items():
+        run = f"{args.out}/run-{name}"
+        if not done(f"{run}/chords"):
+            os.makedirs(run, exist_ok=True)
+            shutil.copytree(f"{ref}/run/chords", f"{run}/chords")
+        if not done(f"{run}/checkpoints/ckpt-{args.at}.index"):
+            kgan("train", f"{ref}/data", run, *common, *extra, log=f"{args.out}/train-{name}.log")
+        runs[name] = run
+    if args.train_only:
+        return
+    runs["overlap-quarter"] = variant_run(f"{ref}/run", f"{args.out}/run-overlap-quarter",
+                                          {"window.overlap": 0.25})
+    at = f"{args.out}/at-{args.at}"
+    exports = {}
+    for name, run in runs.items():
+        exports[name] = f"{at}/export-{name}"
+        if not done(exports[name]):
+            kgan("export", run, exports[name], "--checkpoint", f"ckpt-{args.at}", log=f"{at}/export.log")
+    compare = [a for name in runs if name != "reference" for a in ("--compare", f"{name}={exports[name]}")]
+    for test in TESTS:
+        report = f"{at}/report-{test}"
+        if not done(f"{report}/report.json"):
+            kgan("evaluate", exports["reference"], f"{ref}/test-{test}", "-o", report,
+                 "--split", "" if test == "musdb-real" else "test",
+                 "--style", "label", "--baselines", "drone", *compare, "--no-progress", log=f"{at}/evaluate.log")
+    table = summarise(at, ["model", *[n for n in runs if n != "reference"], "drone"])
+    with open(f"{at}/summary.md", "w", encoding="utf-8") as f:
+        f.write(f"All at checkpoint {args.at}; 'model' is the reference run.\n\n{table}")
+    sys.stdout.write(table)
+
+
+if __name__ == "__main__":
+    main()
