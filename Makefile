@@ -56,6 +56,7 @@ bench: install
 	$(BIN)/python benchmarks/train_step.py
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/stages.py
+	$(BIN)/python benchmarks/generator_cost.py
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/separation.py
 	$(BIN)/python benchmarks/corpus.py

@@ -95,3 +95,20 @@ def best_of(fn, repeats: int = 2) -> float:
         fn()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def conv_flops(model) -> int:
+    """FLOPs of one example through ``model``'s Conv2D and Conv2DTranspose layers (2 per multiply-add)."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            _, h, w, c_in = layer.input.shape
+            kh, kw = layer.kernel_size
+            total += 2 * h * w * c_in * kh * kw * layer.filters
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            total += 2 * h * w * c_out * kh * kw * layer.input.shape[-1]
+    return total

@@ -22,22 +22,6 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def conv_flops(model) -> int:
-    import keras
-
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2DTranspose):
-            _, h, w, c_in = layer.input.shape
-            kh, kw = layer.kernel_size
-            total += 2 * h * w * c_in * kh * kw * layer.filters
-        elif isinstance(layer, keras.layers.Conv2D):
-            _, h, w, c_out = layer.output.shape
-            kh, kw = layer.kernel_size
-            total += 2 * h * w * c_out * kh * kw * layer.input.shape[-1]
-    return total
-
-
 def _best_rate(fn, flops: float, repeats: int) -> float:
     fn().numpy()  # trace and warm up
     best = 0.0
@@ -74,7 +58,7 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--precisions", default="float32,mixed_bfloat16")
     args = parser.parse_args()
-    from _common import machine_line, percentile_table
+    from _common import conv_flops, machine_line, percentile_table
 
     print(machine_line())
 
