@@ -408,8 +408,11 @@ def _check_data_config(cfg, data_dir):
 @click.option("--chord-decoding", type=click.Choice(["argmax", "soft"]), default="argmax", show_default=True,
               help="The plan a model.vocal_input=plan generator is told: the chord network's likeliest triad per "
                    "frame, or every triad's tones weighted by its probability.")
+@click.option("--overlap", type=FiniteRange(min=0.0, max=1.0, max_open=True), default=None,
+              help="Share of frames consecutive generated windows overlap by (default: the run's "
+                   "window.overlap); 0.25 generates a third fewer windows than 0.5.")
 def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_init, checkpoint, weights, phase,
-               vocoder_dir, chords_dir, chord_decoding):
+               vocoder_dir, chords_dir, chord_decoding, overlap):
     """Export the newest checkpoint of RUN_DIR as a SavedModel in TF Serving's layout (EXPORT_BASE/N).
 
     \b
@@ -420,6 +423,7 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_ini
       kgan export runs/chorales exports/kgan-small --weights float16
       kgan export runs/chorales exports/kgan-voc --phase vocoder --vocoder runs/vocoder
       kgan export runs/plan exports/kgan-plan --chords runs/chords
+      kgan export runs/chorales exports/kgan-fast --overlap 0.25
     """
     from kgan.export import export, forbidden_ops
 
@@ -433,7 +437,8 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_ini
             raise click.BadParameter(f"{checkpoint}: no such checkpoint", param_hint="--checkpoint")
     try:
         path = export(run_dir, export_base, version, griffin_lim_iters, checkpoint, weights, vocoder=vocoder_dir,
-                      griffin_lim_init=griffin_lim_init, chords=chords_dir, chord_decoding=chord_decoding)
+                      griffin_lim_init=griffin_lim_init, chords=chords_dir, chord_decoding=chord_decoding,
+                      overlap=overlap)
     except (FileNotFoundError, FileExistsError) as e:
         raise click.ClickException(str(e)) from None
     bad = forbidden_ops(path)

@@ -10,8 +10,8 @@ in its own style, with the key drone beside them:
 * ``reference``: the reference run itself at ``ckpt-AT`` (float32, ``model.base_filters`` 32, overlap 1/2);
 * ``bf16``: the same recipe trained with ``train.precision=mixed_bfloat16`` (seed 0, from scratch);
 * ``lean``: the same recipe with ``model.base_filters=16`` (about half the generator's arithmetic);
-* ``overlap-quarter``: the reference's weights generating with ``window.overlap=0.25`` (a third fewer
-  windows), no training of its own.
+* ``overlap-quarter``: the reference's weights exported with ``--overlap 0.25`` (a third fewer windows),
+  no training of its own.
 
 The two new runs train in ``OUT_DIR/run-*`` to step ``--at`` (resumable, with no learning-rate schedule, so
 a later ``--at 3000`` continues them exactly) and take the reference's chord network. ``OUT_DIR/at-AT/summary.md`` holds the
@@ -34,22 +34,6 @@ TESTS = ("seen-voices", "festival-fluidr3", "musdb-real")
 METRICS = ("chroma_motion", "chroma_fit", "key_score", "beat_f_measure", "log_spectral_distance",
            "pairing_accuracy")
 VARIANTS = {"bf16": ["--set", "train.precision=mixed_bfloat16"], "lean": ["--set", "model.base_filters=16"]}
-
-
-def variant_run(reference_run: str, out: str, overrides: dict) -> str:
-    """A run folder that shares ``reference_run``'s checkpoints and chord network under a changed config."""
-    if not done(out):
-        os.makedirs(out)
-        for name in ("checkpoints", "chords"):
-            os.symlink(os.path.abspath(os.path.join(reference_run, name)), os.path.join(out, name))
-        with open(os.path.join(reference_run, "config.json"), encoding="utf-8") as f:
-            saved = json.load(f)
-        for key, value in overrides.items():
-            section, field = key.split(".")
-            saved["config"][section][field] = value
-        with open(os.path.join(out, "config.json"), "w", encoding="utf-8") as f:
-            json.dump(saved, f, indent=2)
-    return out
 
 
 def summarise(folder: str, systems) -> str:
@@ -95,22 +79,21 @@ def main(argv=None) -> None:
         runs[name] = run
     if args.train_only:
         return
-    runs["overlap-quarter"] = variant_run(f"{ref}/run", f"{args.out}/run-overlap-quarter",
-                                          {"window.overlap": 0.25})
     at = f"{args.out}/at-{args.at}"
     exports = {}
-    for name, run in runs.items():
+    for name, run, extra in [*((n, r, []) for n, r in runs.items()),
+                             ("overlap-quarter", runs["reference"], ["--overlap", 0.25])]:
         exports[name] = f"{at}/export-{name}"
         if not done(exports[name]):
-            kgan("export", run, exports[name], "--checkpoint", f"ckpt-{args.at}", log=f"{at}/export.log")
-    compare = [a for name in runs if name != "reference" for a in ("--compare", f"{name}={exports[name]}")]
+            kgan("export", run, exports[name], "--checkpoint", f"ckpt-{args.at}", *extra, log=f"{at}/export.log")
+    compare = [a for name in exports if name != "reference" for a in ("--compare", f"{name}={exports[name]}")]
     for test in TESTS:
         report = f"{at}/report-{test}"
         if not done(f"{report}/report.json"):
             kgan("evaluate", exports["reference"], f"{ref}/test-{test}", "-o", report,
                  "--split", "" if test == "musdb-real" else "test",
                  "--style", "label", "--baselines", "drone", *compare, "--no-progress", log=f"{at}/evaluate.log")
-    table = summarise(at, ["model", *[n for n in runs if n != "reference"], "drone"])
+    table = summarise(at, ["model", *[n for n in exports if n != "reference"], "drone"])
     with open(f"{at}/summary.md", "w", encoding="utf-8") as f:
         f.write(f"All at checkpoint {args.at}; 'model' is the reference run.\n\n{table}")
     sys.stdout.write(table)

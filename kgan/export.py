@@ -169,7 +169,8 @@ def restore_generator(run_dir: str, checkpoint: str | None = None):
 
 def export(run_dir: str, export_base: str, version: int | None = None, griffin_lim_iters: int = 16,
            checkpoint: str | None = None, weights: str = "float32", vocoder: str | None = None,
-           griffin_lim_init: str = "integrated", chords: str | None = None, chord_decoding: str = "argmax") -> str:
+           griffin_lim_init: str = "integrated", chords: str | None = None, chord_decoding: str = "argmax",
+           overlap: float | None = None) -> str:
     """Write the newest (or given) checkpoint of ``run_dir`` as ``export_base/version``; returns that path.
 
     ``weights``: ``float32``, or ``float16`` to store the generator's (and vocoder's) weights at half the
@@ -178,12 +179,16 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     (``kgan.spectrogram.integrated_phase``) or ``random``. ``chords``: the ``kgan chords train`` folder
     whose ``ChordNet`` makes the plan of a ``model.vocal_input=plan`` generator (default ``run_dir/chords``);
     ``chord_decoding``: its likeliest triad per frame (``argmax``) or every triad by its probability (``soft``).
+    ``overlap``: the share of frames consecutive generated windows share (``window.overlap``; default the
+    run's): 0.25 generates a third fewer windows than 0.5.
     """
     if griffin_lim_init not in ("integrated", "random"):
         raise ValueError(f"griffin_lim_init must be 'integrated' or 'random'. Received: {griffin_lim_init!r}")
     if weights not in WEIGHT_DTYPES:
         raise ValueError(f"weights must be one of {list(WEIGHT_DTYPES)}. Received: {weights!r}")
     generator, config, ckpt = restore_generator(run_dir, checkpoint)
+    if overlap is not None:
+        config = config.override(**{"window.overlap": overlap})
     chord_net = None
     if config.model.vocal_input == "plan":
         from kgan.chords import load_chord_net

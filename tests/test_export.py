@@ -72,6 +72,18 @@ def test_exported_model_equals_the_in_memory_pipeline(exported, run_dir, tiny_co
     np.testing.assert_allclose(out, run_dir[1].generator(windows, training=False).numpy(), atol=1e-5)
 
 
+def test_export_overlap_generates_fewer_windows_to_the_same_length(run_dir, exported, tmp_path):
+    from kgan.export import export
+
+    quarter, config, _ = load(export(run_dir[0], str(tmp_path / "quarter"), griffin_lim_iters=8, overlap=0.25))
+    half = load(exported[0])[1]
+    assert config.window.overlap == 0.25 and half.window.overlap == 0.5
+    assert config.window.generate_hop == 24 and half.window.generate_hop == 16  # tiny: 32-frame windows
+    x = (0.1 * np.random.default_rng(0).standard_normal((1, 9000))).astype(np.float32)
+    y = quarter.signatures["serving_default"](vocal=x)["accompaniment"].numpy()
+    assert y.shape == x.shape and np.all(np.isfinite(y))
+
+
 def test_exported_graph_has_only_ops_stock_tf_serving_has(exported, tmp_path):
     assert forbidden_ops(exported[0]) == []
 

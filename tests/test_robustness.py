@@ -56,6 +56,7 @@ CASES = [
     ("negative Griffin-Lim iterations", ["export", "{w}", "{w}/e", "--griffin-lim-iters", "-5"],
      2, "--griffin-lim-iters"),
     ("version -1", ["export", "{w}", "{w}/e", "--version", "-1"], 2, "--version"),
+    ("overlap 1", ["export", "{w}", "{w}/e", "--overlap", "1"], 2, "--overlap"),
     ("chunk of 0 seconds", ["generate", REAL_MP3, "-o", "{w}/g", "--model", "{w}", "--chunk-seconds", "0"],
      2, "--chunk-seconds"),
     ("chunk of nan seconds", ["generate", REAL_MP3, "-o", "{w}/g", "--model", "{w}", "--chunk-seconds", "nan"],
