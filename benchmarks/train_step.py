@@ -57,6 +57,8 @@ def main():
     parser.add_argument("--preset", default="default")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--precisions", default="float32,mixed_bfloat16")
+    parser.add_argument("--base-filters", default="16",
+                        help="Also time the pix2pix step with these model.base_filters (16: the lean U-Net).")
     args = parser.parse_args()
     from _common import conv_flops, machine_line, percentile_table
 
@@ -72,9 +74,12 @@ def main():
 
     precisions = args.precisions.split(",")
     peaks = {p: measured_peak("bfloat16" if p == "mixed_bfloat16" else "float32") for p in ["float32", *precisions]}
-    rows = []
+    variants = [("pix2pix (GAN + L1)", {}), ("L1 only", {"train.gan_weight": 0.0})]
+    variants += [(f"pix2pix (GAN + L1), G width {w}", {"model.base_filters": int(w)})
+                 for w in args.base_filters.split(",") if w]
+    rows, g_flops = [], {}
     for precision in precisions:
-        for label, overrides in (("pix2pix (GAN + L1)", {}), ("L1 only", {"train.gan_weight": 0.0})):
+        for label, overrides in variants:
             cfg = get_preset(args.preset).override(**overrides, **{"train.precision": precision})
             trainer = Trainer(cfg, tempfile.mkdtemp(), make_strategy(1))
             b, f, t = cfg.train.batch_size, cfg.stft.num_bins, cfg.window.frames
@@ -89,22 +94,24 @@ def main():
                 trainer.train_step(next(it))["g_l1"].numpy()
             rate = args.steps / (time.perf_counter() - start)
             f_g, f_d = conv_flops(trainer.generator), conv_flops(trainer.discriminator)
+            g_flops[cfg.model.base_filters] = f_g
             # with gan_weight 0 the discriminator still runs forward (for its metrics), nothing backpropagates
             per_example = 3 * f_g + (7 if cfg.train.gan_weight > 0 else 2) * f_d
             achieved = rate * b * per_example
             rows.append((precision, label, f"{rate:.2f}", f"{per_example * b / 1e9:.1f}", f"{achieved / 1e9:.1f}",
                          f"{achieved / peaks[precision][0]:.2f}", f"{achieved / peaks['float32'][0]:.2f}", rate))
     print(f"\npreset {args.preset!r}, batch {b}, input {f} x {t}, {os.cpu_count()} CPU core(s); "
-          f"G {f_g / 1e9:.2f} and D {f_d / 1e9:.2f} GFLOP per example")
+          f"G {', '.join(f'{g / 1e9:.2f} (width {w})' for w, g in g_flops.items())} and D {f_d / 1e9:.2f} "
+          "GFLOP per example")
     for precision, (peak, shape) in peaks.items():
         print(f"measured {precision} peak: {peak / 1e9:.1f} GFLOP/s ({shape})")
     print()
     print(percentile_table([r[:-1] for r in rows], ["precision", "step", "steps/s", "GFLOP/step", "GFLOP/s",
                                                      "of its peak", "of fp32 peak"]))
-    base = next(r for r in rows if r[0] == "float32" and r[1].startswith("pix2pix"))
+    base = next(r for r in rows if r[0] == "float32" and r[1] == "pix2pix (GAN + L1)")
     for r in rows:
-        if r[1].startswith("pix2pix") and r[0] != "float32":
-            print(f"\n{r[0]} pix2pix step: {r[-1] / base[-1]:.2f}x the float32 step")
+        if r[1].startswith("pix2pix") and r is not base:
+            print(f"{r[0]} {r[1]}: {r[-1] / base[-1]:.2f}x the float32 pix2pix step")
     ratio = float(base[5])
     print(f"goal >= 0.6 of peak (float32 step): {'met' if ratio >= 0.6 else 'NOT met'} ({ratio:.2f})")
 
