@@ -180,7 +180,9 @@ def model_card(out: str, metrics: dict, info: dict) -> str:
         + " The generator hears " + HEARS.get(info.get("vocal_input", "comb"), "the vocal's spectrogram")
         + ", not its timbre; "
         + ("a learned vocoder (`kgan.vocoder`) makes the waveform." if info.get("phase") == "vocoder"
-           else f"phase comes from fast Griffin-Lim ({info.get('griffin_lim', 'see the export config')})."), "",
+           else f"phase comes from fast Griffin-Lim ({info.get('griffin_lim', 'see the export config')}).")
+        + (f" Consecutive generated windows overlap by {info['overlap']:g} of their frames."
+           if "overlap" in info else ""), "",
         "## Data", "",
         f"{info['songs']} songs, {info['hours']:.1f} h, rendered by `kgan corpus build` from public-domain "
         "scores in the `music21` wheel: the Bach chorales and Essen folk songs (harmonised by `kgan.harmony`), "
@@ -264,6 +266,8 @@ def main(argv=None) -> None:
                         help="kgan critic train steps; 0 trains without the style critic.")
     parser.add_argument("--style-weight", type=float, default=2.0, help="train.style_weight, with --critic-steps.")
     parser.add_argument("--style-start", type=int, default=0, help="train.style_start, with --critic-steps.")
+    parser.add_argument("--overlap", type=float, help="kgan export --overlap: the window overlap the exports "
+                        "generate with (default: the run's, 0.5).")
     parser.add_argument("--install", action="store_true", help="Copy the export and its card into kgan/pretrained.")
     parser.add_argument("--run", help="Package this finished training run instead of building the corpus and "
                                       "training (e.g. the timbre experiment's run-timbre-free).")
@@ -326,6 +330,8 @@ def main(argv=None) -> None:
 
     def export():
         phase = ["--phase", "vocoder", "--vocoder", f"{out}/vocoder"] if args.phase == "vocoder" else []
+        if args.overlap is not None:
+            phase += ["--overlap", args.overlap]
         for weights in ("float16", "float32"):
             if not done(f"{out}/export-{weights}/1"):
                 kgan("export", run, f"{out}/export-{weights}", "--weights", weights, *phase)
@@ -382,11 +388,14 @@ def main(argv=None) -> None:
                                         if planned else "")
                                      + (f" --critic-steps {args.critic_steps} --style-weight {args.style_weight:g}"
                                         f" --style-start {args.style_start}" if args.critic_steps else "")
-                                     + "".join(f" --set {o}" for o in args.overrides) + " --install"}
+                                     + "".join(f" --set {o}" for o in args.overrides)
+                                     + (f" --overlap {args.overlap:g}" if args.overlap is not None else "")
+                                     + " --install"}
     with open(os.path.join(export_dir, "assets", "kgan_config.json"), encoding="utf-8") as f:
         export_meta = json.load(f)
     info["griffin_lim"] = (f"{export_meta['griffin_lim_iters']} iterations from the "
                            f"{export_meta.get('griffin_lim_init', 'random')} phase")
+    info["overlap"] = export_meta["config"]["window"]["overlap"]
     metrics["model"] = info
     with open(f"{out}/metrics.json", "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=2, sort_keys=True)
