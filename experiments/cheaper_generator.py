@@ -13,9 +13,10 @@ in its own style, with the key drone beside them:
 
 (Window overlap ¼ needs no training: the README scores the shipped weights exported with ``--overlap 0.25``.)
 
-The two new runs train in ``OUT_DIR/run-*`` to step ``--at`` (resumable, with no learning-rate schedule, so
-a later ``--at 3000`` continues them exactly) and take the reference's chord network. ``OUT_DIR/at-AT/summary.md`` holds the
-table: mean ± 95 % CI per metric, per test set. Speed is measured by ``benchmarks/stages.py``, not here.
+The two new runs train in ``OUT_DIR/run-*`` to step ``--at`` (resumable, with no learning-rate schedule,
+so a later ``--at 3000`` continues them exactly) and take the reference's chord network.
+``OUT_DIR/at-AT/summary.md`` holds the table: mean ± 95 % CI per metric, per test set. Speed is
+measured by ``benchmarks/generator_cost.py`` and ``benchmarks/train_step.py``, not here.
 """
 
 from __future__ import annotations
