@@ -15,11 +15,9 @@ from tests.conftest import REAL_MP3
 
 @pytest.mark.parametrize("styled", [False, True])
 def test_windows_go_through_in_chunks_and_one_remainder_call_with_no_padding(tiny_config, styled):
-    import dataclasses
-
     from kgan.models.unet import UNetGenerator
 
-    config = dataclasses.replace(tiny_config, model=dataclasses.replace(tiny_config.model, styles="a,b" if styled else ""))
+    config = tiny_config.override(**{"model.styles": "a,b" if styled else ""})
     generator = UNetGenerator.from_kgan_config(config)
     generated = tf.Variable(0)
 
