@@ -4,7 +4,8 @@
 
 Starts `kgan serve` in a subprocess over a freshly exported model, then sends
 ``--requests`` requests per client through the gRPC client (`kgan.client`), to an export with
-each phase method (Griffin-Lim from the integrated start, and the vocoder, freshly initialised).
+each phase method (Griffin-Lim from the integrated start, and the vocoder, freshly initialised),
+or to the exports ``--models`` names (e.g. the shipped model and its ``--overlap 0.25`` export).
 Prints p50 / p99 latency and the throughput in seconds of audio per second.
 """
 
@@ -26,6 +27,8 @@ def main():
     parser.add_argument("--preset", default="default")
     parser.add_argument("--requests", type=int, default=12)
     parser.add_argument("--port", type=int, default=8599)
+    parser.add_argument("--models", default="", metavar="NAME=EXPORT_BASE,...",
+                        help="Serve these exports instead of fresh ones, e.g. shipped=kgan/pretrained/export.")
     args = parser.parse_args()
     from _common import machine_line
 
@@ -36,10 +39,13 @@ def main():
     from _common import fresh_export, fresh_vocoder, percentile_table
     from kgan.client import RemoteModel
 
-    _, base = fresh_export(args.preset)
-    _, vocoder_base = fresh_export(args.preset, vocoder=fresh_vocoder(args.preset))
+    if args.models:
+        exports = [tuple(item.split("=", 1)) for item in args.models.split(",")]
+    else:
+        exports = [("griffin-lim", fresh_export(args.preset)[1]),
+                   ("vocoder", fresh_export(args.preset, vocoder=fresh_vocoder(args.preset))[1])]
     rows = []
-    for phase, export_base in (("griffin-lim", base), ("vocoder", vocoder_base)):
+    for phase, export_base in exports:
         server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", export_base, "--port", str(args.port)],
                                   stderr=subprocess.PIPE, text=True)
         try:
@@ -77,11 +83,12 @@ def main():
             server.wait(30)
     print(f"\n10 s requests at {rate} Hz to kgan serve on loopback, preset {args.preset!r}, "
           f"{os.cpu_count()} CPU core(s)\n")
-    print(percentile_table(rows, ["phase", "clients", "requests", "p50 s", "p99 s", "audio s / s"]))
+    print(percentile_table(rows, ["export", "clients", "requests", "p50 s", "p99 s", "audio s / s"]))
     one = [r for r in rows if r[1] == 1]
     for r in one:
         met = float(r[3]) <= 0.15 and float(r[4]) <= 0.4
         print(f"goal one client p50 <= 0.15 s, p99 <= 0.4 s ({r[0]}): {'met' if met else 'NOT met'}")
+
 
 if __name__ == "__main__":
     main()
