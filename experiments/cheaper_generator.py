@@ -81,6 +81,7 @@ def main(argv=None) -> None:
     if args.train_only:
         return
     at = f"{args.out}/at-{args.at}"
+    os.makedirs(at, exist_ok=True)
     exports = {}
     for name, run in runs.items():
         exports[name] = f"{at}/export-{name}"
