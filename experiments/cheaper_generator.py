@@ -33,7 +33,7 @@ from _steps import done, kgan  # noqa: E402
 
 TESTS = ("seen-voices", "festival-fluidr3", "musdb-real")
 METRICS = ("chroma_motion", "chroma_fit", "key_score", "beat_f_measure", "log_spectral_distance",
-           "pairing_accuracy")
+           "frechet_distance", "pairing_accuracy")
 VARIANTS = {"bf16": ["--set", "train.precision=mixed_bfloat16"], "lean": ["--set", "model.base_filters=16"]}
 
 
@@ -51,7 +51,10 @@ def summarise(folder: str, systems) -> str:
             for m in METRICS:
                 value = data["summary"].get(m)  # [mean, 95 % CI half-width], or a set-level number
                 mean, ci = (value if isinstance(value, list) else (value, None)) if value is not None else (None, None)
-                cells.append("—" if mean is None else f"{mean:.3f}" + (f" ± {ci:.3f}" if ci else ""))
+                if mean is None or mean != mean:  # absent, or nan (set-level measures of a one-song set)
+                    cells.append("—")
+                else:
+                    cells.append(f"{mean:.3f}" + (f" ± {ci:.3f}" if ci == ci and ci else ""))
             lines.append(f"| {test} ({len(report['songs'])}) | {system} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
