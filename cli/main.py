@@ -99,10 +99,10 @@ def _find_mixes(paths, where: str = "") -> tuple[list, list[str]]:
 def _plain_tf_kernels() -> None:
     """Run exports on TensorFlow's own kernels, not oneDNN's, in every command that runs one.
 
-    oneDNN's primitive caches keep ~0.4 GB per large request shape after it is answered, while TF's
-    own kernels run the generator's graphs as fast here and hand the memory back (benchmarks/memory.py).
-    One kernel set everywhere also makes ``kgan generate`` write the same bytes locally as through
-    ``kgan serve``: the two sets round differently.
+    With oneDNN a server keeps what its large requests used (2.04 GiB after the largest, against 0.7
+    on TF's kernels; benchmarks/memory.py), although oneDNN runs the generator 1.5x faster
+    (benchmarks/generator_cost.py). One kernel set everywhere also makes ``kgan generate`` write the
+    same bytes locally as through ``kgan serve``: the two sets round differently.
     """
     if "tensorflow" not in sys.modules:
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
