@@ -327,6 +327,8 @@ def _allocate_large_buffers_with_mmap(threshold: int = 16 << 20) -> None:
 
     By default glibc raises this threshold after a large free (up to 32 MiB), so the
     next large tensors come from the heap and stay in the process after the request.
+    16 MiB, not less: at 1 MiB every activation was mapped and faulted in afresh, which made
+    a 10-second request 1.5x slower; the memory after a request is the same (benchmarks/memory.py).
     """
     try:
         ctypes.CDLL("libc.so.6").mallopt(-3, int(threshold))  # M_MMAP_THRESHOLD
