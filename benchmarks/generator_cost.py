@@ -81,10 +81,10 @@ def main():
                         help="Which kernel set(s); 'both' runs each in a process of its own.")
     args = parser.parse_args()
     seconds = [float(s) for s in args.seconds.split(",")]
-    if args.kernels == "both":
-        from _common import machine_line
+    from _common import machine_line
 
-        print(machine_line(), flush=True)
+    print(machine_line(), flush=True)  # each half prints its own: the first half loads the CPU for the second
+    if args.kernels == "both":
         for kernels, flag in (("tf", "0"), ("onednn", "1")):
             subprocess.run([sys.executable, __file__, "--seconds", args.seconds, "--model", args.model,
                             "--kernels", kernels], env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": flag}, check=True)
