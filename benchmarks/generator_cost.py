@@ -30,8 +30,6 @@ VARIANTS = ((32, 0.5), (32, 0.25), (16, 0.5), (16, 0.25))  # (model.base_filters
 
 def measure(model: str, seconds_list: list[float]) -> list[tuple]:
     """Rows of the table on this process' kernels: float32, and bfloat16 too on oneDNN's."""
-    import dataclasses
-
     import numpy as np
     import tensorflow as tf
 
@@ -46,8 +44,7 @@ def measure(model: str, seconds_list: list[float]) -> list[tuple]:
     onednn = "oneDNN" in kernels_line()
     rows = []
     for base_filters, overlap in VARIANTS:
-        cfg = dataclasses.replace(shipped, model=dataclasses.replace(shipped.model, base_filters=base_filters),
-                                  window=dataclasses.replace(shipped.window, overlap=overlap))
+        cfg = shipped.override(**{"model.base_filters": base_filters, "window.overlap": overlap})
         generators = {"float32": UNetGenerator.from_kgan_config(cfg)}
         if onednn:
             with dtype_policy("mixed_bfloat16"):
@@ -62,8 +59,8 @@ def measure(model: str, seconds_list: list[float]) -> list[tuple]:
             run = tf.function(pipe.generate_windows)
             cells = []
             for seconds in seconds_list:
-                frames = int(seconds * frames_per_second) + 1
-                n = 1 + max(0, -(-(frames - cfg.window.frames) // cfg.window.generate_hop))
+                frames = pipe.spec.num_frames(int(seconds * cfg.audio.sample_rate))
+                n = int(pipe.windows(tf.zeros([1, frames, cfg.stft.num_bins])).shape[1])  # as a request is cut
                 x = tf.constant(rng.uniform(-1, 1, (n, cfg.stft.num_bins, cfg.window.frames, pipe.channels))
                                 .astype(np.float32))
                 style = tf.zeros([n], tf.int32) if pipe.styled else None
