@@ -31,6 +31,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from _steps import done, kgan  # noqa: E402
 
+from kgan.evaluation import summary_cell  # noqa: E402
+
 TESTS = ("seen-voices", "festival-fluidr3", "musdb-real")
 METRICS = ("chroma_motion", "chroma_fit", "key_score", "beat_f_measure", "log_spectral_distance",
            "frechet_distance", "pairing_accuracy")
@@ -47,14 +49,9 @@ def summarise(folder: str, systems) -> str:
             data = report["systems"].get(system)
             if data is None:
                 continue
-            cells = []
-            for m in METRICS:
-                value = data["summary"].get(m)  # [mean, 95 % CI half-width], or a set-level number
-                mean, ci = (value if isinstance(value, list) else (value, None)) if value is not None else (None, None)
-                if mean is None or mean != mean:  # absent, or nan (set-level measures of a one-song set)
-                    cells.append("—")
-                else:
-                    cells.append(f"{mean:.3f}" + (f" ± {ci:.3f}" if ci == ci and ci else ""))
+            # a one-song set has no set-level measures (nan): a dash
+            cells = [summary_cell(mean, ci) if mean == mean else "—"
+                     for mean, ci in (data["summary"][m] for m in METRICS)]
             lines.append(f"| {test} ({len(report['songs'])}) | {system} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -439,15 +439,17 @@ def evaluate(systems: dict, songs, rate: int, progress: bool = True) -> dict:
     return report
 
 
+def summary_cell(mean: float, ci: float) -> str:
+    """A report summary's ``[mean, 95 % CI]`` as a table cell: "0.123 ± 0.045", or the mean alone without a CI."""
+    return f"{mean:.3f}" + (f" ± {ci:.3f}" if np.isfinite(ci) else "")
+
+
 def markdown_table(report: dict) -> str:
     metrics = list(SONG_METRICS) + ["frechet_distance", "pairing_accuracy"]
     head = "| system | " + " | ".join(f"{m} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in metrics) + " |"
     rows = [head, "|" + "---|" * (len(metrics) + 1)]
     for system, data in report["systems"].items():
-        cells = []
-        for m in metrics:
-            mean, ci = data["summary"][m]
-            cells.append(f"{mean:.3f}" + (f" ± {ci:.3f}" if np.isfinite(ci) else ""))
+        cells = [summary_cell(*data["summary"][m]) for m in metrics]
         rows.append(f"| {system} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
