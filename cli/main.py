@@ -411,9 +411,15 @@ def _check_data_config(cfg, data_dir):
 @click.option("--overlap", type=FiniteRange(min=0.0, max=1.0, max_open=True), default=None,
               help="Share of frames consecutive generated windows overlap by (default: the run's "
                    "window.overlap); 0.25 generates a third fewer windows than 0.5.")
+@click.option("--calibrate-levels", "level_corpus", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A kgan corpus folder: generate its val songs, each in its own style, and store the gain per "
+                   "style that brings the output to the true accompaniments' level (kgan.levels).")
 def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_init, checkpoint, weights, phase,
-               vocoder_dir, chords_dir, chord_decoding, overlap):
+               vocoder_dir, chords_dir, chord_decoding, overlap, level_corpus):
     """Export the newest checkpoint of RUN_DIR as a SavedModel in TF Serving's layout (EXPORT_BASE/N).
+
+    RUN_DIR may also be an export (EXPORT_BASE/N, the shipped kgan/pretrained/export/1 included): its
+    stored weights are exported again, e.g. with another chord network (--chords), phase or overlap.
 
     \b
     Example:
@@ -424,6 +430,8 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_ini
       kgan export runs/chorales exports/kgan-voc --phase vocoder --vocoder runs/vocoder
       kgan export runs/plan exports/kgan-plan --chords runs/chords
       kgan export runs/chorales exports/kgan-fast --overlap 0.25
+      kgan export kgan/pretrained/export/1 exports/kgan-new-chords --weights float16 --chords runs/chords
+      kgan export runs/corpus exports/kgan --calibrate-levels data/corpus
     """
     from kgan.export import export, forbidden_ops
 
@@ -438,8 +446,8 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_ini
     try:
         path = export(run_dir, export_base, version, griffin_lim_iters, checkpoint, weights, vocoder=vocoder_dir,
                       griffin_lim_init=griffin_lim_init, chords=chords_dir, chord_decoding=chord_decoding,
-                      overlap=overlap)
-    except (FileNotFoundError, FileExistsError) as e:
+                      overlap=overlap, calibrate_levels=level_corpus, progress=True)
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     bad = forbidden_ops(path)
     if bad:
@@ -769,8 +777,13 @@ def chords():
                    "to the audio), or read from the accompaniment stem.")
 @click.option("--channels", type=click.IntRange(min=4), default=48, show_default=True,
               help="Width of the chord network's convolutions.")
+@click.option("--onsets/--no-onsets", default=False, show_default=True,
+              help="Also hear where notes start (the meter), not only which pitch class sounds.")
+@click.option("--stacks", type=click.IntRange(min=1), default=1, show_default=True,
+              help="How many times the dilated convolutions repeat (depth and context).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def chords_train(corpus_dir, out_dir, preset, config_path, overrides, steps, seed, labels, channels, no_progress):
+def chords_train(corpus_dir, out_dir, preset, config_path, overrides, steps, seed, labels, channels, onsets, stacks,
+                 no_progress):
     """Train the chord network on CORPUS_DIR's train split: sung melody -> the accompaniment's chords.
 
     The melody is the pitch class tracked per frame (timbre-free); the chords (24 major and minor
@@ -790,7 +803,7 @@ def chords_train(corpus_dir, out_dir, preset, config_path, overrides, steps, see
     cfg = _resolve_config(preset, config_path, overrides)
     try:
         metrics = train_chord_net(corpus_dir, out_dir, cfg, steps=steps, seed=seed, progress=not no_progress,
-                                  labels=labels, channels=channels)
+                                  labels=labels, channels=channels, onsets=onsets, stacks=stacks)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"chord net: val frame accuracy {metrics['val_accuracy']:.3f} after {metrics['steps']} steps; "

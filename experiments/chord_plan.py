@@ -210,6 +210,12 @@ def main(argv=None) -> None:
     parser.add_argument("--frames", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--labels", choices=["score", "audio"], default="score")
+    parser.add_argument("--channels", type=int, default=48, help="ChordNet's width.")
+    parser.add_argument("--onsets", action="store_true", help="ChordNet also hears where notes start.")
+    parser.add_argument("--stacks", type=int, default=1, help="How many times ChordNet's dilations repeat.")
+    parser.add_argument("--from-export", metavar="EXPORT_DIR",
+                        help="Score the chord network stored in this export (e.g. kgan/pretrained/export/1) "
+                             "instead of training one.")
     parser.add_argument("--score-only", help="Comma-separated test set names to score (default: all).")
     parser.add_argument("--plot", metavar="TEST_DIR/SONG", help="Draw this song's plans to OUT_DIR/chord-plans.png.")
     parser.add_argument("--analyse", action="store_true",
@@ -221,10 +227,18 @@ def main(argv=None) -> None:
     from kgan.config import get_preset
 
     config = get_preset("default")
-    metrics = train_chord_net(args.corpus, args.out, config, steps=args.steps, batch=args.batch, frames=args.frames,
-                              seed=args.seed, labels=args.labels)
-    print(metrics, flush=True)
-    net = load_chord_net(args.out, config)
+    if args.from_export:
+        from kgan.export import restore_from_export
+
+        net = restore_from_export(args.from_export)[2]
+        if net is None:
+            raise SystemExit(f"{args.from_export}: the export has no chord network (not a model.vocal_input=plan one)")
+    else:
+        metrics = train_chord_net(args.corpus, args.out, config, steps=args.steps, batch=args.batch,
+                                  frames=args.frames, seed=args.seed, labels=args.labels, channels=args.channels,
+                                  onsets=args.onsets, stacks=args.stacks)
+        print(metrics, flush=True)
+        net = load_chord_net(args.out, config)
     if args.analyse:
         analyse(args.out, args.corpus, net)
         return

@@ -40,9 +40,9 @@ from kgan.features import box_filter, triads
 from kgan.harmonic_loss import chroma_matrix, spectrogram_chroma
 from kgan.io_utils import atomic_write_text, read_json, resumable_checkpoint, score_chords, split_names
 
-__all__ = ["NO_CHORD", "CLASSES", "FEATURES", "chord_labels", "chord_notes", "transpose", "ChordNet", "PlanRenderer",
-           "melody_layer", "track_labels", "song_arrays", "corpus_arrays", "frame_accuracy", "train_chord_net",
-           "load_chord_net", "CHORDNET_WEIGHTS", "CHORDS_JSON"]
+__all__ = ["NO_CHORD", "CLASSES", "FEATURES", "chord_labels", "chord_notes", "transpose", "MelodyOnsets", "ChordNet",
+           "PlanRenderer", "melody_layer", "track_labels", "song_arrays", "corpus_arrays", "frame_accuracy",
+           "train_chord_net", "load_chord_net", "CHORDNET_WEIGHTS", "CHORDS_JSON"]
 
 NO_CHORD = 24  # the class of a frame with no accompaniment
 CLASSES = 25  # 12 major triads (even ids), 12 minor (odd ids), no chord
@@ -104,6 +104,24 @@ class MelodyHistogram(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kgan")
+class MelodyOnsets(keras.layers.Layer):
+    """``[B, T, 14]`` melody features -> ``[B, T, 2]``: where notes start, the raw material of the meter.
+
+    Channel 0: how far the pitch class moved from the frame before (half the L1 distance of the 12
+    classes: 1 for a new note after a voiced one, 0.5 for a note out of silence); channel 1: the level's
+    rise (the ReLU of its difference), which also marks a repeated note. Transposition-invariant.
+    """
+
+    def call(self, x):
+        before = tf.concat([x[:, :1], x[:, :-1]], axis=1)
+        change = 0.5 * tf.reduce_sum(tf.abs(x[..., :12] - before[..., :12]), axis=-1, keepdims=True)
+        return tf.concat([change, tf.nn.relu(x[..., 12:13] - before[..., 12:13])], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1], 2)
+
+
+@keras.saving.register_keras_serializable(package="kgan")
 class Rotations(keras.layers.Layer):
     """``[B, T, 14]`` -> ``[12 B, T, 14]``: branch ``r`` (rows ``r B`` to ``(r + 1) B``) holds the melody
     ``r`` semitones lower, so that pitch class ``r`` becomes C (level and voicing unchanged)."""
@@ -118,6 +136,17 @@ class Rotations(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (None, input_shape[1], FEATURES)
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class Branches(keras.layers.Layer):
+    """``[B, T, C]`` -> ``[12 B, T, C]``: a transposition-invariant input repeated for every branch of ``Rotations``."""
+
+    def call(self, x):
+        return tf.tile(x, [12, 1, 1])
+
+    def compute_output_shape(self, input_shape):
+        return (None, input_shape[1], input_shape[2])
 
 
 @keras.saving.register_keras_serializable(package="kgan")
@@ -159,20 +188,26 @@ class ChordNet(keras.Model):
     Each branch averages ``pool`` frames (chords change slowly), adds the whole input's
     pitch-class histogram (``MelodyHistogram``: the key, as heard from that root), and runs
     ``channels``-wide residual blocks of a ReLU and a ``kernel``-tap convolution with dilation
-    ``d`` for each ``d`` in ``dilations``: a receptive field of ``1 + (kernel - 1) * sum(dilations)``
-    pooled frames (127 by default, of 8 frames each: 5.9 s each side at 86 frames/s). The logits are repeated
+    ``d`` for each ``d`` in ``dilations``, the whole sequence ``stacks`` times: a receptive field of
+    ``1 + stacks * (kernel - 1) * sum(dilations)`` pooled frames (127 by default, of 8 frames each: 5.9 s
+    each side at 86 frames/s). With ``onsets``, each pooled step also hears its strongest note start
+    (``MelodyOnsets``), so the network can find the beats and the notes on them. The logits are repeated
     back to every frame.
     """
 
     def __init__(self, channels: int = 48, kernel: int = 3, dilations=(1, 2, 4, 8, 16, 32), pool: int = 8,
-                 name: str = "chord_net", **kwargs):
+                 onsets: bool = False, stacks: int = 1, name: str = "chord_net", **kwargs):
         melody = keras.Input((None, FEATURES), name="melody")  # (B, T, 14)
         branches = Rotations(name="rotations")(melody)  # (12B, T, 14)
         pooled = keras.layers.AveragePooling1D(pool, padding="same", name="pool")(branches)  # (12B, T/pool, 14)
+        if onsets:  # the strongest note start inside each pooled step: where the beats fall
+            starts = keras.layers.MaxPooling1D(pool, padding="same", name="onset_pool")(
+                MelodyOnsets(name="onsets")(melody))  # (B, T/pool, 2), the same in every key
+            pooled = keras.layers.Concatenate(name="with_onsets")([pooled, Branches(name="onset_branches")(starts)])
         x = keras.layers.Conv1D(channels, 1, name="embed")(pooled)  # (12B, T/pool, C)
         key = keras.layers.Dense(channels, name="key_embed")(MelodyHistogram(name="histogram")(branches))  # (12B, 1, C)
         x = keras.layers.Add(name="with_key")([x, key])
-        for i, d in enumerate(dilations):
+        for i, d in enumerate(tuple(dilations) * stacks):
             h = keras.layers.Activation("relu", name=f"block{i}_relu")(x)
             h = keras.layers.Conv1D(channels, kernel, dilation_rate=d, padding="same", name=f"block{i}_conv")(h)
             x = keras.layers.Add(name=f"block{i}_add")([x, h])  # (12B, T/pool, C)
@@ -184,10 +219,12 @@ class ChordNet(keras.Model):
         super().__init__(inputs=melody, outputs=logits, name=name, **kwargs)
         self.channels, self.kernel, self.pool = channels, kernel, pool
         self.dilations = tuple(int(d) for d in dilations)
+        self.onsets, self.stacks = bool(onsets), int(stacks)
 
     def get_config(self):
         return {"channels": self.channels, "kernel": self.kernel, "dilations": list(self.dilations),
-                "pool": self.pool, "name": self.name, "trainable": self.trainable}
+                "pool": self.pool, "onsets": self.onsets, "stacks": self.stacks, "name": self.name,
+                "trainable": self.trainable}
 
     @classmethod
     def from_config(cls, config):
@@ -368,11 +405,11 @@ def frame_accuracy(net, arrays: dict) -> float:
 
 def train_chord_net(corpus_dir: str, out_dir: str, config, steps: int = 4000, batch: int = 16, frames: int = 1024,
                     learning_rate: float = 1e-3, decay_step: int = 2000, seed: int = 0, progress: bool = True,
-                    labels: str = "score", channels: int = 48) -> dict:
+                    labels: str = "score", channels: int = 48, onsets: bool = False, stacks: int = 1) -> dict:
     """Train ``ChordNet`` on the melodies and true chords of a corpus' train split; returns its metrics.
 
     ``labels``: where the true chords come from (``corpus_arrays``): the songs' scores, or the audio.
-    ``channels``: the width of ``ChordNet``'s shared convolutions.
+    ``channels``, ``onsets``, ``stacks``: ``ChordNet``'s width, note-start input and depth.
 
     Random ``frames``-long crops, each in a random key (``transpose``), cross-entropy, Adam with the
     rate cut to a third from ``decay_step`` on (a fixed step, so a run extended to more steps is the
@@ -386,7 +423,7 @@ def train_chord_net(corpus_dir: str, out_dir: str, config, steps: int = 4000, ba
     train, val = (corpus_arrays(corpus_dir, split, config, os.path.join(out_dir, f"features-{split}-{labels}.npz"),
                                 progress, labels) for split in ("train", "val"))
     keras.utils.set_random_seed(seed)
-    net = ChordNet(channels=channels)
+    net = ChordNet(channels=channels, onsets=onsets, stacks=stacks)
     optimizer = keras.optimizers.Adam(learning_rate)
     step, checkpoint, manager = resumable_checkpoint(os.path.join(out_dir, "checkpoints"), net, optimizer)
 

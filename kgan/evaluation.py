@@ -10,6 +10,7 @@ reference second) and need no pretrained model:
 * rhythm: ``onset_correlation`` (Pearson correlation of onset-strength envelopes)
   and ``beat_f_measure`` (``mir_eval.beat.f_measure`` on tracked beats);
 * spectral fit: ``log_spectral_distance`` (dB) and ``spectral_convergence``;
+* balance: ``level_error_db``, the RMS level's distance from the true accompaniment's (dB);
 * realism: ``frechet_distance`` between sets of clip embeddings made of librosa
   features (``clip_embedding``: MFCC, chroma and spectral contrast, mean and
   standard deviation over time);
@@ -26,7 +27,7 @@ from kgan.harmony import MAJOR_PROFILE, MINOR_PROFILE  # Krumhansl & Kessler (19
 
 __all__ = [
     "chroma", "chroma_fit", "chroma_motion", "estimate_key", "key_score", "onset_correlation",
-    "beat_f_measure", "log_spectral_distance", "spectral_convergence", "clip_embedding",
+    "beat_f_measure", "log_spectral_distance", "spectral_convergence", "level_error_db", "clip_embedding",
     "frechet_distance", "pairing_accuracy", "song_labels", "style_check", "StyleClassifier", "reference_styles",
 ]
 
@@ -200,10 +201,18 @@ def pairing_accuracy(generated: np.ndarray, reference: np.ndarray) -> float:
 # --------------------------------------------------------------------------- per song
 
 SONG_METRICS = ("chroma_fit", "chroma_motion", "key_score", "onset_correlation", "beat_f_measure",
-                "log_spectral_distance", "spectral_convergence")
+                "log_spectral_distance", "spectral_convergence", "level_error_db")
 HIGHER_IS_BETTER = {"chroma_fit": True, "chroma_motion": True, "key_score": True, "onset_correlation": True,
                     "beat_f_measure": True, "log_spectral_distance": False, "spectral_convergence": False,
-                    "frechet_distance": False, "pairing_accuracy": True}
+                    "level_error_db": False, "frechet_distance": False, "pairing_accuracy": True}
+
+
+def level_error_db(generated: np.ndarray, reference: np.ndarray) -> float:
+    """How far the generated accompaniment's RMS level is from the true one's, in dB (either way): the balance
+    a remix with the vocal gets wrong."""
+    from kgan.levels import rms_db
+
+    return abs(rms_db(generated) - rms_db(reference))
 
 
 def song_metrics(generated: np.ndarray, reference: np.ndarray, rate: int) -> dict[str, float]:
@@ -216,6 +225,7 @@ def song_metrics(generated: np.ndarray, reference: np.ndarray, rate: int) -> dic
         "beat_f_measure": beat_f_measure(generated, reference, rate),
         "log_spectral_distance": log_spectral_distance(generated, reference),
         "spectral_convergence": spectral_convergence(generated, reference),
+        "level_error_db": level_error_db(generated, reference),
     }
 
 
@@ -465,7 +475,10 @@ def plot_metrics(report: dict, path: str, model_system: str = "model") -> None:
 
     metrics = list(SONG_METRICS) + ["frechet_distance", "pairing_accuracy"]
     systems = list(report["systems"])
-    fig, axes = plt.subplots(3, 3, figsize=(14, 11))
+    rows = -(-len(metrics) // 3)
+    fig, axes = plt.subplots(rows, 3, figsize=(14, 3.7 * rows))
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
     for ax, m in zip(axes.flat, metrics):
         means = [report["systems"][s]["summary"][m][0] for s in systems]
         cis = [report["systems"][s]["summary"][m][1] for s in systems]

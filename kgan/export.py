@@ -40,7 +40,7 @@ import tensorflow as tf
 from kgan.config import Config
 from kgan.inference import Generate
 
-__all__ = ["export", "restore_generator", "load", "forbidden_ops", "HalfWeights", "EXPORT_CONFIG", "MODEL_NAME",
+__all__ = ["export", "restore_generator", "restore_from_export", "is_export", "load", "forbidden_ops", "HalfWeights", "EXPORT_CONFIG", "MODEL_NAME",
            "WEIGHT_DTYPES"]
 
 EXPORT_CONFIG = "kgan_config.json"
@@ -77,11 +77,12 @@ class HalfWeights(tf.Module):
 
 class ServingModule(tf.Module):
     def __init__(self, generator, config: Config, griffin_lim_iters: int, config_path: str, vocoder=None,
-                 griffin_lim_init: str = "random", chord_net=None, chord_decoding: str = "argmax"):
+                 griffin_lim_init: str = "random", chord_net=None, chord_decoding: str = "argmax",
+                 level_gains_db=None):
         super().__init__(name="kgan")
         self.pipeline = Generate(generator, config, griffin_lim_iters, vocoder=vocoder,
                                  griffin_lim_init=griffin_lim_init, chord_net=chord_net,
-                                 chord_decoding=chord_decoding)
+                                 chord_decoding=chord_decoding, level_gains_db=level_gains_db)
         self.config_asset = tf.saved_model.Asset(config_path)
         bins, frames = config.stft.num_bins, config.window.frames
 
@@ -167,11 +168,76 @@ def restore_generator(run_dir: str, checkpoint: str | None = None):
     return generator, config, ckpt
 
 
+def is_export(path: str) -> bool:
+    """Whether ``path`` is a kgan export version folder (``EXPORT_BASE/N``) rather than a training run."""
+    return os.path.isfile(os.path.join(path, "saved_model.pb")) and os.path.isfile(
+        os.path.join(path, "assets", EXPORT_CONFIG))
+
+
+def _assign_stored(variable, reader, keys: list[str], source: str) -> None:
+    for key in keys:
+        if reader.has_tensor(key):
+            value = reader.get_tensor(key)
+            if tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(f"{source}: the stored {key.split('/.ATTRIBUTES')[0]} has shape {tuple(value.shape)}, "
+                                 f"the rebuilt model's {variable.path} {tuple(variable.shape)}")
+            variable.assign(tf.cast(value, variable.dtype))
+            return
+    raise ValueError(f"{source}: no stored weight for {variable.path} (looked for {keys[0]}); export again from "
+                     f"the training run")
+
+
+def _assign_operations(model, reader, prefix: str, source: str) -> None:
+    """Fill a Keras functional model's weights from a SavedModel's checkpoint, where it was tracked at ``prefix``."""
+    for i, op in enumerate(model.operations):
+        here = f"{prefix}/_operations/{i}"
+        if getattr(op, "operations", None):
+            _assign_operations(op, reader, here, source)
+            continue
+        for v in op.weights:
+            name = v.path.rsplit("/", 1)[-1]
+            _assign_stored(v, reader, [f"{here}/{a}/.ATTRIBUTES/VARIABLE_VALUE" for a in (f"_{name}", name)], source)
+
+
+def restore_from_export(export_dir: str):
+    """``(generator, config, chord_net or None, meta)`` rebuilt from an export's own stored weights.
+
+    So an export is a starting point like a run: it can be exported again with another chord
+    network, phase, overlap or weight precision without its training run. A float16 export's
+    weights come back as the float16 values it stored (exporting them again as float16 changes
+    nothing). ``meta`` is the export's ``kgan_config.json``.
+    """
+    from kgan.models import UNetGenerator
+
+    with open(os.path.join(export_dir, "assets", EXPORT_CONFIG), encoding="utf-8") as f:
+        meta = json.load(f)
+    config = Config.from_dict(meta["config"])
+    generator = UNetGenerator.from_kgan_config(config)
+    reader = tf.train.load_checkpoint(os.path.join(export_dir, "variables", "variables"))
+    if meta.get("weights") == "float16":  # HalfWeights' lists, in the model's own variable order
+        for group, variables in (("half", generator.trainable_variables), ("full", generator.non_trainable_variables)):
+            for i, v in enumerate(variables):
+                _assign_stored(v, reader, [f"pipeline/generator/{group}/{i}/.ATTRIBUTES/VARIABLE_VALUE"], export_dir)
+    else:
+        _assign_operations(generator, reader, "pipeline/generator", export_dir)
+    chord_net = None
+    if meta.get("chords"):
+        from kgan.chords import ChordNet
+
+        chord_net = ChordNet.from_config(meta.get("chordnet") or {})  # exports before the field: the defaults
+        chord_net(tf.zeros([1, chord_net.pool, 14]))
+        _assign_operations(chord_net, reader, "pipeline/chord_net", export_dir)
+    return generator, config, chord_net, meta
+
+
 def export(run_dir: str, export_base: str, version: int | None = None, griffin_lim_iters: int = 16,
            checkpoint: str | None = None, weights: str = "float32", vocoder: str | None = None,
            griffin_lim_init: str = "integrated", chords: str | None = None, chord_decoding: str = "argmax",
-           overlap: float | None = None) -> str:
+           overlap: float | None = None, calibrate_levels: str | None = None, progress: bool = False) -> str:
     """Write the newest (or given) checkpoint of ``run_dir`` as ``export_base/version``; returns that path.
+
+    ``run_dir`` may also be an export version folder (``is_export``): its stored weights are exported again
+    (``restore_from_export``), keeping its chord network unless ``chords`` names another.
 
     ``weights``: ``float32``, or ``float16`` to store the generator's (and vocoder's) weights at half the
     size. ``vocoder``: a ``kgan vocoder train`` folder whose network makes the waveform instead of
@@ -181,16 +247,28 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     ``chord_decoding``: its likeliest triad per frame (``argmax``) or every triad by its probability (``soft``).
     ``overlap``: the share of frames consecutive generated windows share (``window.overlap``; default the
     run's): 0.25 generates a third fewer windows than 0.5.
+    ``calibrate_levels``: a corpus folder whose val split sets each style's output gain (``kgan.levels``);
+    an export exported again keeps its source's gains unless this is given.
     """
     if griffin_lim_init not in ("integrated", "random"):
         raise ValueError(f"griffin_lim_init must be 'integrated' or 'random'. Received: {griffin_lim_init!r}")
     if weights not in WEIGHT_DTYPES:
         raise ValueError(f"weights must be one of {list(WEIGHT_DTYPES)}. Received: {weights!r}")
-    generator, config, ckpt = restore_generator(run_dir, checkpoint)
+    stored_chords, levels = None, None
+    if is_export(run_dir):
+        if checkpoint is not None:
+            raise ValueError(f"{run_dir} is an export: it has no checkpoints to choose from")
+        generator, config, stored_chords, source = restore_from_export(run_dir)
+        ckpt = str(source.get("checkpoint"))
+        levels = source.get("level_calibration")
+    else:
+        generator, config, ckpt = restore_generator(run_dir, checkpoint)
     if overlap is not None:
         config = config.override(**{"window.overlap": overlap})
     chord_net = None
-    if config.model.vocal_input == "plan":
+    if config.model.vocal_input == "plan" and stored_chords is not None and chords is None:
+        chord_net = stored_chords
+    elif config.model.vocal_input == "plan":
         from kgan.chords import load_chord_net
 
         chords = chords or os.path.join(run_dir, "chords")
@@ -211,6 +289,12 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     final = os.path.join(export_base, str(version))
     if os.path.exists(final):
         raise FileExistsError(f"{final} exists; choose another --version")
+    served = HalfWeights(generator) if weights == "float16" else generator
+    if calibrate_levels is not None:
+        levels = _calibrate(served, config, griffin_lim_iters, phase, griffin_lim_init, chord_net, chord_decoding,
+                            calibrate_levels, progress)
+    names = list(config.model.style_names) or ["any"]
+    gains = None if levels is None else [levels["gains_db"].get(name, 0.0) for name in names]
     os.makedirs(export_base, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".tmp-export-", dir=export_base)  # TF Serving ignores non-numeric names
     try:
@@ -221,11 +305,13 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
                        "weights": weights, "phase": "griffin-lim" if phase is None else "vocoder",
                        "griffin_lim_init": griffin_lim_init, "chords": chord_net is not None,
                        "chord_decoding": chord_decoding if chord_net is not None else None,
+                       "chordnet": chord_net.get_config() if chord_net is not None else None,
+                       "level_calibration": levels,
                        "vocoder": None if phase is None else dataclasses.asdict(phase.settings)},
                       f, indent=2, sort_keys=True)
-        served = HalfWeights(generator) if weights == "float16" else generator
         module = ServingModule(served, config, griffin_lim_iters, config_path, vocoder=phase,
-                               griffin_lim_init=griffin_lim_init, chord_net=chord_net, chord_decoding=chord_decoding)
+                               griffin_lim_init=griffin_lim_init, chord_net=chord_net, chord_decoding=chord_decoding,
+                               level_gains_db=gains)
         model_dir = os.path.join(staging, "model")
         tf.saved_model.save(module, model_dir,
                             signatures={"serving_default": module.serve, "spectrogram": module.spectrogram,
@@ -238,6 +324,22 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def _calibrate(served, config, griffin_lim_iters, phase, griffin_lim_init, chord_net, chord_decoding, corpus_dir,
+               progress):
+    """``kgan.levels.measure_gains`` of the export-to-be's own pipeline (uncalibrated) on ``corpus_dir``."""
+    from kgan.levels import measure_gains
+
+    pipeline = Generate(served, config, griffin_lim_iters, vocoder=phase, griffin_lim_init=griffin_lim_init,
+                        chord_net=chord_net, chord_decoding=chord_decoding)
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None], tf.float32), tf.TensorSpec([], tf.int32)])
+    def run(vocal, style):
+        return pipeline(vocal, tf.reshape(style, [1]) if pipeline.styled else None)
+
+    return measure_gains(lambda vocal, style: run(vocal, tf.constant(style, tf.int32)).numpy(), corpus_dir,
+                         config.model.style_names, config.audio.sample_rate, progress=progress)
 
 
 def load(export_dir: str):

@@ -12,7 +12,8 @@
 4. the windows cross-faded back together: each weighted by a periodic Hann
    window (which sums to one at half overlap), overlap-added, and divided by
    the overlap-added weights, so edges and joins are exact averages;
-5. phase by fast Griffin-Lim, then the waveform cropped to ``L`` samples.
+5. phase by fast Griffin-Lim (or a learned vocoder), then the waveform cropped to ``L`` samples;
+6. with ``level_gains_db`` (``kgan.levels``), the waveform scaled by its style's calibrated gain.
 
 Only core TensorFlow ops are used (no tensorflow-io, no py_function), so the
 same graph runs in an exported SavedModel under stock TF Serving.
@@ -33,9 +34,11 @@ class Generate(tf.Module):
 
     def __init__(self, generator, config: Config, griffin_lim_iters: int = 16, chunk_windows: int = 8,
                  name: str | None = None, vocoder=None, griffin_lim_init: str = "integrated", chord_net=None,
-                 chord_decoding: str = "argmax"):
+                 chord_decoding: str = "argmax", level_gains_db=None):
         super().__init__(name=name)
         self.generator = generator
+        # the waveform's gain per style id (dB; one value for an unconditioned generator): kgan.levels' calibration
+        self.level_gains_db = None if level_gains_db is None else [float(g) for g in level_gains_db]
         self.chord_net = chord_net  # a kgan.chords.ChordNet: the plan of a model.vocal_input=plan generator
         if chord_decoding not in ("argmax", "soft"):
             raise ValueError(f"chord_decoding must be 'argmax' or 'soft'. Received: {chord_decoding!r}")
@@ -185,10 +188,16 @@ class Generate(tf.Module):
         length = tf.shape(vocal)[1]
         generated = self.spectrogram(vocal, style)
         if self.vocoder is not None:
-            return self.vocoder.waveform(generated, length)
-        initial = None if self.griffin_lim_init == "random" else self.griffin_lim_init
-        return self.spec.griffin_lim(self.spec.from_model(generated), length, n_iter=self.griffin_lim_iters,
-                                     initial=initial)
+            out = self.vocoder.waveform(generated, length)
+        else:
+            initial = None if self.griffin_lim_init == "random" else self.griffin_lim_init
+            out = self.spec.griffin_lim(self.spec.from_model(generated), length, n_iter=self.griffin_lim_iters,
+                                        initial=initial)
+        if self.level_gains_db is None:
+            return out
+        gains = tf.constant([10.0 ** (g / 20.0) for g in self.level_gains_db], tf.float32)
+        ids = self.batch_styles(style, tf.shape(vocal)[0]) if self.styled else tf.zeros([tf.shape(vocal)[0]], tf.int32)
+        return out * tf.gather(gains, ids)[:, None]
 
 
 def chunk_bounds(length: int, chunk: int, overlap: int) -> list[tuple[int, int]]:

@@ -134,6 +134,39 @@ def test_chord_net_runs_on_any_length_and_reloads(tmp_path):
         load_chord_net(str(tmp_path / "missing"), CONFIG)
 
 
+def test_note_starts_mark_new_pitches_and_repeated_attacks_only():
+    from kgan.chords import MelodyOnsets
+
+    x = np.zeros((1, 6, 14), np.float32)
+    x[0, :, 13] = 0.9
+    x[0, 0:2, 0] = 1.0  # C, held
+    x[0, 2:4, 7] = 1.0  # then G: a new pitch class
+    x[0, 4:6, 7] = 1.0  # G again, re-attacked: only the level rises
+    x[0, :, 12] = [-0.2, -0.2, -0.2, -0.4, 0.1, 0.1]
+    onsets = MelodyOnsets()(x).numpy()[0]
+    np.testing.assert_allclose(onsets[:, 0], [0, 0, 1, 0, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(onsets[:, 1], [0, 0, 0, 0, 0.5, 0], atol=1e-6)
+
+
+def test_a_chord_net_with_note_starts_and_two_stacks_stays_equivariant_and_reloads(tmp_path):
+    net = ChordNet(channels=8, dilations=(1, 2), onsets=True, stacks=2)
+    assert net(np.zeros((1, 37, 14), np.float32)).shape == (1, 37, 25)
+    assert ChordNet(channels=8, dilations=(1, 2)).count_params() < net.count_params()
+    rng = np.random.default_rng(3)
+    x = rng.random((2, 120, 14)).astype(np.float32)
+    labels = np.zeros((2, 120), np.int32)
+    up, _ = transpose(x, labels, np.array([5, 5]))
+    moved = 2 * ((np.arange(24) // 2 - 5) % 12) + np.arange(24) % 2  # the chord 5 semitones up takes this one's score
+    np.testing.assert_allclose(net(up).numpy()[..., :24], net(x).numpy()[..., moved], atol=1e-5)
+    net.save_weights(str(tmp_path / "chordnet.weights.h5"))
+    s = CONFIG.stft
+    (tmp_path / "chords.json").write_text(json.dumps({"chordnet": net.get_config(), "sample_rate": RATE,
+                                                      "stft": {"n_fft": s.n_fft, "hop_length": s.hop_length}}))
+    loaded = load_chord_net(str(tmp_path), CONFIG)
+    assert (loaded.onsets, loaded.stacks) == (True, 2)
+    np.testing.assert_allclose(loaded(x).numpy(), net(x).numpy(), atol=1e-6)
+
+
 def test_chord_training_learns_resumes_and_writes_its_folder(tmp_path, chorale_dir, tiny_config):
     out = str(tmp_path / "chords")
     first = train_chord_net(chorale_dir, out, tiny_config, steps=6, batch=4, frames=256, progress=False)
@@ -213,6 +246,32 @@ def test_a_plan_model_exports_with_its_chord_net_and_voices_the_plan(tmp_path, c
     assert np.abs(told[0] - told[1]).max() > 1e-3
     with pytest.raises(ValueError, match="needs a chord network"):
         Generate(trainer.generator, config, 2)
+
+    # an export is a starting point too: exported again from its stored weights, at either precision, it
+    # serves what it served; told another chord network, another plan
+    def spectrogram(export_dir):
+        return load(export_dir)[0].signatures["spectrogram"](vocal_spectrogram=tf.constant(x))[
+            "accompaniment_spectrogram"].numpy()
+
+    half = export(run, str(tmp_path / "half"), griffin_lim_iters=2, weights="float16")
+    for source in (path, half):
+        again = export(source, str(tmp_path / f"again-{os.path.basename(os.path.dirname(source))}"),
+                       griffin_lim_iters=2, weights=load_json(source)["weights"])
+        np.testing.assert_array_equal(spectrogram(again), spectrogram(source))
+        assert forbidden_ops(again) == [] and load_json(again)["chordnet"]["channels"] == 48
+    other = os.path.join(str(tmp_path), "other-chords")
+    train_chord_net(chorale_dir, other, config, steps=3, batch=2, frames=64, progress=False, seed=5, channels=8,
+                    onsets=True)
+    swapped = export(path, str(tmp_path / "swapped"), griffin_lim_iters=2, chords=other)
+    assert load_json(swapped)["chordnet"]["onsets"] is True
+    assert np.abs(spectrogram(swapped) - spectrogram(path)).max() > 1e-4
+    with pytest.raises(ValueError, match="is an export: it has no checkpoints"):
+        export(path, str(tmp_path / "nope"), checkpoint=os.path.join(run, "checkpoints", "ckpt-2"))
+
+
+def load_json(export_dir):
+    with open(os.path.join(export_dir, "assets", "kgan_config.json"), encoding="utf-8") as f:
+        return json.load(f)
 
 
 def test_a_soft_plan_weighs_each_triad_by_its_probability():

@@ -58,6 +58,9 @@ def test_spectral_distances_have_known_values_for_a_gain_change(song):
     assert ev.log_spectral_distance(0.9 * song, song) < 0.95  # clamped empty bins only lower it
     far = progression(5)
     assert ev.log_spectral_distance(far, song) > 5 and ev.spectral_convergence(far, song) > 0.5
+    assert ev.level_error_db(song, song) == pytest.approx(0.0, abs=1e-9)
+    assert ev.level_error_db(0.5 * song, song) == pytest.approx(20 * np.log10(2), abs=1e-4)  # 6.02 dB either way
+    assert ev.level_error_db(2.0 * song, song) == pytest.approx(20 * np.log10(2), abs=1e-4)
 
 
 def test_beat_f_measure_rewards_the_same_pulse():

@@ -216,3 +216,68 @@ def test_float16_weights_halve_the_export_and_keep_its_output(run_dir, tmp_path)
     spec = Spectrogram(config.stft)
     ma, mb = (spec.magnitude(spec.forward(w)).numpy() for w in (wa, wb))
     assert np.linalg.norm(ma - mb) < 0.02 * np.linalg.norm(ma)  # measured 0.2-0.5 %
+
+
+def _stems(folder, name, vocal, accompaniment, rate, style=None, split="val"):
+    import json
+
+    song = os.path.join(folder, name)
+    os.makedirs(song)
+    sf.write(os.path.join(song, "vocals.flac"), vocal, rate)
+    sf.write(os.path.join(song, "accompaniment.flac"), accompaniment, rate)
+    with open(os.path.join(song, "song.json"), "w") as f:
+        json.dump({"style": style} if style else {}, f)
+
+
+def test_level_gains_are_what_brings_each_style_to_its_true_level(tmp_path):
+    import json
+
+    from kgan.levels import measure_gains
+
+    rate, folder = 8000, str(tmp_path / "corpus")
+    rng = np.random.default_rng(0)
+    louder = {"piano": 0.5, "band": 2.0}  # the true accompaniment is this many times the vocal
+    names = []
+    for style, k in louder.items():
+        for i in range(3):
+            vocal = (0.1 * rng.standard_normal(rate)).astype(np.float32)
+            names.append(f"{style}{i}")
+            _stems(folder, names[-1], vocal, k * vocal, rate, style)
+    _stems(folder, "test0", vocal, vocal, rate, "band", split="test")
+    with open(os.path.join(folder, "splits.json"), "w") as f:
+        json.dump({"train": [], "val": names, "test": ["test0"]}, f)
+    # a "generator" that plays the vocal back 0.25x in piano (id 1), 1x in band (id 2) and 0.1x in any (id 0)
+    played = {0: 0.1, 1: 0.25, 2: 1.0}
+    result = measure_gains(lambda vocal, style: played[style] * vocal, folder, ["any", "piano", "band"], rate,
+                           per_style=2, progress=False)
+    assert result["gains_db"]["piano"] == pytest.approx(20 * np.log10(0.5 / 0.25), abs=0.02)  # +6 dB
+    assert result["gains_db"]["band"] == pytest.approx(0.0 + 20 * np.log10(2.0), abs=0.02)
+    # any: two songs, one of each style in turn, at 0.1x: the median of +14 and +26 dB
+    assert result["songs"] == {"any": 2, "piano": 2, "band": 2}
+    assert result["gains_db"]["any"] == pytest.approx(np.median([20 * np.log10(5), 20 * np.log10(20)]), abs=0.02)
+    lonely = measure_gains(lambda vocal, style: vocal, folder, ["any", "organ"], rate, progress=False)
+    assert lonely["uncalibrated"] == ["organ"] and lonely["gains_db"]["organ"] == 0.0
+    with pytest.raises(ValueError, match="no train songs to calibrate"):
+        measure_gains(lambda vocal, style: vocal, folder, [], rate, split="train", progress=False)
+
+
+def test_a_level_calibrated_export_scales_its_waveform_by_the_measured_gain(run_dir, exported, chorale_dir, tmp_path):
+    import json
+
+    from kgan.export import export
+
+    calibrated = export(exported[0], str(tmp_path / "calibrated"), griffin_lim_iters=8,
+                        calibrate_levels=chorale_dir)
+    with open(os.path.join(calibrated, "assets", "kgan_config.json")) as f:
+        levels = json.load(f)["level_calibration"]
+    assert levels["songs"] == {"any": 1} and levels["uncalibrated"] == []  # the fixture's one val song
+    gain = 10 ** (levels["gains_db"]["any"] / 20)
+    x = (0.1 * np.random.default_rng(0).standard_normal((1, 9000))).astype(np.float32)
+    plain = load(exported[0])[0].signatures["serving_default"](vocal=x)["accompaniment"].numpy()
+    scaled = load(calibrated)[0].signatures["serving_default"](vocal=x)["accompaniment"].numpy()
+    np.testing.assert_allclose(scaled, gain * plain, rtol=1e-4, atol=1e-6)
+    assert abs(levels["gains_db"]["any"]) > 0.01  # a tiny model is nowhere near the true level: a real gain
+    assert forbidden_ops(calibrated) == []
+    again = export(calibrated, str(tmp_path / "again"), griffin_lim_iters=8)  # re-exported, it keeps its gains
+    np.testing.assert_allclose(load(again)[0].signatures["serving_default"](vocal=x)["accompaniment"].numpy(),
+                               scaled, rtol=1e-5, atol=1e-7)
