@@ -413,7 +413,8 @@ def _check_data_config(cfg, data_dir):
                    "window.overlap); 0.25 generates a third fewer windows than 0.5.")
 @click.option("--calibrate-levels", "level_corpus", type=click.Path(exists=True, file_okay=False), default=None,
               help="A kgan corpus folder: generate its val songs, each in its own style, and store the gain per "
-                   "style that brings the output to the true accompaniments' level (kgan.levels).")
+                   "style that brings the output to the true accompaniments' level (kgan.levels). Or an export: "
+                   "copy its gains.")
 def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_init, checkpoint, weights, phase,
                vocoder_dir, chords_dir, chord_decoding, overlap, level_corpus):
     """Export the newest checkpoint of RUN_DIR as a SavedModel in TF Serving's layout (EXPORT_BASE/N).
@@ -447,7 +448,7 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_ini
         path = export(run_dir, export_base, version, griffin_lim_iters, checkpoint, weights, vocoder=vocoder_dir,
                       griffin_lim_init=griffin_lim_init, chords=chords_dir, chord_decoding=chord_decoding,
                       overlap=overlap, calibrate_levels=level_corpus, progress=True)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
+    except (FileNotFoundError, FileExistsError) as e:
         raise click.ClickException(str(e)) from None
     bad = forbidden_ops(path)
     if bad:
@@ -617,17 +618,20 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
         if (style == "label" or style_check) and not model.style_names:
             raise click.UsageError(f"{model.path} is not style-conditioned: --style label and --style-check need "
                                    "a model trained with model.styles")
-        if style not in (None, "label"):
-            try:
-                model.set_style(style)
-            except ValueError as e:
-                raise click.BadParameter(str(e), param_hint="--style") from None
-        systems = {"model": run(model)}
+        compared = {}
         for item in compare:
             name, sep, path = item.partition("=")
             if not sep:
                 raise click.UsageError(f"--compare expects NAME=EXPORT. Received: {item!r}")
-            systems[name] = run(LocalModel(path))
+            compared[name] = LocalModel(path)
+        if style not in (None, "label"):  # every style-conditioned model plays the asked-for style
+            for m in [model, *compared.values()]:
+                if m is model or m.style_names:
+                    try:
+                        m.set_style(style)
+                    except ValueError as e:
+                        raise click.BadParameter(f"{m.path}: {e}", param_hint="--style") from None
+        systems = {"model": run(model), **{name: run(m) for name, m in compared.items()}}
     except FileNotFoundError as e:
         raise click.ClickException(str(e)) from None
     rate = model.sample_rate
@@ -638,8 +642,9 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
     if not songs:
         raise click.ClickException(f"{data_dir}: no readable songs in split {split!r}")
     labels = ev.song_labels(data_dir, [n for n, _, _ in songs])
-    if style == "label":
+    if style == "label":  # each song's own style, for the compared style-conditioned exports too
         systems["model"] = _labelled_style(model, labels)
+        systems.update({name: _labelled_style(m, labels) for name, m in compared.items() if m.style_names})
     chosen = [b.strip() for b in baselines.split(",") if b.strip()]
     unknown = set(chosen) - set(ev.BASELINES)
     if unknown:

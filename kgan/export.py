@@ -247,8 +247,8 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     ``chord_decoding``: its likeliest triad per frame (``argmax``) or every triad by its probability (``soft``).
     ``overlap``: the share of frames consecutive generated windows share (``window.overlap``; default the
     run's): 0.25 generates a third fewer windows than 0.5.
-    ``calibrate_levels``: a corpus folder whose val split sets each style's output gain (``kgan.levels``);
-    an export exported again keeps its source's gains unless this is given.
+    ``calibrate_levels``: a corpus folder whose val split sets each style's output gain (``kgan.levels``), or
+    an export whose gains are copied; an export exported again keeps its source's gains unless this is given.
     """
     if griffin_lim_init not in ("integrated", "random"):
         raise ValueError(f"griffin_lim_init must be 'integrated' or 'random'. Received: {griffin_lim_init!r}")
@@ -290,7 +290,12 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     if os.path.exists(final):
         raise FileExistsError(f"{final} exists; choose another --version")
     served = HalfWeights(generator) if weights == "float16" else generator
-    if calibrate_levels is not None:
+    if calibrate_levels is not None and is_export(calibrate_levels):  # another export's gains, e.g. its float32 twin
+        with open(os.path.join(calibrate_levels, "assets", EXPORT_CONFIG), encoding="utf-8") as f:
+            levels = json.load(f).get("level_calibration")
+        if levels is None:
+            raise ValueError(f"{calibrate_levels}: this export has no level calibration to copy")
+    elif calibrate_levels is not None:
         levels = _calibrate(served, config, griffin_lim_iters, phase, griffin_lim_init, chord_net, chord_decoding,
                             calibrate_levels, progress)
     names = list(config.model.style_names) or ["any"]

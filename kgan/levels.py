@@ -33,8 +33,8 @@ def _in_turn(groups: dict[str, list], count: int) -> list:
     return out
 
 
-def measure_gains(generate, corpus_dir: str, style_names, rate: int, split: str = "val", per_style: int = 12,
-                  seconds: float = 20.0, progress: bool = True) -> dict:
+def measure_gains(generate, corpus_dir: str, style_names, rate: int, split: str = "val", per_style: int = 32,
+                  seconds: float = 30.0, progress: bool = True) -> dict:
     """Per style: the gain (dB) that brings ``generate``'s output to the true accompaniments' level.
 
     ``generate(vocal [1, L], style_id)`` -> ``[1, L]`` (the export's pipeline before calibration).

@@ -281,3 +281,8 @@ def test_a_level_calibrated_export_scales_its_waveform_by_the_measured_gain(run_
     again = export(calibrated, str(tmp_path / "again"), griffin_lim_iters=8)  # re-exported, it keeps its gains
     np.testing.assert_allclose(load(again)[0].signatures["serving_default"](vocal=x)["accompaniment"].numpy(),
                                scaled, rtol=1e-5, atol=1e-7)
+    copied = export(run_dir[0], str(tmp_path / "copied"), griffin_lim_iters=8, calibrate_levels=calibrated)
+    np.testing.assert_allclose(load(copied)[0].signatures["serving_default"](vocal=x)["accompaniment"].numpy(),
+                               scaled, rtol=1e-4, atol=1e-6)  # the run's own export, with the gains copied over
+    with pytest.raises(ValueError, match="has no level calibration to copy"):
+        export(run_dir[0], str(tmp_path / "nothing"), griffin_lim_iters=8, calibrate_levels=exported[0])

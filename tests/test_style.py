@@ -211,12 +211,14 @@ def test_evaluate_in_each_song_s_style_with_the_style_check_and_float16_weights(
             (songs / f"song{i}" / "song.json").write_text(json.dumps({"style": label}))
     (songs / "splits.json").write_text(json.dumps({"train": [f"song{i}" for i in range(4)]}))
     cmd = [sys.executable, "-m", "cli.main", "evaluate", half, str(songs), "-o", str(tmp_path / "report"),
-           "--split", "", "--baselines", "silence", "--style", "label", "--style-check", "--style-reference",
-           str(songs), "--no-progress"]
+           "--split", "", "--baselines", "silence", "--compare", f"same={half}", "--style", "label", "--style-check",
+           "--style-reference", str(songs), "--no-progress"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["style"] == "label" and report["labels"]["style"]["song4"] is None
+    # a compared export plays each song's own style too: the same export compared with itself scores the same
+    assert report["systems"]["same"]["per_song"] == report["systems"]["model"]["per_song"]
     check = json.loads((tmp_path / "report" / "styles.json").read_text())
     assert check["styles"] == ["piano", "band"] and len(check["songs"]) == 5
     assert all(0.0 <= check["accuracy"][s] <= 1.0 for s in check["styles"])

@@ -1,0 +1,121 @@
+"""Give the shipped model calibrated output levels, without its training run.
+
+    python experiments/recalibrate_shipped.py OUT_DIR --corpus CORPUS --tests OUT_WITH_TEST_SETS [--overlap F]
+        [--install]
+
+1. ``kgan export kgan/pretrained/export/1 OUT_DIR/export --weights float16 --calibrate-levels CORPUS``: the
+   stored float16 weights and chord network exported again (bit for bit the same generator), with the gain
+   per style measured on CORPUS' val songs (``kgan.levels``), and with ``--overlap``, that window overlap. CORPUS is the shipped model's corpus
+   (``experiments/pretrained.py`` renders it, seeded: ``OUT/corpus``).
+2. ``kgan evaluate`` of the new export against the installed one (``--compare shipped=...``), each song in
+   its own style, on the test renderings ``TESTS/test-*`` of ``experiments/pretrained.py``.
+3. ``OUT_DIR/levels.md``: the gains and the per-set comparison; with ``--install``, the export replaces the
+   installed one, and the card (its size and sha256 line, and a "Level calibration" section) and
+   ``metrics.json`` (``level_calibration``) are updated.
+
+Every step is skipped when its output exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from _steps import ROOT, done, kgan  # noqa: E402
+from pretrained import PACKAGE, TESTS, tree_bytes  # noqa: E402
+
+from kgan.evaluation import summary_cell  # noqa: E402
+from kgan.pretrained import tree_sha256  # noqa: E402
+
+SHOWN = ("level_error_db", "chroma_motion", "chroma_fit", "log_spectral_distance", "frechet_distance",
+         "pairing_accuracy")
+
+
+def report_table(out: str) -> list[str]:
+    lines = ["| test set (songs) | export | " + " | ".join(SHOWN) + " |", "|---|---|" + "---|" * len(SHOWN)]
+    for test in TESTS:
+        with open(f"{out}/report-{test}/report.json", encoding="utf-8") as f:
+            report = json.load(f)
+        for system, label in (("model", "now"), ("shipped", "before")):
+            summary = report["systems"][system]["summary"]
+            lines.append(f"| {test} ({len(report['songs'])}) | {label} | "
+                         + " | ".join(summary_cell(*summary[m]) if m in summary else "" for m in SHOWN) + " |")
+    return lines
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out")
+    parser.add_argument("--corpus", required=True, help="The shipped model's corpus (its val split calibrates).")
+    parser.add_argument("--tests", required=True, help="A folder holding experiments/pretrained.py's test-* sets.")
+    parser.add_argument("--overlap", type=float, help="kgan export --overlap (default: the installed export's).")
+    parser.add_argument("--install", action="store_true")
+    args = parser.parse_args(argv)
+    out = os.path.abspath(args.out)
+    installed = os.path.join(PACKAGE, "export", "1")
+    if not done(f"{out}/export/1"):
+        kgan("export", installed, f"{out}/export", "--weights", "float16", "--calibrate-levels", args.corpus,
+             *(["--overlap", args.overlap] if args.overlap is not None else []))
+    for test in TESTS:
+        if not done(f"{out}/report-{test}/report.json"):
+            kgan("evaluate", f"{out}/export/1", f"{args.tests}/test-{test}", "-o", f"{out}/report-{test}",
+                 "--split", "" if test == "musdb-real" else "test", "--baselines", "", "--style", "label",
+                 "--compare", f"shipped={installed}", "--no-progress", log=f"{out}/evaluate.log")
+    with open(f"{out}/export/1/assets/kgan_config.json", encoding="utf-8") as f:
+        meta = json.load(f)
+    levels, overlap = meta["level_calibration"], meta["config"]["window"]["overlap"]
+    section = ["## Level calibration", "",
+               f"The export was made again from its own stored weights with `kgan export ... --calibrate-levels` "
+               f"(`experiments/recalibrate_shipped.py`): its waveform is scaled per style by the gain that brings "
+               f"the output to the true accompaniments' median level on the corpus' {levels['split']} songs (first "
+               f"{levels['seconds']:g} s; songs per style: "
+               + ", ".join(f"{k} {v}" for k, v in levels["songs"].items()) + "). Gains (dB): "
+               + ", ".join(f"{k} {v:+.2f}" for k, v in levels["gains_db"].items())
+               + f". Consecutive windows overlap by {overlap:g} of their frames. The generator and chord network "
+               "are unchanged, so the tables above describe what it plays; `kgan evaluate` of this export against "
+               "the one before (each song in its own style; mean ± 95 % CI):", "", *report_table(out), "",
+               "In the tables above, the `float32` and `soft-plan` rows played `any` while `model` played each "
+               "song's style (`kgan evaluate --compare` did not pass `--style label` on before 2026-12-03), so "
+               "they do not compare precisions or plans; README, \"Evaluation\", has the soft plan measured "
+               "again.", ""]
+    with open(f"{out}/levels.md", "w", encoding="utf-8") as f:
+        f.write("\n".join(section))
+    print("\n".join(section))
+    if not args.install:
+        return
+    export_dir = f"{out}/export/1"
+    size, digest = tree_bytes(export_dir), tree_sha256(export_dir)
+    staging = os.path.join(PACKAGE, f".tmp-{os.getpid()}-export")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(export_dir, os.path.join(staging, "1"))
+    shutil.rmtree(os.path.join(PACKAGE, "export"), ignore_errors=True)
+    os.replace(staging, os.path.join(PACKAGE, "export"))
+    card_path = os.path.join(PACKAGE, "MODEL_CARD.md")
+    with open(card_path, encoding="utf-8") as f:
+        card = f.read()
+    card = re.sub(r"float16 weights, [0-9.]+ MB, sha256 `[0-9a-f]+`",
+                  f"float16 weights, {size / 1e6:.1f} MB, sha256 `{digest}`", card, count=1)
+    card = card.split("\n## Level calibration\n")[0].rstrip("\n") + "\n\n" + "\n".join(section)
+    with open(card_path, "w", encoding="utf-8") as f:
+        f.write(card)
+    metrics_path = os.path.join(PACKAGE, "metrics.json")
+    with open(metrics_path, encoding="utf-8") as f:
+        metrics = json.load(f)
+    metrics["model"].update({"bytes": size, "sha256": digest, "overlap": overlap})
+    metrics["level_calibration"] = {"gains": levels, "evaluation": {
+        test: {s: json.load(open(f"{out}/report-{test}/report.json"))["systems"][s]["summary"]
+               for s in ("model", "shipped")} for test in TESTS}}
+    with open(metrics_path, "w", encoding="utf-8") as f:
+        json.dump(metrics, f, indent=2, sort_keys=True)
+    print(f"installed {os.path.join(PACKAGE, 'export', '1')} ({size / 1e6:.1f} MB, sha256 {digest})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, ROOT)
+    main()
