@@ -45,7 +45,8 @@ def report_table(out: str) -> list[str]:
         for system, label in (("model", "now"), ("shipped", "before")):
             summary = report["systems"][system]["summary"]
             lines.append(f"| {test} ({len(report['songs'])}) | {label} | "
-                         + " | ".join(summary_cell(*summary[m]) if m in summary else "" for m in SHOWN) + " |")
+                         + " | ".join(summary_cell(*summary[m]) if m in summary and summary[m][0] == summary[m][0]
+                                      else "" for m in SHOWN) + " |")  # no set-level figure for one song
     return lines
 
 
