@@ -114,6 +114,15 @@ def test_a_corrupt_checkpoint_is_one_line_naming_the_run(tmp_path, run_dir):
     assert code == 2 and "ckpt-99: no such checkpoint" in out, out
 
 
+def test_level_calibration_without_val_songs_is_one_line_and_writes_nothing(tmp_path, run_dir):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out = _kgan("export", run_dir[0], tmp_path / "exports", "--calibrate-levels", empty)
+    assert code == 1 and "Traceback" not in out and len(out.strip().splitlines()) == 1, out
+    assert str(empty) in out and "val" in out, out
+    assert not (tmp_path / "exports" / "1").exists()
+
+
 def test_stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
     from kgan.io_utils import atomic_path, remove_stale_temporaries, temporary_prefix
 
