@@ -76,9 +76,10 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
             vocal, _ = audio_io.load(path, rate)
             accompaniment_path = os.path.join(out_dir, f"{name}_accompaniment.wav")
             peak = 0.0  # of vocal + accompaniment, for one remix gain that keeps the balance and never clips
-            with atomic_path(accompaniment_path) as tmp, _wav_writer(tmp, rate) as out:
+            # 32-bit float: a calibrated accompaniment can peak above full scale, and is kept whole, not clipped
+            with atomic_path(accompaniment_path) as tmp, _wav_writer(tmp, rate, "FLOAT") as out:
                 for start, block in stream_song(model, vocal, rate, chunk_seconds, progress=progress, desc=name):
-                    out.write(np.clip(block, -1.0, 1.0))
+                    out.write(block)
                     mixed = vocal[start : start + len(block)] + block
                     peak = max(peak, float(np.max(np.abs(mixed))) if mixed.size else 0.0)
             gain = 0.98 / peak if peak > 0.98 else 1.0
@@ -100,8 +101,8 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
 REMIX_BLOCK = 1 << 20  # samples mixed at a time
 
 
-def _wav_writer(path: str, rate: int):
-    """A mono 16-bit WAV opened for writing block by block."""
+def _wav_writer(path: str, rate: int, subtype: str = "PCM_16"):
+    """A mono WAV (16-bit unless told) opened for writing block by block."""
     import soundfile as sf
 
-    return sf.SoundFile(path, "w", samplerate=int(rate), channels=1, subtype="PCM_16", format="WAV")
+    return sf.SoundFile(path, "w", samplerate=int(rate), channels=1, subtype=subtype, format="WAV")

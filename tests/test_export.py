@@ -286,3 +286,28 @@ def test_a_level_calibrated_export_scales_its_waveform_by_the_measured_gain(run_
                                scaled, rtol=1e-4, atol=1e-6)  # the run's own export, with the gains copied over
     with pytest.raises(ValueError, match="has no level calibration to copy"):
         export(run_dir[0], str(tmp_path / "nothing"), griffin_lim_iters=8, calibrate_levels=exported[0])
+
+
+def test_a_loud_accompaniment_is_written_whole_and_its_remix_is_not_clipped(run_dir, exported, tmp_path):
+    import json
+    import shutil
+
+    from kgan.export import export
+    from kgan.generation import LocalModel, generate_files
+
+    source = tmp_path / "loud-source" / "1"
+    shutil.copytree(exported[0], source)
+    meta_path = source / "assets" / "kgan_config.json"
+    meta = json.loads(meta_path.read_text())
+    meta["level_calibration"] = {"gains_db": {"any": 40.0}, "songs": {"any": 1}, "spread_db": {"any": 0.0},
+                                 "uncalibrated": [], "split": "val", "seconds": 30.0}
+    meta_path.write_text(json.dumps(meta))
+    loud = export(run_dir[0], str(tmp_path / "loud"), griffin_lim_iters=8, calibrate_levels=str(source))
+    vocal = (0.3 * np.sin(2 * np.pi * 220 * np.arange(16000) / 8000)).astype(np.float32)
+    sf.write(tmp_path / "v.wav", vocal, 8000)
+    assert generate_files([str(tmp_path / "v.wav")], str(tmp_path / "out"), LocalModel(loud), progress=False) == []
+    accompaniment, _ = sf.read(tmp_path / "out" / "v_accompaniment.wav", dtype="float32")
+    assert sf.info(str(tmp_path / "out" / "v_accompaniment.wav")).subtype == "FLOAT"
+    assert np.abs(accompaniment).max() > 1.5  # 40 dB up: far past full scale, and kept, not clipped
+    remix, _ = sf.read(tmp_path / "out" / "v_remix.wav", dtype="float32")
+    assert np.abs(remix).max() <= 0.99 and np.mean(np.abs(remix) > 0.97) < 0.01  # scaled down, not clipped
