@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 import numpy as np
 
 from kgan import audio as audio_io
-from kgan.io_utils import remove_stale_temporaries
+from kgan.io_utils import atomic_path, remove_stale_temporaries, temporary_prefix
 
 __all__ = ["LocalModel", "resolve_export", "generate_files"]
 
@@ -55,13 +56,15 @@ class LocalModel:
 def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, progress: bool = True) -> list[str]:
     """Generate for each file; returns the one-line errors of the files that failed.
 
-    Each song is streamed: the accompaniment is written a chunk at a time as
-    the model finishes it, the remix is mixed from that file a block at a
-    time, and the picture is averaged down a chunk at a time, so besides the
-    mono vocal only one chunk's samples are in memory however long the song.
+    Each song is streamed: the accompaniment is written (float32, to a scratch
+    file) a chunk at a time as the model finishes it; the 16-bit accompaniment
+    and remix WAVs are then written from that file a block at a time, each with
+    one gain that brings its peak within full scale (1 unless it would clip:
+    a level-calibrated output can peak above it), and the picture is averaged
+    down a chunk at a time, so besides the mono vocal only one chunk's samples
+    are in memory however long the song.
     """
     from kgan.inference import stream_song
-    from kgan.io_utils import atomic_path
     from kgan.plots import overview, plot_spectrograms
     from kgan.spectrogram import Spectrogram
 
@@ -74,21 +77,22 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
         name = os.path.splitext(os.path.basename(path))[0]
         try:
             vocal, _ = audio_io.load(path, rate)
-            accompaniment_path = os.path.join(out_dir, f"{name}_accompaniment.wav")
-            peak = 0.0  # of vocal + accompaniment, for one remix gain that keeps the balance and never clips
-            # 32-bit float: a calibrated accompaniment can peak above full scale, and is kept whole, not clipped
-            with atomic_path(accompaniment_path) as tmp, _wav_writer(tmp, rate, "FLOAT") as out:
-                for start, block in stream_song(model, vocal, rate, chunk_seconds, progress=progress, desc=name):
-                    out.write(block)
-                    mixed = vocal[start : start + len(block)] + block
-                    peak = max(peak, float(np.max(np.abs(mixed))) if mixed.size else 0.0)
-            gain = 0.98 / peak if peak > 0.98 else 1.0
-            accompaniment = audio_io.SampleFile(accompaniment_path)
-            with atomic_path(os.path.join(out_dir, f"{name}_remix.wav")) as tmp, _wav_writer(tmp, rate) as out:
-                for start in range(0, len(vocal), REMIX_BLOCK):
-                    end = min(start + REMIX_BLOCK, len(vocal))
-                    out.write(np.clip((vocal[start:end] + accompaniment[start:end]) * gain, -1.0, 1.0))
-            (vocal_image, group), (accompaniment_image, _) = overview(spec, vocal), overview(spec, accompaniment)
+            with tempfile.TemporaryDirectory(prefix=temporary_prefix(), dir=out_dir) as scratch:
+                raw_path = os.path.join(scratch, "accompaniment.wav")  # float32, as generated
+                peak = loudest = 0.0  # of vocal + accompaniment (the remix), and of the accompaniment alone
+                with _wav_writer(raw_path, rate, "FLOAT") as out:
+                    for start, block in stream_song(model, vocal, rate, chunk_seconds, progress=progress, desc=name):
+                        out.write(block)
+                        mixed = vocal[start : start + len(block)] + block
+                        peak = max(peak, float(np.max(np.abs(mixed))) if mixed.size else 0.0)
+                        loudest = max(loudest, float(np.max(np.abs(block))) if block.size else 0.0)
+                accompaniment = audio_io.SampleFile(raw_path)
+                # a calibrated accompaniment can peak above full scale: scaled to fit, never clipped
+                _write_scaled(os.path.join(out_dir, f"{name}_accompaniment.wav"), rate, len(vocal),
+                              lambda a, b: accompaniment[a:b], 0.98 / loudest if loudest > 0.98 else 1.0)
+                _write_scaled(os.path.join(out_dir, f"{name}_remix.wav"), rate, len(vocal),
+                              lambda a, b: vocal[a:b] + accompaniment[a:b], 0.98 / peak if peak > 0.98 else 1.0)
+                (vocal_image, group), (accompaniment_image, _) = overview(spec, vocal), overview(spec, accompaniment)
             plot_spectrograms([("vocal", vocal_image), ("generated accompaniment", accompaniment_image)],
                               model.config, os.path.join(out_dir, f"{name}.png"), title=name, frames_per_column=group)
             print(f"wrote {os.path.join(out_dir, name)}_accompaniment.wav, _remix.wav, .png", file=sys.stderr)
@@ -99,6 +103,13 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
 
 
 REMIX_BLOCK = 1 << 20  # samples mixed at a time
+
+
+def _write_scaled(path: str, rate: int, length: int, samples, gain: float) -> None:
+    """A 16-bit WAV of ``samples(start, end) * gain`` for ``length`` samples, a block at a time, atomically."""
+    with atomic_path(path) as tmp, _wav_writer(tmp, rate) as out:
+        for start in range(0, length, REMIX_BLOCK):
+            out.write(np.clip(samples(start, min(start + REMIX_BLOCK, length)) * gain, -1.0, 1.0))
 
 
 def _wav_writer(path: str, rate: int, subtype: str = "PCM_16"):
