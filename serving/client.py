@@ -21,7 +21,11 @@ def main():
     args = parser.parse_args()
     model = RemoteModel(args.server, args.model_name)
     vocal, rate = audio.load(args.vocal, model.sample_rate)
-    audio.write(args.output, generate_song(model, vocal, rate, progress=True), rate)
+    accompaniment = generate_song(model, vocal, rate, progress=True)
+    peak = float(abs(accompaniment).max()) if accompaniment.size else 0.0
+    if peak > 0.98:  # a level-calibrated output can peak above full scale: scale it, do not clip it
+        accompaniment = accompaniment * (0.98 / peak)
+    audio.write(args.output, accompaniment, rate)
     print(f"wrote {args.output} ({len(vocal) / rate:.1f} s at {rate} Hz)")
 
 
