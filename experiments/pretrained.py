@@ -82,6 +82,15 @@ def _run_data(run_config: dict) -> str:
     return words[i + 1]
 
 
+def install_export(export_dir: str) -> None:
+    """Make ``export_dir`` the package's ``export/1`` (copied beside it first, then put in place)."""
+    staging = os.path.join(PACKAGE, f".tmp-{os.getpid()}-export")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(export_dir, os.path.join(staging, "1"))
+    shutil.rmtree(os.path.join(PACKAGE, "export"), ignore_errors=True)
+    os.replace(staging, os.path.join(PACKAGE, "export"))
+
+
 def tree_bytes(folder: str) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(folder) for f in files)
 
@@ -412,15 +421,10 @@ def main(argv=None) -> None:
         f.write(card)
     print(card)
     if args.install:
-        target = os.path.join(PACKAGE, "export")
-        staging = os.path.join(PACKAGE, f".tmp-{os.getpid()}-export")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(export_dir, os.path.join(staging, "1"))
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(staging, target)
+        install_export(export_dir)
         for name in ("MODEL_CARD.md", "metrics.json"):
             shutil.copy(f"{out}/{name}", os.path.join(PACKAGE, name))
-        print(f"installed {target}/1 ({info['bytes'] / 1e6:.1f} MB)", file=sys.stderr)
+        print(f"installed {os.path.join(PACKAGE, 'export', '1')} ({info['bytes'] / 1e6:.1f} MB)", file=sys.stderr)
 
 
 if __name__ == "__main__":

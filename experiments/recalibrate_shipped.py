@@ -22,13 +22,12 @@ import argparse
 import json
 import os
 import re
-import shutil
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from _steps import ROOT, done, kgan  # noqa: E402
-from pretrained import PACKAGE, TESTS, tree_bytes  # noqa: E402
+from pretrained import PACKAGE, TESTS, install_export, tree_bytes  # noqa: E402
 
 from kgan.evaluation import summary_cell  # noqa: E402
 from kgan.pretrained import tree_sha256  # noqa: E402
@@ -92,11 +91,7 @@ def main(argv=None) -> None:
         return
     export_dir = f"{out}/export/1"
     size, digest = tree_bytes(export_dir), tree_sha256(export_dir)
-    staging = os.path.join(PACKAGE, f".tmp-{os.getpid()}-export")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(export_dir, os.path.join(staging, "1"))
-    shutil.rmtree(os.path.join(PACKAGE, "export"), ignore_errors=True)
-    os.replace(staging, os.path.join(PACKAGE, "export"))
+    install_export(export_dir)
     card_path = os.path.join(PACKAGE, "MODEL_CARD.md")
     with open(card_path, encoding="utf-8") as f:
         card = f.read()

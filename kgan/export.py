@@ -40,8 +40,8 @@ import tensorflow as tf
 from kgan.config import Config
 from kgan.inference import Generate
 
-__all__ = ["export", "restore_generator", "restore_from_export", "is_export", "load", "forbidden_ops", "HalfWeights", "EXPORT_CONFIG", "MODEL_NAME",
-           "WEIGHT_DTYPES"]
+__all__ = ["export", "restore_generator", "restore_from_export", "is_export", "export_meta", "load", "forbidden_ops",
+           "HalfWeights", "EXPORT_CONFIG", "MODEL_NAME", "WEIGHT_DTYPES"]
 
 EXPORT_CONFIG = "kgan_config.json"
 MODEL_NAME = "kgan"
@@ -174,6 +174,12 @@ def is_export(path: str) -> bool:
         os.path.join(path, "assets", EXPORT_CONFIG))
 
 
+def export_meta(export_dir: str) -> dict:
+    """An export's ``assets/kgan_config.json``: its config, phase, chord network, level calibration, ..."""
+    with open(os.path.join(export_dir, "assets", EXPORT_CONFIG), encoding="utf-8") as f:
+        return json.load(f)
+
+
 def _assign_stored(variable, reader, keys: list[str], source: str) -> None:
     for key in keys:
         if reader.has_tensor(key):
@@ -209,8 +215,7 @@ def restore_from_export(export_dir: str):
     """
     from kgan.models import UNetGenerator
 
-    with open(os.path.join(export_dir, "assets", EXPORT_CONFIG), encoding="utf-8") as f:
-        meta = json.load(f)
+    meta = export_meta(export_dir)
     config = Config.from_dict(meta["config"])
     generator = UNetGenerator.from_kgan_config(config)
     reader = tf.train.load_checkpoint(os.path.join(export_dir, "variables", "variables"))
@@ -225,7 +230,6 @@ def restore_from_export(export_dir: str):
         from kgan.chords import ChordNet
 
         chord_net = ChordNet.from_config(meta.get("chordnet") or {})  # exports before the field: the defaults
-        chord_net(tf.zeros([1, chord_net.pool, 14]))
         _assign_operations(chord_net, reader, "pipeline/chord_net", export_dir)
     return generator, config, chord_net, meta
 
@@ -291,8 +295,7 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
         raise FileExistsError(f"{final} exists; choose another --version")
     served = HalfWeights(generator) if weights == "float16" else generator
     if calibrate_levels is not None and is_export(calibrate_levels):  # another export's gains, e.g. its float32 twin
-        with open(os.path.join(calibrate_levels, "assets", EXPORT_CONFIG), encoding="utf-8") as f:
-            levels = json.load(f).get("level_calibration")
+        levels = export_meta(calibrate_levels).get("level_calibration")
         if levels is None:
             raise ValueError(f"{calibrate_levels}: this export has no level calibration to copy")
     elif calibrate_levels is not None:
@@ -349,8 +352,7 @@ def _calibrate(served, config, griffin_lim_iters, phase, griffin_lim_init, chord
 
 def load(export_dir: str):
     """(SavedModel, Config, griffin_lim_iters) from an export version directory."""
-    with open(os.path.join(export_dir, "assets", EXPORT_CONFIG), encoding="utf-8") as f:
-        meta = json.load(f)
+    meta = export_meta(export_dir)
     return tf.saved_model.load(export_dir), Config.from_dict(meta["config"]), meta["griffin_lim_iters"]
 
 
