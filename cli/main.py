@@ -786,9 +786,11 @@ def chords():
               help="Also hear where notes start (the meter), not only which pitch class sounds.")
 @click.option("--stacks", type=click.IntRange(min=1), default=1, show_default=True,
               help="How many times the dilated convolutions repeat (depth and context).")
+@click.option("--meter/--no-meter", default=False, show_default=True,
+              help="Also hear an estimated beat grid (tempo and beat phase from the melody's note starts).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def chords_train(corpus_dir, out_dir, preset, config_path, overrides, steps, seed, labels, channels, onsets, stacks,
-                 no_progress):
+                 meter, no_progress):
     """Train the chord network on CORPUS_DIR's train split: sung melody -> the accompaniment's chords.
 
     The melody is the pitch class tracked per frame (timbre-free); the chords (24 major and minor
@@ -808,7 +810,8 @@ def chords_train(corpus_dir, out_dir, preset, config_path, overrides, steps, see
     cfg = _resolve_config(preset, config_path, overrides)
     try:
         metrics = train_chord_net(corpus_dir, out_dir, cfg, steps=steps, seed=seed, progress=not no_progress,
-                                  labels=labels, channels=channels, onsets=onsets, stacks=stacks)
+                                  labels=labels, channels=channels, onsets=onsets, stacks=stacks,
+                                  meter=meter)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"chord net: val frame accuracy {metrics['val_accuracy']:.3f} after {metrics['steps']} steps; "

@@ -213,6 +213,7 @@ def main(argv=None) -> None:
     parser.add_argument("--channels", type=int, default=48, help="ChordNet's width.")
     parser.add_argument("--onsets", action="store_true", help="ChordNet also hears where notes start.")
     parser.add_argument("--stacks", type=int, default=1, help="How many times ChordNet's dilations repeat.")
+    parser.add_argument("--meter", action="store_true", help="ChordNet also hears its estimated beat grid.")
     parser.add_argument("--from-export", metavar="EXPORT_DIR",
                         help="Score the chord network stored in this export (e.g. kgan/pretrained/export/1) "
                              "instead of training one.")
@@ -236,7 +237,7 @@ def main(argv=None) -> None:
     else:
         metrics = train_chord_net(args.corpus, args.out, config, steps=args.steps, batch=args.batch,
                                   frames=args.frames, seed=args.seed, labels=args.labels, channels=args.channels,
-                                  onsets=args.onsets, stacks=args.stacks)
+                                  onsets=args.onsets, stacks=args.stacks, meter=args.meter)
         print(metrics, flush=True)
         net = load_chord_net(args.out, config)
     if args.analyse:

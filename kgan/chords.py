@@ -122,6 +122,72 @@ class MelodyOnsets(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kgan")
+class MelodyBeats(keras.layers.Layer):
+    """``[B, T, 14]`` melody features -> ``[B, T, 2 * len(levels)]``: an estimated beat grid of the whole input.
+
+    The meter is what the melody alone does not tell a chord network (a harmoniser changes chord on
+    strong beats and makes the notes there chord tones), so it is estimated, with no weights:
+
+    1. an onset envelope: ``MelodyOnsets``' pitch-class change plus level rise, Gaussian-smoothed (σ 2 frames);
+    2. the beat period: the envelope's autocorrelation (by FFT), its lags 2x and 3x added at 0.5 and 0.3
+       (so a period whose multiples also repeat wins), under a log-normal tempo prior around ``centre``
+       seconds (σ one octave), between 0.25 and 2 s, refined by a parabola through the peak;
+    3. for each ``m`` in ``levels``: the phase of the envelope's Fourier component at ``m`` periods, so
+       phase 0 falls where the onsets concentrate; the output is its cosine and sine per frame.
+
+    One tempo for the whole input (songs in strict time; a rubato performance gets a blurred grid).
+    Transposition-invariant. The same for any batch row length above a few beats; silence gives 0.
+    """
+
+    def __init__(self, frame_rate: float, levels=(1, 2, 3, 4), centre: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.frame_rate, self.levels, self.centre = float(frame_rate), tuple(int(m) for m in levels), float(centre)
+
+    def get_config(self):
+        return {**super().get_config(), "frame_rate": self.frame_rate, "levels": list(self.levels),
+                "centre": self.centre}
+
+    def call(self, x):
+        x = tf.cast(x, tf.float32)
+        before = tf.concat([x[:, :1], x[:, :-1]], axis=1)
+        o = (0.5 * tf.reduce_sum(tf.abs(x[..., :12] - before[..., :12]), axis=-1)
+             + tf.nn.relu(x[..., 12] - before[..., 12]))  # (B, T)
+        taps = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
+        kernel = tf.constant((taps / taps.sum()).reshape(-1, 1, 1), tf.float32)
+        o = tf.nn.conv1d(o[..., None], kernel, 1, "SAME")[..., 0]  # (B, T)
+        t = tf.shape(o)[1]
+        centred = o - tf.reduce_mean(o, axis=1, keepdims=True)
+        power = tf.abs(tf.signal.rfft(centred, fft_length=[2 * t])) ** 2
+        r = tf.signal.irfft(tf.cast(power, tf.complex64), fft_length=[2 * t])[:, :t]  # (B, T) autocorrelation
+        r = r / (r[:, :1] + 1e-9)
+        lags = tf.range(t)
+        harmonics = (r + 0.5 * tf.gather(r, tf.minimum(2 * lags, t - 1), axis=1)
+                     + 0.3 * tf.gather(r, tf.minimum(3 * lags, t - 1), axis=1))
+        seconds = tf.cast(lags, tf.float32) / self.frame_rate
+        prior = tf.exp(-0.5 * tf.square(tf.math.log(tf.maximum(seconds, 1e-3) / self.centre) / np.log(2.0)))
+        score = tf.where((seconds >= 0.25) & (seconds <= 2.0), harmonics * prior, -1e9)  # (B, T)
+        best = tf.argmax(score, axis=1, output_type=tf.int32)  # (B,)
+        low, high = tf.maximum(best - 1, 0), tf.minimum(best + 1, t - 1)
+        y0, y1, y2 = (tf.gather(score, i, axis=1, batch_dims=1) for i in (low, best, high))
+        curve = y0 - 2 * y1 + y2
+        shift = tf.where((y0 > -1e8) & (y2 > -1e8) & (curve < 0), 0.5 * (y0 - y2) / tf.minimum(curve, -1e-12), 0.0)
+        period = tf.maximum(tf.cast(best, tf.float32) + tf.clip_by_value(shift, -0.5, 0.5), 1.0)  # (B,) frames
+        frames = tf.cast(lags, tf.float32)[None, :]  # (1, T)
+        out = []
+        for m in self.levels:
+            w = 2.0 * np.pi * frames / (m * period[:, None])  # (B, T)
+            offset = tf.atan2(-tf.reduce_sum(o * tf.sin(w), axis=1), tf.reduce_sum(o * tf.cos(w), axis=1))
+            phase = w + offset[:, None]
+            out += [tf.cos(phase), tf.sin(phase)]
+        grid = tf.stack(out, axis=-1)  # (B, T, 2 * levels)
+        voiced = tf.cast(tf.reduce_max(o, axis=1) > 1e-6, tf.float32)[:, None, None]
+        return grid * voiced
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1], 2 * len(self.levels))
+
+
+@keras.saving.register_keras_serializable(package="kgan")
 class Rotations(keras.layers.Layer):
     """``[B, T, 14]`` -> ``[12 B, T, 14]``: branch ``r`` (rows ``r B`` to ``(r + 1) B``) holds the melody
     ``r`` semitones lower, so that pitch class ``r`` becomes C (level and voicing unchanged)."""
@@ -196,7 +262,8 @@ class ChordNet(keras.Model):
     """
 
     def __init__(self, channels: int = 48, kernel: int = 3, dilations=(1, 2, 4, 8, 16, 32), pool: int = 8,
-                 onsets: bool = False, stacks: int = 1, name: str = "chord_net", **kwargs):
+                 onsets: bool = False, stacks: int = 1, meter: bool = False, frame_rate: float = 22050 / 256,
+                 name: str = "chord_net", **kwargs):
         melody = keras.Input((None, FEATURES), name="melody")  # (B, T, 14)
         branches = Rotations(name="rotations")(melody)  # (12B, T, 14)
         pooled = keras.layers.AveragePooling1D(pool, padding="same", name="pool")(branches)  # (12B, T/pool, 14)
@@ -204,6 +271,10 @@ class ChordNet(keras.Model):
             starts = keras.layers.MaxPooling1D(pool, padding="same", name="onset_pool")(
                 MelodyOnsets(name="onsets")(melody))  # (B, T/pool, 2), the same in every key
             pooled = keras.layers.Concatenate(name="with_onsets")([pooled, Branches(name="onset_branches")(starts)])
+        if meter:  # the estimated beat grid: where the strong beats fall
+            beats = keras.layers.AveragePooling1D(pool, padding="same", name="beat_pool")(
+                MelodyBeats(frame_rate, name="beats")(melody))  # (B, T/pool, 8), the same in every key
+            pooled = keras.layers.Concatenate(name="with_beats")([pooled, Branches(name="beat_branches")(beats)])
         x = keras.layers.Conv1D(channels, 1, name="embed")(pooled)  # (12B, T/pool, C)
         key = keras.layers.Dense(channels, name="key_embed")(MelodyHistogram(name="histogram")(branches))  # (12B, 1, C)
         x = keras.layers.Add(name="with_key")([x, key])
@@ -220,10 +291,12 @@ class ChordNet(keras.Model):
         self.channels, self.kernel, self.pool = channels, kernel, pool
         self.dilations = tuple(int(d) for d in dilations)
         self.onsets, self.stacks = bool(onsets), int(stacks)
+        self.meter, self.frame_rate = bool(meter), float(frame_rate)
 
     def get_config(self):
         return {"channels": self.channels, "kernel": self.kernel, "dilations": list(self.dilations),
-                "pool": self.pool, "onsets": self.onsets, "stacks": self.stacks, "name": self.name,
+                "pool": self.pool, "onsets": self.onsets, "stacks": self.stacks, "meter": self.meter,
+                "frame_rate": self.frame_rate, "name": self.name,
                 "trainable": self.trainable}
 
     @classmethod
@@ -405,11 +478,13 @@ def frame_accuracy(net, arrays: dict) -> float:
 
 def train_chord_net(corpus_dir: str, out_dir: str, config, steps: int = 4000, batch: int = 16, frames: int = 1024,
                     learning_rate: float = 1e-3, decay_step: int = 2000, seed: int = 0, progress: bool = True,
-                    labels: str = "score", channels: int = 48, onsets: bool = False, stacks: int = 1) -> dict:
+                    labels: str = "score", channels: int = 48, onsets: bool = False, stacks: int = 1,
+                    meter: bool = False) -> dict:
     """Train ``ChordNet`` on the melodies and true chords of a corpus' train split; returns its metrics.
 
     ``labels``: where the true chords come from (``corpus_arrays``): the songs' scores, or the audio.
-    ``channels``, ``onsets``, ``stacks``: ``ChordNet``'s width, note-start input and depth.
+    ``channels``, ``onsets``, ``stacks``, ``meter``: ``ChordNet``'s width, note-start input, depth and
+    estimated beat grid (``MelodyBeats``, on each crop as it would be on a whole song at inference).
 
     Random ``frames``-long crops, each in a random key (``transpose``), cross-entropy, Adam with the
     rate cut to a third from ``decay_step`` on (a fixed step, so a run extended to more steps is the
@@ -423,7 +498,8 @@ def train_chord_net(corpus_dir: str, out_dir: str, config, steps: int = 4000, ba
     train, val = (corpus_arrays(corpus_dir, split, config, os.path.join(out_dir, f"features-{split}-{labels}.npz"),
                                 progress, labels) for split in ("train", "val"))
     keras.utils.set_random_seed(seed)
-    net = ChordNet(channels=channels, onsets=onsets, stacks=stacks)
+    net = ChordNet(channels=channels, onsets=onsets, stacks=stacks, meter=meter,
+                   frame_rate=config.audio.sample_rate / config.stft.hop_length)
     optimizer = keras.optimizers.Adam(learning_rate)
     step, checkpoint, manager = resumable_checkpoint(os.path.join(out_dir, "checkpoints"), net, optimizer)
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
-import json
 import os
 import threading
 
@@ -39,7 +38,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from kgan.config import window_hop
-from kgan.export import EXPORT_CONFIG, MODEL_NAME
+from kgan.export import MODEL_NAME, export_meta
 
 __all__ = ["PredictionService", "serve", "spawn", "MAX_MESSAGE_BYTES", "DEFAULT_MAX_SECONDS"]
 
@@ -64,8 +63,7 @@ class _Version:
 
         self.path, self.version = path, version
         self.model = tf.saved_model.load(path)
-        with open(os.path.join(path, "assets", EXPORT_CONFIG), encoding="utf-8") as f:
-            meta = json.load(f)
+        meta = export_meta(path)
         config = meta["config"]
         self.sample_rate = int(config["audio"]["sample_rate"])
         self.hop = int(config["stft"]["hop_length"])

@@ -148,8 +148,44 @@ def test_note_starts_mark_new_pitches_and_repeated_attacks_only():
     np.testing.assert_allclose(onsets[:, 1], [0, 0, 0, 0, 0.5, 0], atol=1e-6)
 
 
+def _tapped_melody(seconds_per_beat, beats, offset_frames, rate=RATE / CONFIG.stft.hop_length, seed=0):
+    """Melody features of a tune in strict time: a new pitch class on every beat, louder on every third."""
+    rng = np.random.default_rng(seed)
+    frames = int(offset_frames + beats * seconds_per_beat * rate) + 20
+    x = np.zeros((frames, 14), np.float32)
+    x[:, 12], x[:, 13] = -1.0, -0.6
+    starts = [int(round(offset_frames + b * seconds_per_beat * rate)) for b in range(beats + 1)]
+    pitch = 0
+    for b, (start, end) in enumerate(zip(starts, starts[1:])):
+        pitch = (pitch + rng.integers(1, 12)) % 12  # never the one before
+        x[start:end, pitch] = 1.0
+        x[start:end, 12] = -0.2 if b % 3 == 0 else -0.5
+        x[start:end, 13] = 0.9
+    return x, np.array(starts[:-1])
+
+
+def test_the_beat_grid_finds_the_tempo_and_the_beats_of_a_tune_in_strict_time():
+    from kgan.chords import MelodyBeats
+
+    layer = MelodyBeats(RATE / CONFIG.stft.hop_length)
+    for seconds_per_beat, offset in ((0.5, 0), (0.71, 17), (0.43, 40)):
+        x, starts = _tapped_melody(seconds_per_beat, 30, offset)
+        grid = layer(x[None]).numpy()[0]
+        assert grid.shape == (len(x), 8)
+        beat = np.unwrap(np.arctan2(grid[:, 1], grid[:, 0]))  # level 1: one turn a beat
+        period = 2 * np.pi / np.mean(np.diff(beat))
+        assert abs(period / (seconds_per_beat * RATE / CONFIG.stft.hop_length) - 1) < 0.03, (seconds_per_beat, period)
+        assert np.mean(grid[starts + 2, 0]) > 0.8  # phase 0 on the note starts (smoothed by 2 frames)
+        # level 3: phase 0 on the accented beats (every third), not between them
+        bar = grid[:, 4]
+        assert np.mean(bar[starts[::3] + 2]) > 0.7 > np.mean(bar[starts[1::3] + 2])
+    rolled = np.concatenate([np.roll(x[:, :12], 5, axis=1), x[:, 12:]], axis=1)
+    np.testing.assert_allclose(layer(rolled[None]).numpy(), layer(x[None]).numpy(), atol=1e-5)
+    assert np.abs(layer(np.zeros((1, 300, 14), np.float32)).numpy()).max() == 0.0
+
+
 def test_a_chord_net_with_note_starts_and_two_stacks_stays_equivariant_and_reloads(tmp_path):
-    net = ChordNet(channels=8, dilations=(1, 2), onsets=True, stacks=2)
+    net = ChordNet(channels=8, dilations=(1, 2), onsets=True, stacks=2, meter=True)
     assert net(np.zeros((1, 37, 14), np.float32)).shape == (1, 37, 25)
     assert ChordNet(channels=8, dilations=(1, 2)).count_params() < net.count_params()
     rng = np.random.default_rng(3)
@@ -163,7 +199,7 @@ def test_a_chord_net_with_note_starts_and_two_stacks_stays_equivariant_and_reloa
     (tmp_path / "chords.json").write_text(json.dumps({"chordnet": net.get_config(), "sample_rate": RATE,
                                                       "stft": {"n_fft": s.n_fft, "hop_length": s.hop_length}}))
     loaded = load_chord_net(str(tmp_path), CONFIG)
-    assert (loaded.onsets, loaded.stacks) == (True, 2)
+    assert (loaded.onsets, loaded.stacks, loaded.meter) == (True, 2, True)
     np.testing.assert_allclose(loaded(x).numpy(), net(x).numpy(), atol=1e-6)
 
 
@@ -261,9 +297,10 @@ def test_a_plan_model_exports_with_its_chord_net_and_voices_the_plan(tmp_path, c
         assert forbidden_ops(again) == [] and load_json(again)["chordnet"]["channels"] == 48
     other = os.path.join(str(tmp_path), "other-chords")
     train_chord_net(chorale_dir, other, config, steps=3, batch=2, frames=64, progress=False, seed=5, channels=8,
-                    onsets=True)
+                    onsets=True, meter=True)
     swapped = export(path, str(tmp_path / "swapped"), griffin_lim_iters=2, chords=other)
-    assert load_json(swapped)["chordnet"]["onsets"] is True
+    assert load_json(swapped)["chordnet"]["onsets"] is True and load_json(swapped)["chordnet"]["meter"] is True
+    assert forbidden_ops(swapped) == []
     assert np.abs(spectrogram(swapped) - spectrogram(path)).max() > 1e-4
     with pytest.raises(ValueError, match="is an export: it has no checkpoints"):
         export(path, str(tmp_path / "nope"), checkpoint=os.path.join(run, "checkpoints", "ckpt-2"))
