@@ -468,8 +468,17 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_ini
               help="Songs are generated this many seconds at a time (with a 1 s cross-fade).")
 @click.option("--style", help="Accompaniment style of a style-conditioned model, by name or id "
                               "(e.g. piano, band; default: any). An unknown one lists the model's styles.")
+@click.option("--bpm", type=FiniteRange(min=6.0, max=1200.0), default=None,
+              help="The song's tempo in beats a minute (quarters in 4/4, dotted quarters in 6/8), for a model "
+                   "whose chord network takes a beat grid: its chords then change on the strong beats.")
+@click.option("--meter", "meter_signature", default=None, metavar="N/D",
+              help="With --bpm: the time signature (default 4/4); chords may change every half bar in 4/4, "
+                   "2/2, 6/8 and 12/8, every bar in the others.")
+@click.option("--downbeat", type=FiniteRange(min=0.0, max=86400.0), default=None,
+              help="With --bpm: when the first full bar starts, in seconds from the start of the file (default 0).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, style, no_progress):
+def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, style, bpm, meter_signature, downbeat,
+             no_progress):
     """Generate the accompaniment of each VOCAL file (wav, flac, mp3, ogg; any rate or channels).
 
     Writes <name>_accompaniment.wav, <name>_remix.wav (vocal + accompaniment) and
@@ -482,9 +491,20 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, styl
       kgan generate my_vocal.mp3 -o karaoke --style band
       kgan generate my_vocal.mp3 -o karaoke --model exports/kgan
       kgan generate my_vocal.mp3 -o karaoke --server 127.0.0.1:8500 --style piano
+      kgan generate my_vocal.mp3 -o karaoke --bpm 96 --meter 3/4 --downbeat 0.62
     """
     if model_dir is not None and server is not None:
         raise click.UsageError("give at most one of --model and --server")
+    meter = None
+    if bpm is None and (meter_signature is not None or downbeat is not None):
+        raise click.UsageError("--meter and --downbeat go with --bpm (the tempo)")
+    if bpm is not None:
+        from kgan.harmony import meter_seconds
+
+        try:
+            meter = meter_seconds(bpm, meter_signature or "4/4", downbeat or 0.0)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--meter") from None
     _plain_tf_kernels()
     from kgan.generation import LocalModel, generate_files
 
@@ -509,6 +529,10 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, styl
         model.set_style(style)
     except ValueError as e:  # an unknown style: the message lists the model's styles
         raise click.BadParameter(str(e), param_hint="--style") from None
+    try:
+        model.set_meter(meter)
+    except ValueError as e:  # a model whose chord network takes no beat grid
+        raise click.BadParameter(str(e), param_hint="--bpm") from None
     failed = generate_files(vocals, out_dir, model, chunk_seconds, progress=not no_progress)
     if failed:
         _echo_failures(f"{len(failed)} file(s) failed:", failed)
@@ -577,9 +601,12 @@ def serve(export_base, port, host, model_name, max_seconds):
 @click.option("--style-reference", type=click.Path(exists=True, file_okay=False),
               help="With --style-check: a labelled corpus whose train split's true accompaniments (40 a style) fit "
                    "a style classifier, a second judge of the outputs' style.")
+@click.option("--grid", "told_grid", is_flag=True,
+              help="Tell every model whose chord network takes a beat grid each song's own (its song.json's tempo, "
+                   "meter and pickup), as a user would with generate --bpm/--meter/--downbeat.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds, style, style_check, style_reference,
-             no_progress):
+             told_grid, no_progress):
     """Score generated accompaniments against the true ones, with baselines through the same code.
 
     MODEL is an export (EXPORT_BASE or EXPORT_BASE/N; default: the pretrained model).
@@ -642,9 +669,16 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
     if not songs:
         raise click.ClickException(f"{data_dir}: no readable songs in split {split!r}")
     labels = ev.song_labels(data_dir, [n for n, _, _ in songs])
-    if style == "label":  # each song's own style, for the compared style-conditioned exports too
-        systems["model"] = _labelled_style(model, labels)
-        systems.update({name: _labelled_style(m, labels) for name, m in compared.items() if m.style_names})
+    meters = {}
+    if told_grid:
+        from kgan.harmony import song_meter
+        from kgan.io_utils import song_info
+
+        meters = {n: song_meter(song_info(os.path.join(data_dir, n))) for n, _, _ in songs}
+    for name, m in (("model", model), *compared.items()):
+        labelled = style == "label" and bool(m.style_names)  # each song's own style, for compared exports too
+        if labelled or (told_grid and m.takes_meter):
+            systems[name] = _per_song(m, labels if labelled else None, meters if m.takes_meter else None)
     chosen = [b.strip() for b in baselines.split(",") if b.strip()]
     unknown = set(chosen) - set(ev.BASELINES)
     if unknown:
@@ -673,6 +707,7 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
     report = ev.evaluate(systems, songs, rate, progress=not no_progress)
     report["failed"] = failed
     report["style"] = style or "any"
+    report["grid"] = "told" if told_grid else "unknown"
     report["labels"] = {"style": labels}
     ev.write_report(report, songs, out_dir, model.config)
     click.echo(ev.markdown_table(report))
@@ -684,13 +719,17 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
         sys.exit(1)
 
 
-def _labelled_style(model, labels):
-    """``model`` run in each song's own style (its label among the model's styles, else "any")."""
+def _per_song(model, labels=None, meters=None):
+    """``model`` run in each song's own style (with ``labels``: its label among the model's styles, else
+    "any") and told each song's beat grid (with ``meters``: a song without one plays it unknown)."""
     from kgan.inference import generate_song
 
     def run(vocal, rate, song=None):
-        label = labels.get(song)
-        model.set_style(label if label in model.style_names else None)
+        if labels is not None:
+            label = labels.get(song)
+            model.set_style(label if label in model.style_names else None)
+        if meters is not None:
+            model.set_meter(meters.get(song))
         return generate_song(model, vocal, rate)
 
     run.per_song = True
@@ -788,9 +827,13 @@ def chords():
               help="How many times the dilated convolutions repeat (depth and context).")
 @click.option("--meter/--no-meter", default=False, show_default=True,
               help="Also hear an estimated beat grid (tempo and beat phase from the melody's note starts).")
+@click.option("--grid/--no-grid", default=False, show_default=True,
+              help="Also learn from each song's known beat grid (tempo, meter, first downbeat in song.json), "
+                   "dropped from half the crops so that a song without one is chorded too; the export then "
+                   "takes an optional grid (kgan generate --bpm/--meter/--downbeat).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def chords_train(corpus_dir, out_dir, preset, config_path, overrides, steps, seed, labels, channels, onsets, stacks,
-                 meter, no_progress):
+                 meter, grid, no_progress):
     """Train the chord network on CORPUS_DIR's train split: sung melody -> the accompaniment's chords.
 
     The melody is the pitch class tracked per frame (timbre-free); the chords (24 major and minor
@@ -811,7 +854,7 @@ def chords_train(corpus_dir, out_dir, preset, config_path, overrides, steps, see
     try:
         metrics = train_chord_net(corpus_dir, out_dir, cfg, steps=steps, seed=seed, progress=not no_progress,
                                   labels=labels, channels=channels, onsets=onsets, stacks=stacks,
-                                  meter=meter)
+                                  meter=meter, grid=grid)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"chord net: val frame accuracy {metrics['val_accuracy']:.3f} after {metrics['steps']} steps; "

@@ -47,9 +47,10 @@ def soft_notes(logits: np.ndarray) -> np.ndarray:
 
 
 def score(out: str, tests: dict, net) -> dict:
-    from kgan.chords import NO_CHORD, chord_notes, song_arrays, track_labels
+    from kgan.chords import NO_CHORD, chord_logits, chord_notes, meter_grid, song_arrays, track_labels
     from kgan.evaluation import Harmoniser, _chroma_tone, chroma_fit, chroma_motion, load_songs, mean_ci
-    from kgan.io_utils import score_chords
+    from kgan.harmony import song_meter
+    from kgan.io_utils import score_chords, song_info
 
     harmoniser = Harmoniser()
     config = harmoniser.config
@@ -62,10 +63,16 @@ def score(out: str, tests: dict, net) -> dict:
             features, heard = song_arrays(vocal, accompaniment, config, harmoniser.spec)
             track = score_chords(os.path.join(folder, song))
             labels = heard if track is None else track_labels(track, len(heard), config)
-            logits = net(features[None].astype(np.float32), training=False).numpy()[0]
+            logits = chord_logits(net, features[None].astype(np.float32)).numpy()[0]
             guess = logits.argmax(-1)
             voiced = features[:, :12].sum(-1) > 1e-3
             learned = np.where(voiced | (guess != NO_CHORD), guess, NO_CHORD)
+            meter = song_meter(song_info(os.path.join(folder, song)))
+            if getattr(net, "grid", False) and meter:  # told the song's beat grid
+                told = chord_logits(net, features[None].astype(np.float32),
+                                    meter_grid(np.array([meter], np.float32), len(features), config)).numpy()[0]
+                rows.setdefault("chordnet-grid", [])
+                accuracy.setdefault("chordnet-grid", [])
             template = harmoniser.notes(vocal, RATE)  # [12, T]
             n = min(template.shape[1], len(labels))
             plans = {"oracle": chord_notes(labels).numpy().T, "oracle-audio": chord_notes(heard).numpy().T,
@@ -73,6 +80,9 @@ def score(out: str, tests: dict, net) -> dict:
                      "chordnet": chord_notes(learned).numpy().T,
                      # every triad weighted by its probability: a hedge where the network is unsure
                      "chordnet-soft": soft_notes(logits)}
+            if "chordnet-grid" in rows and getattr(net, "grid", False) and meter:
+                plans["chordnet-grid"] = chord_notes(np.where(voiced | (told.argmax(-1) != NO_CHORD), told.argmax(-1),
+                                                              NO_CHORD)).numpy().T
             chord = labels[:n] != NO_CHORD
             truth = chord_notes(labels[:n]).numpy()
             for system, notes in plans.items():
@@ -214,6 +224,7 @@ def main(argv=None) -> None:
     parser.add_argument("--onsets", action="store_true", help="ChordNet also hears where notes start.")
     parser.add_argument("--stacks", type=int, default=1, help="How many times ChordNet's dilations repeat.")
     parser.add_argument("--meter", action="store_true", help="ChordNet also hears its estimated beat grid.")
+    parser.add_argument("--grid", action="store_true", help="ChordNet is also told each song's beat grid.")
     parser.add_argument("--from-export", metavar="EXPORT_DIR",
                         help="Score the chord network stored in this export (e.g. kgan/pretrained/export/1) "
                              "instead of training one.")
@@ -237,7 +248,7 @@ def main(argv=None) -> None:
     else:
         metrics = train_chord_net(args.corpus, args.out, config, steps=args.steps, batch=args.batch,
                                   frames=args.frames, seed=args.seed, labels=args.labels, channels=args.channels,
-                                  onsets=args.onsets, stacks=args.stacks, meter=args.meter)
+                                  onsets=args.onsets, stacks=args.stacks, meter=args.meter, grid=args.grid)
         print(metrics, flush=True)
         net = load_chord_net(args.out, config)
     if args.analyse:

@@ -67,16 +67,33 @@ def beat_period(o: np.ndarray, centre: float = 0.5, sigma: float = 1.0) -> float
     return float(max(best, 1))
 
 
-def estimated_grid(features: np.ndarray) -> np.ndarray:
+def accent_envelope(features: np.ndarray, power: float = 2.0) -> np.ndarray:
+    """``[T]``: each note start weighted by its note's length in seconds to ``power`` (long notes fall on
+    strong beats), smoothed like ``onset_envelope``. A note starts where the voiced pitch class changes or
+    the level rises by more than 0.08."""
+    f = features.astype(np.float32)
+    voiced = f[:, 13] > 0
+    pitch = np.where(voiced, f[:, :12].argmax(-1), -1)
+    rise = np.maximum(np.diff(f[:, 12], prepend=f[0, 12]), 0)
+    starts = np.flatnonzero(((pitch != np.roll(pitch, 1)) | (rise > 0.08)) & voiced)
+    e = np.zeros(len(f))
+    e[starts] = (np.diff(np.append(starts, len(f))) / FPS) ** power
+    k = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
+    return np.convolve(e, k / k.sum(), "same")
+
+
+def estimated_grid(features: np.ndarray, accents: bool = False) -> np.ndarray:
     """float32 ``[T, 8]``: cos/sin of the phase at 1, 2, 3 and 4 estimated beat periods, each phase
-    taken from the onset envelope's Fourier component at that period (0 on its strongest onsets)."""
+    taken from the onset envelope's Fourier component at that period (0 on its strongest onsets); with
+    ``accents``, the levels above the beat take theirs from ``accent_envelope``."""
     o = onset_envelope(features)
     period = beat_period(o)
+    accent = accent_envelope(features) if accents else o
     t = np.arange(len(o))
     out = []
     for m in LEVELS:
         w = 2 * np.pi * t / (m * period)
-        phase = w + np.angle(np.sum(o * np.exp(-1j * w)))
+        phase = w + np.angle(np.sum((o if m == 1 else accent) * np.exp(-1j * w)))
         out += [np.cos(phase), np.sin(phase)]
     return np.stack(out, -1).astype(np.float32)
 
@@ -108,16 +125,17 @@ def split_grids(corpus: str, split: str, arrays: dict, config) -> tuple[np.ndarr
     lengths = arrays["lengths"]
     names = split_names(corpus, split)
     assert len(names) == len(lengths), (len(names), len(lengths))
-    grids, estimates, sources = [], [], []
+    grids, estimates, accented, sources = [], [], [], []
     start = 0
     for name, n in zip(names, lengths):
         with open(os.path.join(corpus, name, "song.json"), encoding="utf-8") as f:
             info = json.load(f)
         grids.append(song_grid(info, int(n), config))
         estimates.append(estimated_grid(arrays["features"][start:start + n]))
+        accented.append(estimated_grid(arrays["features"][start:start + n], accents=True))
         sources.append(int(info.get("source") == "folk"))
         start += n
-    return np.concatenate(grids), np.concatenate(estimates), np.array(sources)
+    return np.concatenate(grids), np.concatenate(estimates), np.concatenate(accented), np.array(sources)
 
 
 def build(variant: str, grid_channels: int, channels: int = 48, kernel: int = 3, dilations=(1, 2, 4, 8, 16, 32), pool: int = 8):
@@ -130,7 +148,7 @@ def build(variant: str, grid_channels: int, channels: int = 48, kernel: int = 3,
     grid = keras.Input((None, grid_channels), name="grid")
     branches = Rotations()(melody)
     pooled = keras.layers.AveragePooling1D(pool, padding="same")(branches)
-    if variant in ("grid", "beat", "estimated"):
+    if variant in ("grid", "beat", "estimated", "accents"):
         pooled = keras.layers.Concatenate()(
             [pooled, Branches()(keras.layers.AveragePooling1D(pool, padding="same")(grid))])
     if variant == "aux":
@@ -153,7 +171,7 @@ def build(variant: str, grid_channels: int, channels: int = 48, kernel: int = 3,
     return keras.Model([melody, grid], outputs)
 
 
-def run(variant: str, train: dict, val: dict, steps: int, seed: int = 0, batch: int = 16, frames: int = 1024,
+def run(variant: str, train: dict, val: dict, steps: int, out_dir: str | None = None, seed: int = 0, batch: int = 16, frames: int = 1024,
         learning_rate: float = 1e-3, decay_step: int = 2000) -> dict:
     import keras
     import tensorflow as tf
@@ -162,7 +180,7 @@ def run(variant: str, train: dict, val: dict, steps: int, seed: int = 0, batch: 
     from kgan.chords import NO_CHORD, _crops, transpose
 
     keras.utils.set_random_seed(seed)
-    key = {"grid": "grid", "beat": "beat", "estimated": "estimate"}.get(variant, "grid")
+    key = {"grid": "grid", "beat": "beat", "estimated": "estimate", "accents": "accented"}.get(variant, "grid")
     net = build(variant, train[key].shape[-1])
     optimizer = keras.optimizers.Adam(learning_rate)
     starts = np.concatenate([[0], np.cumsum(train["lengths"])[:-1]])
@@ -183,7 +201,7 @@ def run(variant: str, train: dict, val: dict, steps: int, seed: int = 0, batch: 
     losses, began = [], time.time()
     for i in tqdm(range(steps), desc=variant, unit="step", mininterval=10):
         rng = np.random.default_rng([seed, i])
-        x, y, k = _crops(train, batch, frames, rng)
+        x, y, k, _ = _crops(train, batch, frames, rng)
         # the same crops as _crops drew: redraw its offsets from an identical generator
         r2 = np.random.default_rng([seed, i])
         usable = np.flatnonzero(train["lengths"] >= frames)
@@ -206,6 +224,8 @@ def run(variant: str, train: dict, val: dict, steps: int, seed: int = 0, batch: 
         by_source[int(source)][0] += h
         by_source[int(source)][1] += t
         start += n
+    if out_dir:
+        net.save_weights(os.path.join(out_dir, f"{variant}.weights.h5"))
     last = np.mean(losses[-200:], axis=0)
     return {"variant": variant, "steps": steps, "train_loss": round(float(last[0]), 4),
             "aux_loss": round(float(last[1]), 4), "val_accuracy": round(hits / total, 4),
@@ -214,14 +234,108 @@ def run(variant: str, train: dict, val: dict, steps: int, seed: int = 0, batch: 
             "seconds": round(time.time() - began, 1)}
 
 
+HYPOTHESES = [(m, phi) for m in LEVELS for phi in range(m)]  # (segment length in beats, its first beat)
+
+
+def hypothesis_grids(features: np.ndarray) -> np.ndarray:
+    """float32 ``[H, T, 4]``: the grid under each of ``HYPOTHESES``, on the estimated beat."""
+    o = onset_envelope(features)
+    period = beat_period(o)
+    t = np.arange(len(o))
+    w = 2 * np.pi * t / period
+    beat = w + np.angle(np.sum(o * np.exp(-1j * w)))
+    out = []
+    for m, phi in HYPOTHESES:
+        segment = (beat - 2 * np.pi * phi) / m
+        out.append(np.stack([np.cos(beat), np.sin(beat), np.cos(segment), np.sin(segment)], -1))
+    return np.array(out, np.float32)
+
+
+def search(out_dir: str, val: dict) -> dict:
+    """The ``grid`` network on the estimated beat, each song under every (segment length, first beat)
+    hypothesis: accuracy of the most confident hypothesis (the highest mean log-probability of the
+    frames' argmax chord), of the best one (an upper bound), and of the true grid."""
+    from kgan.chords import NO_CHORD
+
+    net = build("grid", GRID)
+    net.load_weights(os.path.join(out_dir, "grid.weights.h5"))
+    counts = {k: [0, 0] for k in ("true grid", "most confident", "best hypothesis", "segment = beat")}
+    chosen = []
+    start = 0
+    for n in val["lengths"]:
+        x = val["features"][start:start + n].astype(np.float32)
+        y = val["labels"][start:start + n]
+        grids = hypothesis_grids(x)
+        logits = np.concatenate([net([x[None], val["grid"][None, start:start + n]], training=False).numpy(),
+                                 net([np.repeat(x[None], len(grids), 0), grids], training=False).numpy()])
+        start += n
+        logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(
+            -1, keepdims=True)
+        voiced = x[:, 13] > 0
+        confidence = logp.max(-1)[1:, voiced].mean(-1) if voiced.any() else logp.max(-1)[1:].mean(-1)
+        chord = y != NO_CHORD
+        hits = (logits.argmax(-1)[:, chord] == y[chord]).sum(-1)
+        pick = int(np.argmax(confidence))
+        chosen.append(HYPOTHESES[pick])
+        for key, h in (("true grid", hits[0]), ("most confident", hits[1 + pick]), ("best hypothesis", hits[1:].max()),
+                       ("segment = beat", hits[1])):
+            counts[key][0] += int(h)
+            counts[key][1] += int(chord.sum())
+    return {"accuracy": {k: round(h / max(t, 1), 4) for k, (h, t) in counts.items()},
+            "chosen": {f"{m}/{phi}": chosen.count((m, phi)) for m, phi in HYPOTHESES}}
+
+
+def plans(out_dir: str, tests: dict, base_dir: str) -> dict:
+    """Plans played as sustained triads and scored like a model (as ``experiments/chord_plan.py``): the
+    ``base`` network (``base_dir``) and the ``grid`` one told each test song's true grid (its ``song.json``)."""
+    from kgan.chords import NO_CHORD, chord_notes, song_arrays
+    from kgan.config import Config
+    from kgan.evaluation import _chroma_tone, chroma_fit, chroma_motion, load_songs, mean_ci
+
+    config = Config()
+    rate = config.audio.sample_rate
+    nets = {"base": build("base", GRID), "grid": build("grid", GRID)}
+    nets["base"].load_weights(os.path.join(base_dir, "base.weights.h5"))
+    nets["grid"].load_weights(os.path.join(out_dir, "grid.weights.h5"))
+    results = {}
+    for name, folder in tests.items():
+        rows = {k: [] for k in nets}
+        for song, vocal, accompaniment in load_songs(folder, rate, split="test"):
+            with open(os.path.join(folder, song, "song.json"), encoding="utf-8") as f:
+                info = json.load(f)
+            features, _ = song_arrays(vocal, accompaniment, config)
+            grid = song_grid(info, len(features), config)[None]
+            voiced = features[:, :12].sum(-1) > 1e-3
+            for key, net in nets.items():
+                guess = net([features[None].astype(np.float32), grid], training=False).numpy()[0].argmax(-1)
+                notes = chord_notes(np.where(voiced | (guess != NO_CHORD), guess, NO_CHORD)).numpy().T
+                tone = _chroma_tone(notes, len(vocal), rate)
+                rows[key].append((chroma_motion(tone, accompaniment, rate), chroma_fit(tone, accompaniment, rate)))
+        results[name] = {k: {"chroma_motion": mean_ci([r[0] for r in v]), "chroma_fit": mean_ci([r[1] for r in v]),
+                             "songs": len(v)} for k, v in rows.items()}
+        print(name, json.dumps(results[name]), flush=True)
+    return results
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out")
     parser.add_argument("--corpus", required=True)
     parser.add_argument("--cache", required=True, help="a kgan chords train folder with the features of CORPUS")
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--variant", action="append", choices=("base", "grid", "beat", "estimated", "aux"))
+    parser.add_argument("--variant", action="append", choices=("base", "grid", "beat", "estimated", "accents", "aux"))
+    parser.add_argument("--search", action="store_true",
+                        help="Score the trained grid network on the estimated beat under every meter hypothesis.")
+    parser.add_argument("--plans", metavar="NAME=DIR,...",
+                        help="Score the base (from --base DIR) and grid networks' plans on these test sets.")
+    parser.add_argument("--base", help="The folder of a trained base variant (with --plans).")
     args = parser.parse_args(argv)
+    if args.plans:
+        tests = dict(item.split("=", 1) for item in args.plans.split(","))
+        result = plans(args.out, tests, args.base)
+        with open(os.path.join(args.out, "meter_plans.json"), "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+        return 0
     from kgan.config import Config
 
     config = Config()
@@ -229,13 +343,19 @@ def main(argv=None) -> int:
     arrays = {}
     for split in ("train", "val"):
         a = dict(np.load(os.path.join(args.cache, f"features-{split}-score.npz")))
-        a["grid"], a["estimate"], a["source"] = split_grids(args.corpus, split, a, config)
+        a["grid"], a["estimate"], a["accented"], a["source"] = split_grids(args.corpus, split, a, config)
         a["beat"] = a["grid"][:, :2]
         arrays[split] = a
+    if args.search:
+        result = search(args.out, arrays["val"])
+        print(json.dumps(result))
+        with open(os.path.join(args.out, "meter_search.json"), "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+        return 0
     path = os.path.join(args.out, "meter_oracle.json")
     results = json.load(open(path, encoding="utf-8")) if os.path.exists(path) else {}
     for variant in args.variant or ("base", "grid", "aux"):
-        results[variant] = run(variant, arrays["train"], arrays["val"], args.steps)
+        results[variant] = run(variant, arrays["train"], arrays["val"], args.steps, args.out)
         print(json.dumps(results[variant]))
         tmp = f"{path}.tmp-{os.getpid()}"
         with open(tmp, "w", encoding="utf-8") as f:

@@ -47,6 +47,7 @@ __all__ = ["NO_CHORD", "CLASSES", "FEATURES", "chord_labels", "chord_notes", "tr
 NO_CHORD = 24  # the class of a frame with no accompaniment
 CLASSES = 25  # 12 major triads (even ids), 12 minor (odd ids), no chord
 FEATURES = 14  # VocalFeatures.melody: 12 pitch classes, level, voicing
+GRID = 4  # meter_grid: cos/sin of the beat phase, cos/sin of the chord-segment phase
 LABEL_SECONDS = 0.25  # the accompaniment's chroma is averaged over this much around a frame
 SILENCE_DB = 40.0  # frames this far below the song's (window's) loudest carry no chord
 # The chroma of the labels starts here. Below it a 21.5-Hz bin spans more than a semitone, and the bins'
@@ -257,14 +258,18 @@ class ChordNet(keras.Model):
     ``d`` for each ``d`` in ``dilations``, the whole sequence ``stacks`` times: a receptive field of
     ``1 + stacks * (kernel - 1) * sum(dilations)`` pooled frames (127 by default, of 8 frames each: 5.9 s
     each side at 86 frames/s). With ``onsets``, each pooled step also hears its strongest note start
-    (``MelodyOnsets``), so the network can find the beats and the notes on them. The logits are repeated
-    back to every frame.
+    (``MelodyOnsets``), so the network can find the beats and the notes on them; with ``meter``, the beat
+    grid ``MelodyBeats`` estimates from them. With ``grid``, a second input ``[B, T, 4]`` is the song's
+    known beat grid (``meter_grid``; zeros where it is unknown, which training teaches by dropping it):
+    where its strong beats fall and where its chords may change. The logits are repeated back to every
+    frame. Call it through ``chord_logits``, which gives a grid network an unknown grid by default.
     """
 
     def __init__(self, channels: int = 48, kernel: int = 3, dilations=(1, 2, 4, 8, 16, 32), pool: int = 8,
                  onsets: bool = False, stacks: int = 1, meter: bool = False, frame_rate: float = 22050 / 256,
-                 name: str = "chord_net", **kwargs):
+                 grid: bool = False, name: str = "chord_net", **kwargs):
         melody = keras.Input((None, FEATURES), name="melody")  # (B, T, 14)
+        known = keras.Input((None, GRID), name="grid") if grid else None  # (B, T, 4): meter_grid, zeros if unknown
         branches = Rotations(name="rotations")(melody)  # (12B, T, 14)
         pooled = keras.layers.AveragePooling1D(pool, padding="same", name="pool")(branches)  # (12B, T/pool, 14)
         if onsets:  # the strongest note start inside each pooled step: where the beats fall
@@ -275,6 +280,9 @@ class ChordNet(keras.Model):
             beats = keras.layers.AveragePooling1D(pool, padding="same", name="beat_pool")(
                 MelodyBeats(frame_rate, name="beats")(melody))  # (B, T/pool, 8), the same in every key
             pooled = keras.layers.Concatenate(name="with_beats")([pooled, Branches(name="beat_branches")(beats)])
+        if grid:  # the song's beat grid, when the user knows it
+            told = keras.layers.AveragePooling1D(pool, padding="same", name="grid_pool")(known)
+            pooled = keras.layers.Concatenate(name="with_grid")([pooled, Branches(name="grid_branches")(told)])
         x = keras.layers.Conv1D(channels, 1, name="embed")(pooled)  # (12B, T/pool, C)
         key = keras.layers.Dense(channels, name="key_embed")(MelodyHistogram(name="histogram")(branches))  # (12B, 1, C)
         x = keras.layers.Add(name="with_key")([x, key])
@@ -287,21 +295,33 @@ class ChordNet(keras.Model):
         logits = ChordLogits(name="chord_logits", dtype="float32")(x)  # (B, T/pool, 25)
         logits = keras.layers.UpSampling1D(pool, name="unpool", dtype="float32")(logits)
         logits = CropTo(name="logits", dtype="float32")([logits, melody])  # (B, T, 25)
-        super().__init__(inputs=melody, outputs=logits, name=name, **kwargs)
+        super().__init__(inputs=[melody, known] if grid else melody, outputs=logits, name=name, **kwargs)
         self.channels, self.kernel, self.pool = channels, kernel, pool
         self.dilations = tuple(int(d) for d in dilations)
         self.onsets, self.stacks = bool(onsets), int(stacks)
-        self.meter, self.frame_rate = bool(meter), float(frame_rate)
+        self.meter, self.frame_rate, self.grid = bool(meter), float(frame_rate), bool(grid)
 
     def get_config(self):
         return {"channels": self.channels, "kernel": self.kernel, "dilations": list(self.dilations),
                 "pool": self.pool, "onsets": self.onsets, "stacks": self.stacks, "meter": self.meter,
-                "frame_rate": self.frame_rate, "name": self.name,
+                "frame_rate": self.frame_rate, "grid": self.grid, "name": self.name,
                 "trainable": self.trainable}
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def chord_logits(net, melody, grid=None, training: bool = False):
+    """``net``'s logits for melody features ``[B, T, 14]``; a ``grid`` network also takes ``meter_grid``'s
+    ``[B, T, 4]`` (zeros, unknown, when None). A network without a grid input ignores ``grid``."""
+    if not getattr(net, "grid", False):
+        return net(melody, training=training)
+    melody = tf.convert_to_tensor(melody, tf.float32)
+    if grid is None:
+        shape = tf.shape(melody)
+        grid = tf.zeros([shape[0], shape[1], GRID], tf.float32)
+    return net([melody, tf.convert_to_tensor(grid, tf.float32)], training=training)
 
 
 class PlanRenderer:
@@ -382,6 +402,22 @@ def track_labels(track, frames: int, config) -> np.ndarray:
     return out
 
 
+def meter_grid(meter, frames, config):
+    """Known beat grids ``[B, 3]`` (seconds a beat, seconds a chord segment, first downbeat s; a row of
+    zeros: unknown) -> ``[B, frames, 4]``: the cosine and sine of each frame centre's phase within its
+    beat and its chord segment (``kgan.spectrogram``'s frame ``t`` is centred at ``t * hop + hop - n_fft / 2``
+    samples); zeros for an unknown grid. Core ops only (it runs in the exported graph)."""
+    meter = tf.reshape(tf.cast(meter, tf.float32), [-1, 3])
+    s = config.stft
+    centre = (tf.cast(tf.range(frames), tf.float32) * s.hop_length + s.hop_length - s.n_fft / 2) / config.audio.sample_rate
+    known = meter[:, 0] > 0
+    beat, segment = (tf.where(known, meter[:, i], 1.0)[:, None] for i in (0, 1))
+    beat_phase = 2 * np.pi * centre[None] / beat
+    segment_phase = 2 * np.pi * (centre[None] - meter[:, 2:3]) / tf.where(segment > 0, segment, beat)
+    grid = tf.stack([tf.cos(beat_phase), tf.sin(beat_phase), tf.cos(segment_phase), tf.sin(segment_phase)], -1)
+    return grid * tf.cast(known, tf.float32)[:, None, None]
+
+
 def song_arrays(vocal, accompaniment, config, spec=None, layer=None, planner=None, track=None):
     """One song's melody features float16 ``[T, 14]`` and true chords int8 ``[T]`` (waveforms at the config's rate).
 
@@ -405,9 +441,23 @@ def song_arrays(vocal, accompaniment, config, spec=None, layer=None, planner=Non
     return features[:n].astype(np.float16), labels[:n].astype(np.int8)
 
 
+def song_grids(corpus_dir: str, names, lengths, config) -> np.ndarray:
+    """float16 ``[sum(lengths), 4]``: each song's ``meter_grid`` from its ``song.json`` (``kgan.harmony.song_meter``:
+    tempo, meter, pickup), zeros for a song without a tempo."""
+    from kgan.harmony import song_meter
+    from kgan.io_utils import song_info
+
+    grids = []
+    for name, n in zip(names, lengths):
+        meter = song_meter(song_info(os.path.join(corpus_dir, name))) or (0.0, 0.0, 0.0)
+        grids.append(meter_grid(np.array([meter], np.float32), int(n), config).numpy()[0].astype(np.float16))
+    return np.concatenate(grids) if grids else np.zeros((0, GRID), np.float16)
+
+
 def corpus_arrays(corpus_dir: str, split: str, config, cache: str | None = None, progress: bool = True,
                   labels: str = "score") -> dict:
-    """``features`` ``[N, 14]``, ``labels`` ``[N]`` and per-song ``lengths`` of a corpus split, songs end to end.
+    """``features`` ``[N, 14]``, ``labels`` ``[N]``, ``grid`` ``[N, 4]`` (``song_grids``) and per-song ``lengths``
+    of a corpus split, songs end to end.
 
     ``labels="score"`` takes each song's chords from its score (``chord_track`` in ``song.json``) and
     falls back to the audio for songs without one (corpora built before it was written); ``"audio"``
@@ -417,7 +467,10 @@ def corpus_arrays(corpus_dir: str, split: str, config, cache: str | None = None,
     (under a temporary name, then renamed).
     """
     if cache and os.path.exists(cache):
-        return dict(np.load(cache))
+        arrays = dict(np.load(cache))
+        if "grid" not in arrays:  # a cache written before the grids were: they need no audio
+            arrays["grid"] = song_grids(corpus_dir, split_names(corpus_dir, split), arrays["lengths"], config)
+        return arrays
     from tqdm import tqdm
 
     from kgan.preprocess import find_sources, load_sources
@@ -438,8 +491,9 @@ def corpus_arrays(corpus_dir: str, split: str, config, cache: str | None = None,
         truths.append(y)
     if not names:
         raise ValueError(f"{corpus_dir}: no {split} songs (expected a kgan corpus folder with splits.json)")
-    arrays = {"features": np.concatenate(features), "labels": np.concatenate(truths),
-              "lengths": np.array([len(y) for y in truths]), "from_score": np.array(from_score)}
+    lengths = np.array([len(y) for y in truths])
+    arrays = {"features": np.concatenate(features), "labels": np.concatenate(truths), "lengths": lengths,
+              "from_score": np.array(from_score), "grid": song_grids(corpus_dir, names, lengths, config)}
     if cache:
         tmp = f"{cache}.tmp-{os.getpid()}.npz"
         np.savez(tmp, **arrays)
@@ -448,7 +502,8 @@ def corpus_arrays(corpus_dir: str, split: str, config, cache: str | None = None,
 
 
 def _crops(arrays: dict, batch: int, frames: int, rng: np.random.Generator):
-    """A batch of ``frames``-long crops: features ``[B, frames, 14]``, labels ``[B, frames]``, transpositions ``[B]``."""
+    """A batch of ``frames``-long crops: features ``[B, frames, 14]``, labels ``[B, frames]``, transpositions ``[B]``
+    and grids ``[B, frames, 4]`` (zeros for arrays without them)."""
     lengths = arrays["lengths"]
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     usable = np.flatnonzero(lengths >= frames)
@@ -458,16 +513,19 @@ def _crops(arrays: dict, batch: int, frames: int, rng: np.random.Generator):
     songs = rng.choice(usable, batch)
     offsets = starts[songs] + (rng.random(batch) * (lengths[songs] - frames + 1)).astype(int)
     idx = offsets[:, None] + np.arange(frames)[None, :]
+    grid = arrays["grid"][idx].astype(np.float32) if "grid" in arrays else np.zeros((batch, frames, GRID), np.float32)
     return (arrays["features"][idx].astype(np.float32), arrays["labels"][idx].astype(np.int32),
-            rng.integers(0, 12, batch).astype(np.int32))
+            rng.integers(0, 12, batch).astype(np.int32), grid)
 
 
-def frame_accuracy(net, arrays: dict) -> float:
-    """The share of frames with a true chord where ``net``, run on each whole song, names that chord."""
+def frame_accuracy(net, arrays: dict, grid: bool = True) -> float:
+    """The share of frames with a true chord where ``net``, run on each whole song, names that chord
+    (told each song's grid if ``grid`` and it has one, else not)."""
     hits = total = 0
     start = 0
     for n in arrays["lengths"]:
-        logits = net(arrays["features"][None, start:start + n].astype(np.float32), training=False).numpy()[0]
+        told = arrays["grid"][None, start:start + n].astype(np.float32) if grid and "grid" in arrays else None
+        logits = chord_logits(net, arrays["features"][None, start:start + n].astype(np.float32), told).numpy()[0]
         y = arrays["labels"][start:start + n]
         chord = y != NO_CHORD
         hits += int((logits.argmax(-1)[chord] == y[chord]).sum())
@@ -479,12 +537,15 @@ def frame_accuracy(net, arrays: dict) -> float:
 def train_chord_net(corpus_dir: str, out_dir: str, config, steps: int = 4000, batch: int = 16, frames: int = 1024,
                     learning_rate: float = 1e-3, decay_step: int = 2000, seed: int = 0, progress: bool = True,
                     labels: str = "score", channels: int = 48, onsets: bool = False, stacks: int = 1,
-                    meter: bool = False) -> dict:
+                    meter: bool = False, grid: bool = False, grid_dropout: float = 0.5) -> dict:
     """Train ``ChordNet`` on the melodies and true chords of a corpus' train split; returns its metrics.
 
     ``labels``: where the true chords come from (``corpus_arrays``): the songs' scores, or the audio.
     ``channels``, ``onsets``, ``stacks``, ``meter``: ``ChordNet``'s width, note-start input, depth and
     estimated beat grid (``MelodyBeats``, on each crop as it would be on a whole song at inference).
+    ``grid``: the network is also told each song's beat grid (``song_grids``), dropped (zeros, unknown)
+    from a ``grid_dropout`` share of the crops, so it also chords a song whose grid nobody gave; the
+    metrics then hold the val accuracy with the grid and without (``val_accuracy_no_grid``).
 
     Random ``frames``-long crops, each in a random key (``transpose``), cross-entropy, Adam with the
     rate cut to a third from ``decay_step`` on (a fixed step, so a run extended to more steps is the
@@ -499,16 +560,17 @@ def train_chord_net(corpus_dir: str, out_dir: str, config, steps: int = 4000, ba
                                 progress, labels) for split in ("train", "val"))
     keras.utils.set_random_seed(seed)
     net = ChordNet(channels=channels, onsets=onsets, stacks=stacks, meter=meter,
-                   frame_rate=config.audio.sample_rate / config.stft.hop_length)
+                   frame_rate=config.audio.sample_rate / config.stft.hop_length, grid=grid)
     optimizer = keras.optimizers.Adam(learning_rate)
     step, checkpoint, manager = resumable_checkpoint(os.path.join(out_dir, "checkpoints"), net, optimizer)
 
     @tf.function(reduce_retracing=True)
-    def train_step(x, y, k, rate):
+    def train_step(x, y, k, g, rate):
         x, y = transpose(x, y, k)
         optimizer.learning_rate.assign(rate)
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, net(x, training=True)))
+            logits = chord_logits(net, x, g, training=True)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
         optimizer.apply_gradients(zip(tape.gradient(loss, net.trainable_variables), net.trainable_variables))
         return loss
 
@@ -518,13 +580,15 @@ def train_chord_net(corpus_dir: str, out_dir: str, config, steps: int = 4000, ba
         with open(info_path, encoding="utf-8") as f:
             info = json.load(f)
         if info.get("steps") == steps:  # finished before: its record stands (a re-run must not erase its loss)
-            return {k: info.get(k) for k in ("steps", "steps_run", "train_loss", "val_accuracy", "train_seconds")}
+            return {k: info.get(k) for k in ("steps", "steps_run", "train_loss", "val_accuracy", "val_accuracy_no_grid",
+                                             "train_seconds") if k in info}
     losses = []
     with tqdm(total=steps, initial=start, desc="chord net", unit="step", disable=not progress) as bar:
         for i in range(start, steps):
-            x, y, k = _crops(train, batch, frames, np.random.default_rng([seed, i]))
+            x, y, k, g = _crops(train, batch, frames, np.random.default_rng([seed, i]))
+            g *= np.random.default_rng([seed, i, 1]).random(batch)[:, None, None] >= grid_dropout  # unknown grids
             rate = learning_rate if i < decay_step else learning_rate / 3
-            losses.append(float(train_step(x, y, k, tf.constant(rate, tf.float32))))
+            losses.append(float(train_step(x, y, k, g, tf.constant(rate, tf.float32))))
             step.assign(i + 1)
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
@@ -533,13 +597,15 @@ def train_chord_net(corpus_dir: str, out_dir: str, config, steps: int = 4000, ba
     metrics = {"steps": steps, "steps_run": steps - start,
                "train_loss": float(np.mean(losses[-200:])) if losses else None,
                "val_accuracy": frame_accuracy(net, val), "train_seconds": round(time.time() - began, 1)}
+    if grid:
+        metrics["val_accuracy_no_grid"] = frame_accuracy(net, val, grid=False)
     net.save_weights(os.path.join(out_dir, f".tmp-{os.getpid()}-{CHORDNET_WEIGHTS}"))
     os.replace(os.path.join(out_dir, f".tmp-{os.getpid()}-{CHORDNET_WEIGHTS}"), os.path.join(out_dir, CHORDNET_WEIGHTS))
     info = {"chordnet": net.get_config(), "sample_rate": config.audio.sample_rate, "stft": dataclasses.asdict(config.stft),
             "corpus": os.path.abspath(corpus_dir), "labels": labels,
             "songs_labelled_from_score": int(train["from_score"] + val["from_score"]),
             "songs": int(len(train["lengths"]) + len(val["lengths"])), "batch": batch, "frames": frames, "seed": seed,
-            **metrics}
+            **({"grid_dropout": grid_dropout} if grid else {}), **metrics}
     atomic_write_text(info_path, json.dumps(info, indent=2, default=str) + "\n")
     return metrics
 

@@ -42,6 +42,7 @@ class RemoteModel:
         names = meta["styles"][0].decode() if "styles" in meta else ""  # exports before styles have none
         self.style_names = tuple(n for n in names.split(",") if n)
         self.style = resolve_style(self.style_names, style)
+        self.meter = None  # the song's beat grid (set_meter); None: the signature's default, unknown
 
     def set_style(self, style: str | int | None) -> None:
         """Choose the style by name or id (None: the server's default, "any"); ValueError lists the valid ones."""
@@ -81,10 +82,21 @@ class RemoteModel:
         response.metadata["signature_def"].Unpack(sig_map)
         return dict(sig_map.signature_def)
 
-    def __call__(self, vocal: np.ndarray) -> np.ndarray:
+    def set_meter(self, meter: tuple[float, float, float] | None) -> None:
+        """Tell the served chord network the song's beat grid (``kgan.harmony.meter_seconds``); None: unknown."""
+        from kgan.generation import check_meter
+
+        accepted = meter is not None and "meter" in self.signatures()["serving_default"].inputs
+        self.meter = check_meter(meter, accepted, f"{self.target} ({self.model_name})")
+
+    def __call__(self, vocal: np.ndarray, start_seconds: float = 0.0) -> np.ndarray:
+        from kgan.generation import meter_input
+
         inputs = {"vocal": np.asarray(vocal, np.float32)}
         if self.style is not None:  # otherwise the signature's default, "any"
             inputs["style"] = np.array([self.style], np.int32)
+        if self.meter is not None:  # otherwise the signature's default, unknown
+            inputs["meter"] = meter_input(self.meter, start_seconds)
         return self.predict(inputs)["accompaniment"]
 
     def close(self):

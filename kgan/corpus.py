@@ -320,7 +320,7 @@ def _chorale_score(tune: Tune, rng: np.random.Generator, program: int | None) ->
 def _folk_score(tune: Tune, rng: np.random.Generator, style: str) -> Score:
     from music21 import converter
 
-    from kgan.harmony import harmonise, segment_length, strong_beat_chord_tone_share, triad_id
+    from kgan.harmony import beat_quarters, harmonise, segment_length, strong_beat_chord_tone_share, triad_id
     from kgan.styles import accompany
 
     fields, text = _abc_blocks(tune.path)[tune.index]
@@ -335,8 +335,7 @@ def _folk_score(tune: Tune, rng: np.random.Generator, style: str) -> Score:
     measures = list(part.getElementsByClass("Measure"))
     first = float(measures[0].duration.quarterLength) if measures else bar
     pickup = first if 0 < first < bar - 1e-6 else 0.0
-    compound = den == 8 and num % 3 == 0 and num > 3
-    beat = 1.5 if compound else 4.0 / den
+    beat = beat_quarters(num, den)
     chords = harmonise(melody, segment_length(num, den), pickup)
     parts, info = accompany(chords, style, beat, bar, pickup, rng)
     info.update({"meter": f"{num}/{den}", "pickup": pickup, "chords": " ".join(c.name for c in chords),

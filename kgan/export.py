@@ -86,13 +86,34 @@ class ServingModule(tf.Module):
         self.config_asset = tf.saved_model.Asset(config_path)
         bins, frames = config.stft.num_bins, config.window.frames
 
-        if self.pipeline.styled:  # an optional style: requests without one get 0, "any" (signature defaults)
-            any_style = tf.constant([0], tf.int32)
-            style_spec = tf.TensorSpec([None], tf.int32, name="style")
+        any_style = tf.constant([0], tf.int32)
+        style_spec = tf.TensorSpec([None], tf.int32, name="style")
+        vocal_spec = tf.TensorSpec([None, None], tf.float32, name="vocal")
+        # an optional beat grid for a chord network that takes one: zeros, unknown, by default
+        unknown_meter = tf.zeros([1, 3], tf.float32)
+        meter_spec = tf.TensorSpec([None, 3], tf.float32, name="meter")
 
-            @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="vocal"), style_spec])
+        def served(vocal, style=None, meter=None):
+            return {"accompaniment": tf.identity(self.pipeline(vocal, style, meter), name="accompaniment")}
+
+        if self.pipeline.styled and self.pipeline.gridded:
+            @tf.function(input_signature=[vocal_spec, style_spec, meter_spec])
+            def serve(vocal, style=any_style, meter=unknown_meter):
+                return served(vocal, style, meter)
+        elif self.pipeline.gridded:
+            @tf.function(input_signature=[vocal_spec, meter_spec])
+            def serve(vocal, meter=unknown_meter):
+                return served(vocal, None, meter)
+        elif self.pipeline.styled:  # an optional style: requests without one get 0, "any" (signature defaults)
+            @tf.function(input_signature=[vocal_spec, style_spec])
             def serve(vocal, style=any_style):
-                return {"accompaniment": tf.identity(self.pipeline(vocal, style), name="accompaniment")}
+                return served(vocal, style)
+        else:
+            @tf.function(input_signature=[vocal_spec])
+            def serve(vocal):
+                return served(vocal)
+
+        if self.pipeline.styled:
 
             @tf.function(input_signature=[tf.TensorSpec([None, bins, frames, 1], tf.float32, name="vocal_spectrogram"),
                                           style_spec])
@@ -101,10 +122,6 @@ class ServingModule(tf.Module):
                 out = self.pipeline.generator([self.pipeline.with_plan(vocal_spectrogram), ids], training=False)
                 return {"accompaniment_spectrogram": tf.identity(out, name="accompaniment_spectrogram")}
         else:
-            @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="vocal")])
-            def serve(vocal):
-                return {"accompaniment": tf.identity(self.pipeline(vocal), name="accompaniment")}
-
             @tf.function(input_signature=[tf.TensorSpec([None, bins, frames, 1], tf.float32, name="vocal_spectrogram")])
             def spectrogram(vocal_spectrogram):
                 out = self.pipeline.generator(self.pipeline.with_plan(vocal_spectrogram), training=False)

@@ -39,6 +39,7 @@ class LocalModel:
         self.sample_rate = self.config.audio.sample_rate
         self.style_names = self.config.model.style_names
         self.style = resolve_style(self.style_names, style)
+        self.meter = None  # the song's beat grid (set_meter); None: unknown
 
     def set_style(self, style: str | int | None) -> None:
         """Choose the style by name or id (None: "any"); ValueError lists the valid ones."""
@@ -46,11 +47,41 @@ class LocalModel:
 
         self.style = resolve_style(self.style_names, style)
 
-    def __call__(self, vocal: np.ndarray) -> np.ndarray:
+    @property
+    def takes_meter(self) -> bool:
+        """Whether the export's chord network can be told a beat grid (its signature's optional ``meter``)."""
+        return "meter" in self._serve.structured_input_signature[1]
+
+    def set_meter(self, meter: tuple[float, float, float] | None) -> None:
+        """Tell the chord network the song's beat grid (``kgan.harmony.meter_seconds``), or None: unknown."""
+        self.meter = check_meter(meter, self.takes_meter, self.path)
+
+    def __call__(self, vocal: np.ndarray, start_seconds: float = 0.0) -> np.ndarray:
         inputs = {"vocal": np.asarray(vocal, np.float32)}
         if self.style_names:  # a loaded signature does not apply its defaults: give "any" (0) explicitly
             inputs["style"] = np.array([self.style or 0], np.int32)
+        if self.takes_meter:  # a loaded signature does not apply its defaults either: zeros, unknown
+            inputs["meter"] = meter_input(self.meter, start_seconds)
         return self._serve(**inputs)["accompaniment"].numpy()
+
+
+def check_meter(meter, accepted: bool, where: str):
+    """``meter`` as a float tuple, or None; ValueError if the model takes no beat grid."""
+    if meter is None:
+        return None
+    if not accepted:
+        raise ValueError(f"{where}: this model's chord network takes no beat grid (--bpm/--meter/--downbeat); "
+                         "export one trained with `kgan chords train --grid`")
+    return tuple(float(v) for v in meter)
+
+
+def meter_input(meter, start_seconds: float = 0.0) -> np.ndarray:
+    """The ``meter`` input of a request for audio starting ``start_seconds`` into the song: its first
+    downbeat moved by that much; zeros (unknown) without a grid."""
+    if meter is None:
+        return np.zeros((1, 3), np.float32)
+    beat, segment, downbeat = meter
+    return np.array([[beat, segment, downbeat - start_seconds]], np.float32)
 
 
 def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, progress: bool = True) -> list[str]:

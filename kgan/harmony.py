@@ -31,7 +31,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["Chord", "estimate_key", "segment_length", "harmonise", "strong_beat_chord_tone_share", "triad_id",
-           "label_triads"]
+           "label_triads", "beat_quarters", "meter_seconds", "song_meter"]
 
 # Krumhansl-Kessler key profiles, C major / C minor (also kgan.evaluation's and kgan.features' keys).
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -83,6 +83,49 @@ def segment_length(numerator: int, denominator: int) -> float:
     if numerator in (4, 6, 12) or (numerator == 2 and denominator == 2):
         return bar / 2
     return bar
+
+
+def beat_quarters(numerator: int, denominator: int) -> float:
+    """Quarter notes per counted beat: a dotted quarter in 6/8, 9/8 and 12/8, else the denominator's note."""
+    return 1.5 if denominator == 8 and numerator % 3 == 0 and numerator > 3 else 4.0 / denominator
+
+
+def parse_meter(meter: str) -> tuple[int, int]:
+    """``"3/4"`` -> ``(3, 4)``; ValueError naming what was expected."""
+    try:
+        numerator, denominator = (int(v) for v in str(meter).split("/"))
+    except ValueError:
+        raise ValueError(f"meter: expected N/D such as 4/4, 3/4 or 6/8, got {meter!r}") from None
+    if numerator < 1 or denominator not in (1, 2, 4, 8, 16):
+        raise ValueError(f"meter: expected N/D with N >= 1 and D one of 1, 2, 4, 8, 16, got {meter!r}")
+    return numerator, denominator
+
+
+def meter_seconds(bpm: float, meter: str = "4/4", downbeat: float = 0.0) -> tuple[float, float, float]:
+    """A song's beat grid as ``(seconds a beat, seconds a chord segment, first downbeat s)``.
+
+    ``bpm`` counts the meter's beats (quarters in 4/4, dotted quarters in 6/8); a chord segment is
+    ``segment_length``'s half bar or bar; ``downbeat`` is when the first full bar starts.
+    """
+    if not bpm or bpm <= 0:
+        raise ValueError(f"bpm: expected a tempo above 0 beats a minute, got {bpm!r}")
+    numerator, denominator = parse_meter(meter)
+    beat = 60.0 / float(bpm)
+    return beat, beat * segment_length(numerator, denominator) / beat_quarters(numerator, denominator), float(downbeat)
+
+
+def song_meter(info: dict) -> tuple[float, float, float] | None:
+    """The beat grid of a ``kgan corpus`` song (its ``song.json``): from its tempo, meter and pickup; a chorale
+    (no meter stored) changes chord on every quarter-note beat. None without a tempo."""
+    bpm = info.get("bpm")
+    if not bpm:
+        return None
+    quarter = 60.0 / float(bpm)
+    if not info.get("meter"):
+        return quarter, quarter, 0.0
+    numerator, denominator = parse_meter(info["meter"])
+    beat = quarter * beat_quarters(numerator, denominator)
+    return beat, quarter * segment_length(numerator, denominator), quarter * float(info.get("pickup") or 0.0)
 
 
 def _segments(total: float, segment: float, pickup: float) -> list[tuple[float, float]]:

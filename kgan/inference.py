@@ -44,6 +44,7 @@ class Generate(tf.Module):
             raise ValueError(f"chord_decoding must be 'argmax' or 'soft'. Received: {chord_decoding!r}")
         self.chord_decoding = chord_decoding  # the likeliest triad per frame, or every triad by its probability
         self.channels = 1
+        self.gridded = False
         if config.model.vocal_input == "plan":
             if chord_net is None:
                 raise ValueError("a generator with model.vocal_input=plan needs a chord network "
@@ -56,6 +57,8 @@ class Generate(tf.Module):
             except (ValueError, AttributeError):
                 self.melody = melody_layer(config)
             self.planner = PlanRenderer(config)
+        # a chord network told the song's beat grid, when the caller knows it (kgan.chords.meter_grid)
+        self.gridded = bool(getattr(chord_net, "grid", False))
         self.vocoder = vocoder  # a kgan.vocoder.Vocoder; None: Griffin-Lim
         self.griffin_lim_init = griffin_lim_init  # "random" or "integrated" (kgan.spectrogram.integrated_phase)
         self.config = config
@@ -123,11 +126,20 @@ class Generate(tf.Module):
         frames = tf.transpose(summed / norm, [0, 2, 1])  # (B, T', K)
         return frames[:, :num_frames]
 
-    def plan(self, normalised):
+    def plan(self, normalised, meter=None):
         """The chord plan plane ``[B, T, K]`` of normalised vocals ``[B, T, K]``: ``ChordNet``'s guess, rendered
-        (its likeliest triad per frame, or with ``chord_decoding="soft"`` every triad's tones by its probability)."""
+        (its likeliest triad per frame, or with ``chord_decoding="soft"`` every triad's tones by its probability).
+
+        ``meter``: float32 ``[B, 3]`` or ``[1, 3]`` (seconds a beat, seconds a chord segment, first downbeat
+        in seconds from the input's start; zeros: unknown), for a chord network that takes a beat grid."""
+        from kgan.chords import chord_logits, meter_grid
+
         image = tf.transpose(normalised, [0, 2, 1])[..., None]  # (B, K, T, 1)
-        logits = self.chord_net(self.melody.melody(image), training=False)  # (B, T, 25)
+        melody = self.melody.melody(image)
+        grid = None
+        if self.gridded and meter is not None:
+            grid = meter_grid(meter, tf.shape(normalised)[1], self.config) + tf.zeros_like(melody[..., :1])  # (B, T, 4)
+        logits = chord_logits(self.chord_net, melody, grid)  # (B, T, 25)
         if self.chord_decoding == "soft":
             plane = self.planner.soft_image(logits)
         else:
@@ -142,15 +154,16 @@ class Generate(tf.Module):
         plan = self.plan(tf.transpose(vocal_windows[..., 0], [0, 2, 1]))  # (M, W, K)
         return tf.concat([vocal_windows, tf.transpose(plan, [0, 2, 1])[..., None]], axis=-1)
 
-    def spectrogram(self, vocal, style=None):
-        """Generated normalised accompaniment ``[B, T, K]`` for vocals ``[B, L]`` (and style ids ``[B]``)."""
+    def spectrogram(self, vocal, style=None, meter=None):
+        """Generated normalised accompaniment ``[B, T, K]`` for vocals ``[B, L]`` (and style ids ``[B]``, beat
+        grids ``[B, 3]``: ``plan``)."""
         normalised = self.spec.to_model(vocal)  # (B, T, K)
         t = tf.shape(normalised)[1]
         windows = self.windows(normalised)  # (B, N, W, K)
         b, n = tf.shape(windows)[0], tf.shape(windows)[1]
         model_in = tf.transpose(tf.reshape(windows, [-1, self.frames, self.bins]), [0, 2, 1])[..., None]
         if self.channels == 2:  # the plan of the whole input, cut into the same windows
-            plan = tf.reshape(self.windows(self.plan(normalised)), [-1, self.frames, self.bins])
+            plan = tf.reshape(self.windows(self.plan(normalised, meter)), [-1, self.frames, self.bins])
             model_in = tf.concat([model_in, tf.transpose(plan, [0, 2, 1])[..., None]], axis=-1)  # (B*N, K, W, 2)
         per_window = None
         if self.styled:
@@ -178,15 +191,16 @@ class Generate(tf.Module):
         with tf.control_dependencies(checks):
             return tf.cond(count == 1, lambda: tf.fill([batch], style[0]), lambda: tf.identity(style))
 
-    def __call__(self, vocal, style=None):
+    def __call__(self, vocal, style=None, meter=None):
         """Accompaniments ``[B, L]`` for vocals ``[B, L]`` (mono, at the config's rate).
 
         ``style``: int32 ``[B]`` (or ``[1]``, for every row) style ids of a style-conditioned
-        generator; None is 0, "any". Ignored by an unconditioned generator.
+        generator; None is 0, "any". Ignored by an unconditioned generator. ``meter``: each row's
+        beat grid (``plan``), for a chord network that takes one; None: unknown.
         """
         vocal = tf.convert_to_tensor(vocal, tf.float32)
         length = tf.shape(vocal)[1]
-        generated = self.spectrogram(vocal, style)
+        generated = self.spectrogram(vocal, style, meter)
         if self.vocoder is not None:
             out = self.vocoder.waveform(generated, length)
         else:
@@ -215,7 +229,7 @@ def stream_song(predict, vocal, rate: int, chunk_seconds: float = 30.0, overlap_
 
     ``predict`` maps a float32 ``[1, n]`` array to ``[1, n]`` (the SavedModel's
     ``serving_default``, locally or over gRPC), so local and served results are
-    identical. Chunks overlap by ``overlap_seconds`` and are joined with a
+    identical; one with a ``meter`` (a beat grid) is also given each chunk's start in seconds. Chunks overlap by ``overlap_seconds`` and are joined with a
     linear cross-fade; a vocal shorter than one chunk is sent whole. A block
     is yielded as soon as no later chunk overlaps it, so only one chunk's
     samples are held at a time and memory does not grow with the song.
@@ -227,9 +241,11 @@ def stream_song(predict, vocal, rate: int, chunk_seconds: float = 30.0, overlap_
     overlap = min(int(overlap_seconds * rate), chunk // 2)
     bounds = chunk_bounds(len(vocal), chunk, overlap)
     carry = np.zeros(0, np.float32)  # the faded-out tail of the previous chunk
+    timed = getattr(predict, "meter", None) is not None  # a beat grid: each chunk is told where it starts
     with audio_bar(len(vocal) / rate, desc, disable=not progress or len(bounds) == 1) as bar:
         for i, (start, end) in enumerate(bounds):
-            piece = np.asarray(predict(np.asarray(vocal[start:end], np.float32)[None]), np.float32)[0]
+            chunk_vocal = np.asarray(vocal[start:end], np.float32)[None]
+            piece = np.asarray(predict(chunk_vocal, start / rate) if timed else predict(chunk_vocal), np.float32)[0]
             fade = np.ones(end - start, np.float32)
             if i > 0:  # fade in over the overlap with the previous chunk
                 n = min(overlap, end - start)

@@ -177,16 +177,19 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input {key!r} contains NaN or Inf")
             if key == "style":
                 _check_styles(array, version.style_names)
+            if key == "meter":
+                _check_meter(array)
             arrays[key] = array
         rows = next((len(arrays[k]) for k in ("vocal", "vocal_spectrogram") if k in arrays), None)
-        if "style" in arrays and rows is not None and len(arrays["style"]) not in (1, rows):
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"input 'style': one id, or one per row ({rows}); got {len(arrays['style'])}")
+        for key, what in (("style", "id"), ("meter", "grid")):
+            if key in arrays and rows is not None and len(arrays[key]) not in (1, rows):
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input {key!r}: one {what}, or one per row ({rows}); got {len(arrays[key])}")
         return arrays, work
 
     def _check_cost(self, version: _Version, signature: str, key: str, shape: list[int]) -> None:
         """Refuse a request that asks for more work than the caps allow, before decoding it."""
-        if key in ("probe", "style"):  # small side inputs: a count cap, no work of their own
+        if key in ("probe", "style", "meter"):  # small side inputs: a count cap, no work of their own
             if shape[0] > MAX_PROBE:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"input {key!r}: at most {MAX_PROBE} elements, got {shape[0]}")
@@ -318,6 +321,19 @@ def _check_styles(ids: np.ndarray, names: list[str]) -> None:
     if bad:
         valid = ", ".join(f"{i} ({name})" for i, name in enumerate(names)) or "none (the model has no styles)"
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input 'style': unknown id(s) {bad}; valid: {valid}")
+
+
+def _check_meter(meter: np.ndarray) -> None:
+    """Beat grids: per row zeros (unknown) or (seconds a beat in (0.05, 10], seconds a chord segment in
+    [0, 60], first downbeat within a day of the chunk)."""
+    for row in np.asarray(meter, np.float64).reshape(-1, 3):
+        if not row.any():
+            continue
+        beat, segment, downbeat = row
+        if not (0.05 < beat <= 10.0 and 0.0 <= segment <= 60.0 and abs(downbeat) <= 86400.0):
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               "input 'meter': each row is zeros (unknown) or (seconds a beat in (0.05, 10], "
+                               f"seconds a chord segment in [0, 60], first downbeat in seconds); got {row.tolist()}")
 
 
 def _allocate_large_buffers_with_mmap(threshold: int = 16 << 20) -> None:

@@ -184,6 +184,44 @@ def test_the_beat_grid_finds_the_tempo_and_the_beats_of_a_tune_in_strict_time():
     assert np.abs(layer(np.zeros((1, 300, 14), np.float32)).numpy()).max() == 0.0
 
 
+def test_a_known_beat_grid_marks_beats_and_chord_segments_and_zeros_stand_for_unknown():
+    from kgan.chords import meter_grid
+
+    s, rate = CONFIG.stft, CONFIG.audio.sample_rate
+    frames = 400
+    centre = (np.arange(frames) * s.hop_length + s.hop_length - s.n_fft / 2) / rate
+    grid = meter_grid(np.array([[0.5, 1.5, 0.25], [0, 0, 0]], np.float32), frames, CONFIG).numpy()
+    assert grid.shape == (2, frames, 4) and not grid[1].any()
+    np.testing.assert_allclose(grid[0, :, 0], np.cos(2 * np.pi * centre / 0.5), atol=1e-4)
+    np.testing.assert_allclose(grid[0, :, 2], np.cos(2 * np.pi * (centre - 0.25) / 1.5), atol=1e-4)
+    downbeats = np.round((np.array([0.25, 1.75, 3.25]) * rate - s.hop_length + s.n_fft / 2) / s.hop_length).astype(int)
+    assert (grid[0, downbeats, 2] > 0.99).all()
+
+
+def test_a_chord_net_told_the_grid_hears_it_stays_equivariant_and_reloads(tmp_path):
+    from kgan.chords import chord_logits, meter_grid
+
+    net = ChordNet(channels=8, dilations=(1, 2), grid=True)
+    rng = np.random.default_rng(4)
+    x = rng.random((1, 120, 14)).astype(np.float32)
+    grid = meter_grid(np.array([[0.5, 1.0, 0.2]], np.float32), 120, CONFIG)
+    unknown = chord_logits(net, x).numpy()
+    np.testing.assert_allclose(net([x, np.zeros((1, 120, 4), np.float32)]).numpy(), unknown, atol=1e-6)
+    told = chord_logits(net, x, grid).numpy()
+    assert np.abs(told - unknown).max() > 1e-4
+    up, _ = transpose(x, np.zeros((1, 120), np.int32), np.array([7]))
+    moved = 2 * ((np.arange(24) // 2 - 7) % 12) + np.arange(24) % 2
+    np.testing.assert_allclose(chord_logits(net, up, grid).numpy()[..., :24], told[..., moved], atol=1e-5)
+    net.save_weights(str(tmp_path / "chordnet.weights.h5"))
+    s = CONFIG.stft
+    (tmp_path / "chords.json").write_text(json.dumps({"chordnet": net.get_config(), "sample_rate": RATE,
+                                                      "stft": {"n_fft": s.n_fft, "hop_length": s.hop_length}}))
+    np.testing.assert_allclose(chord_logits(load_chord_net(str(tmp_path), CONFIG), x, grid).numpy(), told, atol=1e-6)
+    # a network without a grid input ignores one
+    plain = ChordNet(channels=8, dilations=(1, 2))
+    np.testing.assert_allclose(chord_logits(plain, x, grid).numpy(), plain(x).numpy(), atol=1e-6)
+
+
 def test_a_chord_net_with_note_starts_and_two_stacks_stays_equivariant_and_reloads(tmp_path):
     net = ChordNet(channels=8, dilations=(1, 2), onsets=True, stacks=2, meter=True)
     assert net(np.zeros((1, 37, 14), np.float32)).shape == (1, 37, 25)
@@ -296,14 +334,60 @@ def test_a_plan_model_exports_with_its_chord_net_and_voices_the_plan(tmp_path, c
         np.testing.assert_array_equal(spectrogram(again), spectrogram(source))
         assert forbidden_ops(again) == [] and load_json(again)["chordnet"]["channels"] == 48
     other = os.path.join(str(tmp_path), "other-chords")
-    train_chord_net(chorale_dir, other, config, steps=3, batch=2, frames=64, progress=False, seed=5, channels=8,
-                    onsets=True, meter=True)
+    metrics = train_chord_net(chorale_dir, other, config, steps=3, batch=2, frames=64, progress=False, seed=5,
+                              channels=8, onsets=True, meter=True, grid=True)
+    assert 0 <= metrics["val_accuracy_no_grid"] <= 1
+    assert corpus_arrays(chorale_dir, "train", config, os.path.join(other, "features-train-score.npz"))["grid"].any()
     swapped = export(path, str(tmp_path / "swapped"), griffin_lim_iters=2, chords=other)
     assert load_json(swapped)["chordnet"]["onsets"] is True and load_json(swapped)["chordnet"]["meter"] is True
-    assert forbidden_ops(swapped) == []
+    assert load_json(swapped)["chordnet"]["grid"] is True and forbidden_ops(swapped) == []
+
+    # told the song's beat grid (kgan generate --bpm), the served chord network plans with it; unknown by default
+    from kgan.generation import LocalModel, meter_input
+
+    told = LocalModel(swapped)
+    assert told.takes_meter and not LocalModel(path).takes_meter
+    unknown = told(vocal)
+    told.set_meter((0.5, 1.0, 0.2))
+    assert np.abs(told(vocal) - unknown).max() > 1e-6
+    later = told(vocal[:, 8000:], 8000 / config.audio.sample_rate)  # a chunk 8000 samples in: its downbeat moves
+    told.set_meter((0.5, 1.0, 0.2 - 8000 / config.audio.sample_rate))
+    np.testing.assert_array_equal(told(vocal[:, 8000:]), later)
+    np.testing.assert_allclose(meter_input((0.5, 1.0, 2.0), 1.5), [[0.5, 1.0, 0.5]])
+    with pytest.raises(ValueError, match="takes no beat grid"):
+        LocalModel(path).set_meter((0.5, 1.0, 0.0))
+    _grid_over_grpc(os.path.dirname(swapped), vocal, told)
     assert np.abs(spectrogram(swapped) - spectrogram(path)).max() > 1e-4
     with pytest.raises(ValueError, match="is an export: it has no checkpoints"):
         export(path, str(tmp_path / "nope"), checkpoint=os.path.join(run, "checkpoints", "ckpt-2"))
+
+
+def _grid_over_grpc(export_base, vocal, local):
+    """``kgan serve`` passes a request's beat grid through, checks it, and serves what the export does."""
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    from kgan.client import RemoteModel
+    from kgan.server import serve
+
+    server, port = serve(export_base, "127.0.0.1", 0, max_seconds=5.0)
+    try:
+        remote = RemoteModel(f"127.0.0.1:{port}")
+        remote.set_meter(local.meter)
+        np.testing.assert_array_equal(remote(vocal), local(vocal))
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+        for meter, text in (([[0.01, 1.0, 0.0]], "each row is zeros (unknown) or"),
+                            ([[0.5, 1.0, 0.0]] * 2, "one grid, or one per row (1); got 2")):
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "kgan"
+            request.inputs["vocal"].CopyFrom(tf.make_tensor_proto(vocal))
+            request.inputs["meter"].CopyFrom(tf.make_tensor_proto(np.array(meter, np.float32)))
+            with pytest.raises(grpc.RpcError) as info:
+                stub.Predict(request, timeout=60)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and text in info.value.details()
+        remote.close()
+    finally:
+        server.stop(grace=None)
 
 
 def load_json(export_dir):

@@ -28,3 +28,20 @@ def test_bad_override_is_a_usage_error(tmp_path):
 def test_empty_input_folder_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(main, ["preprocess", str(tmp_path), str(tmp_path / "o"), "--preset", "tiny"])
     assert result.exit_code == 1 and "no song folders found" in result.output
+
+
+def test_a_beat_grid_needs_a_tempo_a_well_formed_meter_and_a_model_that_takes_it(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    vocal = tmp_path / "me.wav"
+    sf.write(vocal, (0.2 * np.sin(np.arange(22050) / 4)).astype(np.float32), 22050)
+    runner = CliRunner()
+    alone = runner.invoke(main, ["generate", str(vocal), "-o", str(tmp_path / "a"), "--meter", "3/4"])
+    assert alone.exit_code == 2 and "--meter and --downbeat go with --bpm" in alone.output
+    bad = runner.invoke(main, ["generate", str(vocal), "-o", str(tmp_path / "b"), "--bpm", "90", "--meter", "3-4"])
+    assert bad.exit_code == 2 and "meter: expected N/D such as 4/4" in bad.output
+    # the shipped model's chord network hears the melody only: it says so, and writes nothing
+    plain = runner.invoke(main, ["generate", str(vocal), "-o", str(tmp_path / "c"), "--bpm", "90"])
+    assert plain.exit_code == 2 and "takes no beat grid" in plain.output and "kgan chords train --grid" in plain.output
+    assert not (tmp_path / "c").exists()

@@ -83,3 +83,20 @@ def test_every_style_plays_the_chords(style):
     if style == "band":
         drums = {m for p in parts if p.drums for _, _, m, _ in p.notes}
         assert {36, 38, 42} <= drums
+
+
+def test_a_beat_grid_in_seconds_from_tempo_meter_and_pickup():
+    from kgan.harmony import meter_seconds, song_meter
+
+    assert meter_seconds(120, "4/4", 0.5) == (0.5, 1.0, 0.5)  # a chord per half bar: two beats
+    assert meter_seconds(90, "3/4") == pytest.approx((2 / 3, 2.0, 0.0))  # a chord per bar: three beats
+    assert meter_seconds(60, "6/8") == pytest.approx((1.0, 1.0, 0.0))  # dotted-quarter beats, a chord per half bar
+    # a folk song of the corpus: quarter-note tempo, meter and a pickup of two quarters
+    assert song_meter({"bpm": 120, "meter": "3/4", "pickup": 2.0}) == pytest.approx((0.5, 1.5, 1.0))
+    assert song_meter({"bpm": 100}) == pytest.approx((0.6, 0.6, 0.0))  # a chorale: a chord per beat
+    assert song_meter({}) is None
+    for bad, field in ((("4-4",), "meter: expected N/D"), (("4/3",), "meter: expected N/D"), (("0/4",), "meter")):
+        with pytest.raises(ValueError, match=field):
+            meter_seconds(100, *bad)
+    with pytest.raises(ValueError, match="bpm: expected a tempo above 0"):
+        meter_seconds(0)
