@@ -1,25 +1,33 @@
-"""Does the chord network lack the meter? ChordNet given the true beat grid, or taught to find it.
+"""Does the chord network lack the meter? ChordNet told the true beat grid, or made to find it.
 
     python experiments/meter_oracle.py OUT_DIR --corpus CORPUS --cache DIR [--steps 2000] [--variant NAME ...]
+    python experiments/meter_oracle.py OUT_DIR --corpus CORPUS --cache DIR --search
+    python experiments/meter_oracle.py OUT_DIR --corpus CORPUS --cache DIR --plans NAME=DIR,... --base BASE_DIR
 
 The folk harmoniser of ``kgan corpus`` picks a chord per harmonic segment (a half bar or a bar from the
 first downbeat) so that the note on the segment's first beat is a chord tone; the chorales change
 chord per beat. ``ChordNet`` hears only the tracked melody and stays at about 0.42 of the val frames
 whatever its width, depth or note-start input (``docs/chords/capacity.json``). This trains it, with
 everything else the same (``kgan.chords.train_chord_net``'s crops, keys, rate schedule and seed), in
-three variants:
+these variants:
 
 * ``base``: the melody alone (the control);
 * ``grid``: the melody plus the song's true grid, four transposition-invariant channels: the cosine
   and sine of the phase within the beat and within the harmonic segment (from ``song.json``'s
   tempo, meter and pickup; a chorale's segment is its beat). An upper bound on what the meter is worth;
-* ``aux``: the melody and note starts only, with a second head trained to predict those four
-  channels (mean squared error, weight 1): the network must find the grid itself, so it needs nothing
-  at inference the export does not have.
+* ``beat``: the true beat phase only;
+* ``estimated``: the grid ``kgan.chords.MelodyBeats`` estimates from the melody (``estimated_grid`` is
+  its numpy twin): the beat and the phases at 2, 3 and 4 beats, from note starts;
+* ``accents``: the same, the levels above the beat phased by note-length accents;
+* ``aux``: the melody and note starts only, with a second head trained to predict the true grid
+  (mean squared error, weight 1): the network must find the grid itself.
 
-It writes OUT_DIR/meter_oracle.json: val frame accuracy overall and per source (chorales, folk).
-``--cache`` is a ``kgan chords train`` folder whose ``features-{train,val}-score.npz`` were computed
-from CORPUS (the songs in ``split_names`` order).
+It writes OUT_DIR/meter_oracle.json: val frame accuracy overall and per source (chorales, folk), and
+OUT_DIR/VARIANT.weights.h5. ``--search`` runs a trained ``grid`` network under every (segment length,
+first beat) hypothesis on the estimated beat (OUT_DIR/meter_search.json); ``--plans`` plays the ``base``
+and ``grid`` networks' plans on test sets (OUT_DIR/meter_plans.json). ``--cache`` is a
+``kgan chords train`` folder whose ``features-{train,val}-score.npz`` were computed from CORPUS (the
+songs in ``split_names`` order).
 """
 
 from __future__ import annotations
@@ -138,7 +146,8 @@ def split_grids(corpus: str, split: str, arrays: dict, config) -> tuple[np.ndarr
     return np.concatenate(grids), np.concatenate(estimates), np.concatenate(accented), np.array(sources)
 
 
-def build(variant: str, grid_channels: int, channels: int = 48, kernel: int = 3, dilations=(1, 2, 4, 8, 16, 32), pool: int = 8):
+def build(variant: str, grid_channels: int, channels: int = 48, kernel: int = 3, dilations=(1, 2, 4, 8, 16, 32),
+          pool: int = 8):
     """ChordNet's layers with the grid as input (``grid``) or as a second output (``aux``)."""
     import keras
 
@@ -171,7 +180,8 @@ def build(variant: str, grid_channels: int, channels: int = 48, kernel: int = 3,
     return keras.Model([melody, grid], outputs)
 
 
-def run(variant: str, train: dict, val: dict, steps: int, out_dir: str | None = None, seed: int = 0, batch: int = 16, frames: int = 1024,
+def run(variant: str, train: dict, val: dict, steps: int, out_dir: str | None = None, seed: int = 0, batch: int = 16,
+        frames: int = 1024,
         learning_rate: float = 1e-3, decay_step: int = 2000) -> dict:
     import keras
     import tensorflow as tf

@@ -409,7 +409,8 @@ def meter_grid(meter, frames, config):
     samples); zeros for an unknown grid. Core ops only (it runs in the exported graph)."""
     meter = tf.reshape(tf.cast(meter, tf.float32), [-1, 3])
     s = config.stft
-    centre = (tf.cast(tf.range(frames), tf.float32) * s.hop_length + s.hop_length - s.n_fft / 2) / config.audio.sample_rate
+    centre = ((tf.cast(tf.range(frames), tf.float32) * s.hop_length + s.hop_length - s.n_fft / 2)
+              / config.audio.sample_rate)
     known = meter[:, 0] > 0
     beat, segment = (tf.where(known, meter[:, i], 1.0)[:, None] for i in (0, 1))
     beat_phase = 2 * np.pi * centre[None] / beat

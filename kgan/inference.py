@@ -229,8 +229,9 @@ def stream_song(predict, vocal, rate: int, chunk_seconds: float = 30.0, overlap_
 
     ``predict`` maps a float32 ``[1, n]`` array to ``[1, n]`` (the SavedModel's
     ``serving_default``, locally or over gRPC), so local and served results are
-    identical; one with a ``meter`` (a beat grid) is also given each chunk's start in seconds. Chunks overlap by ``overlap_seconds`` and are joined with a
-    linear cross-fade; a vocal shorter than one chunk is sent whole. A block
+    identical; one with a ``meter`` (a beat grid) is also given each chunk's
+    start in seconds. Chunks overlap by ``overlap_seconds`` and are joined with
+    a linear cross-fade; a vocal shorter than one chunk is sent whole. A block
     is yielded as soon as no later chunk overlaps it, so only one chunk's
     samples are held at a time and memory does not grow with the song.
     """
