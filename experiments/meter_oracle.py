@@ -25,7 +25,9 @@ these variants:
 It writes OUT_DIR/meter_oracle.json: val frame accuracy overall and per source (chorales, folk), and
 OUT_DIR/VARIANT.weights.h5. ``--search`` runs a trained ``grid`` network under every (segment length,
 first beat) hypothesis on the estimated beat (OUT_DIR/meter_search.json); ``--plans`` plays the ``base``
-and ``grid`` networks' plans on test sets (OUT_DIR/meter_plans.json). ``--cache`` is a
+and ``grid`` networks' plans on test sets (OUT_DIR/meter_plans.json), and with ``--robustness CHORDS_DIR``
+those of a ``kgan chords train --grid`` network told grids a user might get wrong
+(OUT_DIR/meter_robustness.json). ``--cache`` is a
 ``kgan chords train`` folder whose ``features-{train,val}-score.npz`` were computed from CORPUS (the
 songs in ``split_names`` order).
 """
@@ -327,6 +329,49 @@ def plans(out_dir: str, tests: dict, base_dir: str) -> dict:
     return results
 
 
+ERRORS = {  # how a user's grid may be off: (tempo factor, downbeat shift in beats, segment factor)
+    "true grid": (1.0, 0.0, 1.0), "tempo 1 % fast": (1 / 1.01, 0.0, 1.0), "tempo 3 % fast": (1 / 1.03, 0.0, 1.0),
+    "tempo 3 % slow": (1.03, 0.0, 1.0), "downbeat a beat late": (1.0, 1.0, 1.0),
+    "downbeat half a beat late": (1.0, 0.5, 1.0), "chord segment twice as long": (1.0, 0.0, 2.0),
+    "unknown": None,
+}
+
+
+def robustness(chords_dir: str, tests: dict) -> dict:
+    """A ``kgan chords train --grid`` network's plans (played as triads, as ``plans``) told each test song's
+    grid with the errors of ``ERRORS``: chord motion and fit per test set."""
+    from kgan.chords import NO_CHORD, chord_logits, chord_notes, load_chord_net, meter_grid, song_arrays
+    from kgan.config import Config
+    from kgan.evaluation import _chroma_tone, chroma_fit, chroma_motion, load_songs, mean_ci
+    from kgan.harmony import song_meter
+
+    config = Config()
+    rate = config.audio.sample_rate
+    net = load_chord_net(chords_dir, config)
+    results = {}
+    for name, folder in tests.items():
+        rows = {k: [] for k in ERRORS}
+        for song, vocal, accompaniment in load_songs(folder, rate, split="test"):
+            with open(os.path.join(folder, song, "song.json"), encoding="utf-8") as f:
+                beat, segment, downbeat = song_meter(json.load(f))
+            features, _ = song_arrays(vocal, accompaniment, config)
+            voiced = features[:, :12].sum(-1) > 1e-3
+            for key, error in ERRORS.items():
+                grid = None
+                if error is not None:
+                    tempo, shift, longer = error
+                    meter = [[beat * tempo, segment * tempo * longer, downbeat + shift * beat]]
+                    grid = meter_grid(np.array(meter, np.float32), len(features), config)
+                guess = chord_logits(net, features[None].astype(np.float32), grid).numpy()[0].argmax(-1)
+                notes = chord_notes(np.where(voiced | (guess != NO_CHORD), guess, NO_CHORD)).numpy().T
+                tone = _chroma_tone(notes, len(vocal), rate)
+                rows[key].append((chroma_motion(tone, accompaniment, rate), chroma_fit(tone, accompaniment, rate)))
+        results[name] = {k: {"chroma_motion": mean_ci([r[0] for r in v]), "chroma_fit": mean_ci([r[1] for r in v]),
+                             "songs": len(v)} for k, v in rows.items()}
+        print(name, json.dumps({k: round(v["chroma_motion"][0], 3) for k, v in results[name].items()}), flush=True)
+    return results
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out")
@@ -339,7 +384,15 @@ def main(argv=None) -> int:
     parser.add_argument("--plans", metavar="NAME=DIR,...",
                         help="Score the base (from --base DIR) and grid networks' plans on these test sets.")
     parser.add_argument("--base", help="The folder of a trained base variant (with --plans).")
+    parser.add_argument("--robustness", metavar="CHORDS_DIR",
+                        help="With --plans: score this `kgan chords train --grid` network told grids with errors.")
     args = parser.parse_args(argv)
+    if args.robustness:
+        tests = dict(item.split("=", 1) for item in args.plans.split(","))
+        result = robustness(args.robustness, tests)
+        with open(os.path.join(args.out, "meter_robustness.json"), "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+        return 0
     if args.plans:
         tests = dict(item.split("=", 1) for item in args.plans.split(","))
         result = plans(args.out, tests, args.base)

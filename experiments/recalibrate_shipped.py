@@ -36,12 +36,19 @@ SHOWN = ("level_error_db", "chroma_motion", "chroma_fit", "log_spectral_distance
          "pairing_accuracy")
 
 
-def report_table(out: str) -> list[str]:
+def report_table(out: str, rows=(("report", "model", "now"), ("report", "shipped", "before"))) -> list[str]:
+    """A markdown table of ``SHOWN`` per test set: one line per ``(report folder prefix, system, label)`` of
+    ``rows`` whose ``OUT/PREFIX-TEST/report.json`` exists and scored that system."""
     lines = ["| test set (songs) | export | " + " | ".join(SHOWN) + " |", "|---|---|" + "---|" * len(SHOWN)]
     for test in TESTS:
-        with open(f"{out}/report-{test}/report.json", encoding="utf-8") as f:
-            report = json.load(f)
-        for system, label in (("model", "now"), ("shipped", "before")):
+        for prefix, system, label in rows:
+            path = f"{out}/{prefix}-{test}/report.json"
+            if not os.path.exists(path):
+                continue
+            with open(path, encoding="utf-8") as f:
+                report = json.load(f)
+            if system not in report["systems"]:
+                continue
             summary = report["systems"][system]["summary"]
             lines.append(f"| {test} ({len(report['songs'])}) | {label} | "
                          + " | ".join(summary_cell(*summary[m]) if m in summary and summary[m][0] == summary[m][0]
