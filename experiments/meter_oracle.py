@@ -339,8 +339,10 @@ ERRORS = {  # how a user's grid may be off: (tempo factor, downbeat shift in bea
 
 def robustness(chords_dir: str, tests: dict) -> dict:
     """A ``kgan chords train --grid`` network's plans (played as triads, as ``plans``) told each test song's
-    grid with the errors of ``ERRORS``: chord motion and fit per test set."""
-    from kgan.chords import NO_CHORD, chord_logits, chord_notes, load_chord_net, meter_grid, song_arrays
+    grid with the errors of ``ERRORS``, as told and fitted to the melody (``kgan.chords.refine_meter``):
+    chord motion and fit per test set."""
+    from kgan.chords import (NO_CHORD, chord_logits, chord_notes, load_chord_net, meter_grid, refine_meter,
+                             song_arrays)
     from kgan.config import Config
     from kgan.evaluation import _chroma_tone, chroma_fit, chroma_motion, load_songs, mean_ci
     from kgan.harmony import song_meter
@@ -350,22 +352,26 @@ def robustness(chords_dir: str, tests: dict) -> dict:
     net = load_chord_net(chords_dir, config)
     results = {}
     for name, folder in tests.items():
-        rows = {k: [] for k in ERRORS}
+        rows = {}
         for song, vocal, accompaniment in load_songs(folder, rate, split="test"):
             with open(os.path.join(folder, song, "song.json"), encoding="utf-8") as f:
                 beat, segment, downbeat = song_meter(json.load(f))
             features, _ = song_arrays(vocal, accompaniment, config)
             voiced = features[:, :12].sum(-1) > 1e-3
+            x = features[None].astype(np.float32)
             for key, error in ERRORS.items():
-                grid = None
+                grids = {key: None}
                 if error is not None:
                     tempo, shift, longer = error
-                    meter = [[beat * tempo, segment * tempo * longer, downbeat + shift * beat]]
-                    grid = meter_grid(np.array(meter, np.float32), len(features), config)
-                guess = chord_logits(net, features[None].astype(np.float32), grid).numpy()[0].argmax(-1)
-                notes = chord_notes(np.where(voiced | (guess != NO_CHORD), guess, NO_CHORD)).numpy().T
-                tone = _chroma_tone(notes, len(vocal), rate)
-                rows[key].append((chroma_motion(tone, accompaniment, rate), chroma_fit(tone, accompaniment, rate)))
+                    meter = np.array([[beat * tempo, segment * tempo * longer, downbeat + shift * beat]], np.float32)
+                    grids = {key: meter_grid(meter, len(features), config),
+                             f"{key}, refined": meter_grid(refine_meter(x, meter, config), len(features), config)}
+                for label, grid in grids.items():
+                    guess = chord_logits(net, x, grid).numpy()[0].argmax(-1)
+                    notes = chord_notes(np.where(voiced | (guess != NO_CHORD), guess, NO_CHORD)).numpy().T
+                    tone = _chroma_tone(notes, len(vocal), rate)
+                    rows.setdefault(label, []).append((chroma_motion(tone, accompaniment, rate),
+                                                       chroma_fit(tone, accompaniment, rate)))
         results[name] = {k: {"chroma_motion": mean_ci([r[0] for r in v]), "chroma_fit": mean_ci([r[1] for r in v]),
                              "songs": len(v)} for k, v in rows.items()}
         print(name, json.dumps({k: round(v["chroma_motion"][0], 3) for k, v in results[name].items()}), flush=True)

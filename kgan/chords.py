@@ -122,6 +122,18 @@ class MelodyOnsets(keras.layers.Layer):
         return (input_shape[0], input_shape[1], 2)
 
 
+def onset_envelope(x):
+    """Melody features ``[B, T, 14]`` -> ``[B, T]``: pitch-class change plus level rise (``MelodyOnsets``' two
+    channels summed), smoothed by a Gaussian of σ 2 frames."""
+    x = tf.cast(x, tf.float32)
+    before = tf.concat([x[:, :1], x[:, :-1]], axis=1)
+    o = (0.5 * tf.reduce_sum(tf.abs(x[..., :12] - before[..., :12]), axis=-1)
+         + tf.nn.relu(x[..., 12] - before[..., 12]))  # (B, T)
+    taps = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
+    kernel = tf.constant((taps / taps.sum()).reshape(-1, 1, 1), tf.float32)
+    return tf.nn.conv1d(o[..., None], kernel, 1, "SAME")[..., 0]
+
+
 @keras.saving.register_keras_serializable(package="kgan")
 class MelodyBeats(keras.layers.Layer):
     """``[B, T, 14]`` melody features -> ``[B, T, 2 * len(levels)]``: an estimated beat grid of the whole input.
@@ -149,13 +161,7 @@ class MelodyBeats(keras.layers.Layer):
                 "centre": self.centre}
 
     def call(self, x):
-        x = tf.cast(x, tf.float32)
-        before = tf.concat([x[:, :1], x[:, :-1]], axis=1)
-        o = (0.5 * tf.reduce_sum(tf.abs(x[..., :12] - before[..., :12]), axis=-1)
-             + tf.nn.relu(x[..., 12] - before[..., 12]))  # (B, T)
-        taps = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
-        kernel = tf.constant((taps / taps.sum()).reshape(-1, 1, 1), tf.float32)
-        o = tf.nn.conv1d(o[..., None], kernel, 1, "SAME")[..., 0]  # (B, T)
+        o = onset_envelope(x)  # (B, T)
         t = tf.shape(o)[1]
         centred = o - tf.reduce_mean(o, axis=1, keepdims=True)
         power = tf.abs(tf.signal.rfft(centred, fft_length=[2 * t])) ** 2
@@ -417,6 +423,39 @@ def meter_grid(meter, frames, config):
     segment_phase = 2 * np.pi * (centre[None] - meter[:, 2:3]) / tf.where(segment > 0, segment, beat)
     grid = tf.stack([tf.cos(beat_phase), tf.sin(beat_phase), tf.cos(segment_phase), tf.sin(segment_phase)], -1)
     return grid * tf.cast(known, tf.float32)[:, None, None]
+
+
+def refine_meter(melody, meter, config, span: float = 0.05, candidates: int = 101):
+    """A user's beat grids ``[B, 3]`` fitted to the sung melody ``[B, T, 14]``: a tempo given a few per cent off,
+    or a downbeat a little early or late, is pulled onto the note starts.
+
+    The beat period is the one, within ``span`` of the given one (``candidates`` steps), at which the
+    melody's onset envelope (``onset_envelope``) has the largest Fourier component: over a whole chunk that
+    resolves the tempo to a fraction of a per cent, where an autocorrelation lag resolves one frame. The
+    chord segment scales with it, and the downbeat moves to the nearest beat of the envelope's phase at
+    that period, so which beat starts the bar stays the user's. Rows that are zeros (unknown) or whose
+    melody has no note start stay as they are. Core ops only.
+    """
+    meter = tf.reshape(tf.cast(meter, tf.float32), [-1, 3])
+    o = onset_envelope(melody)  # (B, T)
+    o = o - tf.reduce_mean(o, axis=1, keepdims=True)
+    s = config.stft
+    centre = ((tf.cast(tf.range(tf.shape(o)[1]), tf.float32) * s.hop_length + s.hop_length - s.n_fft / 2)
+              / config.audio.sample_rate)  # (T,) seconds
+    beat, segment, downbeat = meter[:, 0], meter[:, 1], meter[:, 2]
+    known = (beat > 0) & (tf.reduce_max(tf.abs(o), axis=1) > 1e-6)
+    periods = tf.where(beat > 0, beat, 1.0)[:, None] * tf.linspace(1.0 - span, 1.0 + span, candidates)[None]  # (B, C)
+    w = 2 * np.pi * centre[None, None, :] / periods[..., None]  # (B, C, T)
+    real = tf.reduce_sum(o[:, None, :] * tf.cos(w), axis=-1)
+    imag = tf.reduce_sum(o[:, None, :] * tf.sin(w), axis=-1)
+    best = tf.argmax(real * real + imag * imag, axis=1, output_type=tf.int32)  # (B,)
+    period = tf.gather(periods, best, axis=1, batch_dims=1)
+    onset_phase = tf.atan2(-tf.gather(imag, best, axis=1, batch_dims=1), tf.gather(real, best, axis=1, batch_dims=1))
+    at_downbeat = 2 * np.pi * downbeat / period + onset_phase  # 0 (mod 2π) on the melody's beats
+    off = tf.math.floormod(at_downbeat + np.pi, 2 * np.pi) - np.pi
+    refined = tf.stack([period, segment * period / tf.where(beat > 0, beat, 1.0),
+                        downbeat - off / (2 * np.pi) * period], axis=1)
+    return tf.where(known[:, None], refined, meter)
 
 
 def song_arrays(vocal, accompaniment, config, spec=None, layer=None, planner=None, track=None):

@@ -131,14 +131,16 @@ class Generate(tf.Module):
         (its likeliest triad per frame, or with ``chord_decoding="soft"`` every triad's tones by its probability).
 
         ``meter``: float32 ``[B, 3]`` or ``[1, 3]`` (seconds a beat, seconds a chord segment, first downbeat
-        in seconds from the input's start; zeros: unknown), for a chord network that takes a beat grid."""
-        from kgan.chords import chord_logits, meter_grid
+        in seconds from the input's start; zeros: unknown), for a chord network that takes a beat grid;
+        ``kgan.chords.refine_meter`` first pulls it onto the melody's note starts."""
+        from kgan.chords import chord_logits, meter_grid, refine_meter
 
         image = tf.transpose(normalised, [0, 2, 1])[..., None]  # (B, K, T, 1)
         melody = self.melody.melody(image)
         grid = None
-        if self.gridded and meter is not None:
-            grid = meter_grid(meter, tf.shape(normalised)[1], self.config) + tf.zeros_like(melody[..., :1])  # (B, T, 4)
+        if self.gridded and meter is not None:  # the user's grid, fitted to the sung note starts first
+            meter = tf.reshape(tf.cast(meter, tf.float32), [-1, 3]) + tf.zeros([tf.shape(melody)[0], 3])  # (B, 3)
+            grid = meter_grid(refine_meter(melody, meter, self.config), tf.shape(normalised)[1], self.config)
         logits = chord_logits(self.chord_net, melody, grid)  # (B, T, 25)
         if self.chord_decoding == "soft":
             plane = self.planner.soft_image(logits)

@@ -198,6 +198,22 @@ def test_a_known_beat_grid_marks_beats_and_chord_segments_and_zeros_stand_for_un
     assert (grid[0, downbeats, 2] > 0.99).all()
 
 
+def test_a_user_s_grid_a_little_off_is_pulled_onto_the_melody_s_note_starts():
+    from kgan.chords import refine_meter
+
+    s, rate = CONFIG.stft, CONFIG.audio.sample_rate
+    x, starts = _tapped_melody(0.5, 60, 40)
+    first = (starts[0] * s.hop_length + s.hop_length - s.n_fft / 2) / rate  # the first note start, in seconds
+    given = np.array([[0.5 * 1.03, 1.0 * 1.03, first + 0.06],  # 3 % slow, the downbeat 60 ms late
+                      [0.5 / 1.02, 1.0 / 1.02, first + 0.5 - 0.04],  # 2 % fast, the bar starting on the 2nd note
+                      [0.0, 0.0, 0.0]], np.float32)  # unknown
+    refined = refine_meter(np.repeat(x[None], 3, 0), given, CONFIG).numpy()
+    np.testing.assert_allclose(refined[:2, 0], 0.5, rtol=0.003)  # the beat
+    np.testing.assert_allclose(refined[:2, 1], 1.0, rtol=0.003)  # the segment scales with it
+    np.testing.assert_allclose(refined[:2, 2], [first, first + 0.5], atol=0.015)  # which beat: still the user's
+    np.testing.assert_array_equal(refined[2], 0.0)
+
+
 def test_a_chord_net_told_the_grid_hears_it_stays_equivariant_and_reloads(tmp_path):
     from kgan.chords import chord_logits, meter_grid
 
