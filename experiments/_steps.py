@@ -17,6 +17,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLUID = "/usr/share/sounds/sf2/FluidR3_GM.sf2"  # Debian's fluid-soundfont-gm: the SoundFont no model trains on
 MUSDB = os.path.join(os.path.dirname(ROOT), "shared", "data", "real", "musdb18-sample")
+# a real mixed song (evaluation only): separated by `kgan separate`, it gives a second real vocal
+REAL_MIX = os.path.join(os.path.dirname(ROOT), "shared", "data", "real", "slow-motion-dream-excerpt.mp3")
 SEEN_FAMILIES = "gm-voice,wind,brass,bowed"  # every voice family but Festival's singing voice (held out)
 
 

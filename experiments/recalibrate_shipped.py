@@ -36,11 +36,12 @@ SHOWN = ("level_error_db", "chroma_motion", "chroma_fit", "log_spectral_distance
          "pairing_accuracy")
 
 
-def report_table(out: str, rows=(("report", "model", "now"), ("report", "shipped", "before"))) -> list[str]:
+def report_table(out: str, rows=(("report", "model", "now"), ("report", "shipped", "before")),
+                 tests=TESTS) -> list[str]:
     """A markdown table of ``SHOWN`` per test set: one line per ``(report folder prefix, system, label)`` of
     ``rows`` whose ``OUT/PREFIX-TEST/report.json`` exists and scored that system."""
     lines = ["| test set (songs) | export | " + " | ".join(SHOWN) + " |", "|---|---|" + "---|" * len(SHOWN)]
-    for test in TESTS:
+    for test in tests:
         for prefix, system, label in rows:
             path = f"{out}/{prefix}-{test}/report.json"
             if not os.path.exists(path):
