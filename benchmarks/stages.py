@@ -71,7 +71,9 @@ def main():
     magnitude = fade(generated)
     griffin_lim = tf.function(lambda m: pipe.spec.griffin_lim(m, length, n_iter=16, initial="integrated"))
     serve = saved.signatures["serving_default"]
-    inputs = {"vocal": vocal, **({"style": tf.constant([0], tf.int32)} if pipe.styled else {})}
+    inputs = {"vocal": vocal, **({"style": tf.constant([0], tf.int32)} if pipe.styled else {}),
+              # a loaded signature fills in no defaults: no beat grid
+              **({"meter": tf.zeros([1, 3])} if "meter" in serve.structured_input_signature[1] else {})}
     rows = [("STFT + normalise", best(lambda: to_model(vocal).numpy()))]
     if planned:
         rows.append(("chord plan (melody, ChordNet, rendering)", best(lambda: plan(normalised).numpy())))
