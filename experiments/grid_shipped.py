@@ -27,16 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from _steps import REAL_MIX, done, kgan  # noqa: E402
-from pretrained import PACKAGE, TESTS, install_export, tree_bytes  # noqa: E402
+from pretrained import PACKAGE, TESTS, install_with_section  # noqa: E402
 from recalibrate_shipped import report_table  # noqa: E402
 
-from kgan.pretrained import tree_sha256  # noqa: E402
 
 # (report prefix, system, label); the rendered sets' "before" is in the told-grid reports, the real vocal's
 # (no grid known) in its unknown-grid one
@@ -97,21 +94,6 @@ def main(argv=None) -> None:
     print("\n".join(section))
     if not args.install:
         return
-    export_dir = f"{out}/export/1"
-    size, digest = tree_bytes(export_dir), tree_sha256(export_dir)
-    install_export(export_dir)
-    card_path = os.path.join(PACKAGE, "MODEL_CARD.md")
-    with open(card_path, encoding="utf-8") as f:
-        card = f.read()
-    card = re.sub(r"float16 weights, [0-9.]+ MB, sha256 `[0-9a-f]+`",
-                  f"float16 weights, {size / 1e6:.1f} MB, sha256 `{digest}`", card, count=1)
-    card = card.split("\n## Beat grid\n")[0].rstrip("\n") + "\n\n" + "\n".join(section)
-    with open(card_path, "w", encoding="utf-8") as f:
-        f.write(card)
-    metrics_path = os.path.join(PACKAGE, "metrics.json")
-    with open(metrics_path, encoding="utf-8") as f:
-        metrics = json.load(f)
-    metrics["model"].update({"bytes": size, "sha256": digest})
     evaluation = {}
     for prefix, system, label in ROWS:
         for test in (*TESTS, "real-excerpt"):
@@ -121,13 +103,9 @@ def main(argv=None) -> None:
                     systems = json.load(f)["systems"]
                 if system in systems:
                     evaluation.setdefault(test, {})[label] = systems[system]["summary"]
-    metrics["beat_grid"] = {"chords": {k: chords.get(k) for k in ("steps", "val_accuracy", "val_accuracy_no_grid",
-                                                                   "grid_dropout", "seed")},
-                            "evaluation": evaluation}
-    with open(metrics_path, "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=2, sort_keys=True)
-    print(f"installed {os.path.join(PACKAGE, 'export', '1')} ({size / 1e6:.1f} MB, sha256 {digest})", file=sys.stderr)
-
+    chords = {k: chords.get(k) for k in ("steps", "labels", "val_accuracy", "val_accuracy_no_grid", "grid_dropout",
+                                          "seed")}
+    install_with_section(f"{out}/export/1", section, "beat_grid", {"chords": chords, "evaluation": evaluation})
 
 if __name__ == "__main__":
     main()

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -43,6 +44,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from _steps import ROOT, SEEN_FAMILIES, done, kgan, render_test_sets  # noqa: E402
 
+from kgan.io_utils import atomic_write_text  # noqa: E402
 from kgan.pretrained import tree_sha256  # noqa: E402
 
 STYLES = "chorale,piano,organ,strings,guitar,band"
@@ -89,6 +91,31 @@ def install_export(export_dir: str) -> None:
     shutil.copytree(export_dir, os.path.join(staging, "1"))
     shutil.rmtree(os.path.join(PACKAGE, "export"), ignore_errors=True)
     os.replace(staging, os.path.join(PACKAGE, "export"))
+
+
+def install_with_section(export_dir: str, section: list[str], key: str, value, model: dict | None = None) -> None:
+    """``install_export``, then the card's size and sha256 line updated and its section headed like
+    ``section[0]`` (a ``## `` line) replaced by ``section``, or appended; ``metrics.json`` gets the size,
+    the sha256 and ``model`` in its ``model`` entry and ``value`` under ``key``."""
+    size, digest = tree_bytes(export_dir), tree_sha256(export_dir)
+    install_export(export_dir)
+    card_path = os.path.join(PACKAGE, "MODEL_CARD.md")
+    with open(card_path, encoding="utf-8") as f:
+        card = f.read()
+    card = re.sub(r"float16 weights, [0-9.]+ MB, sha256 `[0-9a-f]+`",
+                  f"float16 weights, {size / 1e6:.1f} MB, sha256 `{digest}`", card, count=1)
+    head, *parts = card.split("\n## ")
+    blocks = [head.rstrip("\n")] + ["## " + part.rstrip("\n") for part in parts
+                                    if "## " + part.split("\n")[0] != section[0]]
+    card = "\n\n".join(blocks + ["\n".join(section).rstrip("\n")]) + "\n"
+    atomic_write_text(card_path, card)
+    metrics_path = os.path.join(PACKAGE, "metrics.json")
+    with open(metrics_path, encoding="utf-8") as f:
+        metrics = json.load(f)
+    metrics["model"].update({"bytes": size, "sha256": digest, **(model or {})})
+    metrics[key] = value
+    atomic_write_text(metrics_path, json.dumps(metrics, indent=2, sort_keys=True))
+    print(f"installed {os.path.join(PACKAGE, 'export', '1')} ({size / 1e6:.1f} MB, sha256 {digest})", file=sys.stderr)
 
 
 def tree_bytes(folder: str) -> int:

@@ -21,16 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from _steps import ROOT, done, kgan  # noqa: E402
-from pretrained import PACKAGE, TESTS, install_export, tree_bytes  # noqa: E402
+from pretrained import PACKAGE, TESTS, install_with_section  # noqa: E402
 
 from kgan.evaluation import summary_cell  # noqa: E402
-from kgan.pretrained import tree_sha256  # noqa: E402
 
 SHOWN = ("level_error_db", "chroma_motion", "chroma_fit", "log_spectral_distance", "frechet_distance",
          "pairing_accuracy")
@@ -97,28 +95,10 @@ def main(argv=None) -> None:
     print("\n".join(section))
     if not args.install:
         return
-    export_dir = f"{out}/export/1"
-    size, digest = tree_bytes(export_dir), tree_sha256(export_dir)
-    install_export(export_dir)
-    card_path = os.path.join(PACKAGE, "MODEL_CARD.md")
-    with open(card_path, encoding="utf-8") as f:
-        card = f.read()
-    card = re.sub(r"float16 weights, [0-9.]+ MB, sha256 `[0-9a-f]+`",
-                  f"float16 weights, {size / 1e6:.1f} MB, sha256 `{digest}`", card, count=1)
-    card = card.split("\n## Level calibration\n")[0].rstrip("\n") + "\n\n" + "\n".join(section)
-    with open(card_path, "w", encoding="utf-8") as f:
-        f.write(card)
-    metrics_path = os.path.join(PACKAGE, "metrics.json")
-    with open(metrics_path, encoding="utf-8") as f:
-        metrics = json.load(f)
-    metrics["model"].update({"bytes": size, "sha256": digest, "overlap": overlap})
-    metrics["level_calibration"] = {"gains": levels, "evaluation": {
-        test: {s: json.load(open(f"{out}/report-{test}/report.json"))["systems"][s]["summary"]
-               for s in ("model", "shipped")} for test in TESTS}}
-    with open(metrics_path, "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=2, sort_keys=True)
-    print(f"installed {os.path.join(PACKAGE, 'export', '1')} ({size / 1e6:.1f} MB, sha256 {digest})", file=sys.stderr)
-
+    evaluation = {test: {s: json.load(open(f"{out}/report-{test}/report.json"))["systems"][s]["summary"]
+                         for s in ("model", "shipped")} for test in TESTS}
+    install_with_section(f"{out}/export/1", section, "level_calibration", {"gains": levels, "evaluation": evaluation},
+                         model={"overlap": overlap})
 
 if __name__ == "__main__":
     sys.path.insert(0, ROOT)

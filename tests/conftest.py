@@ -149,3 +149,20 @@ def start_server(export_base, *args, timeout=120):
     from kgan.server import spawn
 
     return spawn(export_base, *args, timeout=timeout)
+
+
+def assert_rejected(port, inputs, text):
+    """A Predict request with ``inputs`` (name -> array) to the server on ``port`` fails with INVALID_ARGUMENT
+    whose details hold ``text``."""
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "kgan"
+    for key, value in inputs.items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Predict(request, timeout=60)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and text in info.value.details()

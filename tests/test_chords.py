@@ -380,27 +380,18 @@ def test_a_plan_model_exports_with_its_chord_net_and_voices_the_plan(tmp_path, c
 
 def _grid_over_grpc(export_base, vocal, local):
     """``kgan serve`` passes a request's beat grid through, checks it, and serves what the export does."""
-    import grpc
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
     from kgan.client import RemoteModel
     from kgan.server import serve
+    from tests.conftest import assert_rejected
 
     server, port = serve(export_base, "127.0.0.1", 0, max_seconds=5.0)
     try:
         remote = RemoteModel(f"127.0.0.1:{port}")
         remote.set_meter(local.meter)
         np.testing.assert_array_equal(remote(vocal), local(vocal))
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
         for meter, text in (([[0.01, 1.0, 0.0]], "each row is zeros (unknown) or"),
                             ([[0.5, 1.0, 0.0]] * 2, "one grid, or one per row (1); got 2")):
-            request = predict_pb2.PredictRequest()
-            request.model_spec.name = "kgan"
-            request.inputs["vocal"].CopyFrom(tf.make_tensor_proto(vocal))
-            request.inputs["meter"].CopyFrom(tf.make_tensor_proto(np.array(meter, np.float32)))
-            with pytest.raises(grpc.RpcError) as info:
-                stub.Predict(request, timeout=60)
-            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and text in info.value.details()
+            assert_rejected(port, {"vocal": vocal, "meter": np.array(meter, np.float32)}, text)
         remote.close()
     finally:
         server.stop(grace=None)

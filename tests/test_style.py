@@ -6,14 +6,12 @@ import os
 import subprocess
 import sys
 
-import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from kgan.config import resolve_style
-from tests.conftest import ROOT, make_song
+from tests.conftest import ROOT, assert_rejected, make_song
 
 STYLES = "piano,band"
 LABELS = ["piano", "band", "piano", "jazz"]  # "jazz" is not one of the model's styles: it trains as "any"
@@ -125,16 +123,9 @@ def test_styled_export_serves_locally_and_over_grpc_with_an_optional_style(style
         np.testing.assert_array_equal(remote(vocal), outputs["band"])
         remote.set_style(None)  # no style in the request: the signature's default
         np.testing.assert_array_equal(remote(vocal), outputs[None])
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
         for style, text in (([7], "unknown id(s) [7]; valid: 0 (any), 1 (piano), 2 (band)"),
                             ([1, 2], "one id, or one per row (1); got 2"), ([-1], "unknown id(s) [-1]")):
-            request = predict_pb2.PredictRequest()
-            request.model_spec.name = "kgan"
-            request.inputs["vocal"].CopyFrom(tf.make_tensor_proto(vocal))
-            request.inputs["style"].CopyFrom(tf.make_tensor_proto(np.array(style, np.int32)))
-            with pytest.raises(grpc.RpcError) as info:
-                stub.Predict(request, timeout=60)
-            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and text in info.value.details()
+            assert_rejected(port, {"vocal": vocal, "style": np.array(style, np.int32)}, text)
         remote.close()
     finally:
         server.stop(grace=None)
