@@ -18,7 +18,8 @@ import soundfile as sf
 
 from kgan.io_utils import atomic_path
 
-__all__ = ["AudioError", "AUDIO_EXTENSIONS", "SampleFile", "info_seconds", "load", "resample", "write", "tf_load"]
+__all__ = ["AudioError", "AUDIO_EXTENSIONS", "SampleFile", "info_seconds", "load", "resample", "write", "tf_load",
+           "headroom_gain"]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
 
@@ -192,6 +193,12 @@ def load(
         audio = resample(audio, rate, sample_rate)
         rate = sample_rate
     return np.ascontiguousarray(audio, dtype=np.float32), rate
+
+
+def headroom_gain(peak: float, ceiling: float = 0.98) -> float:
+    """The gain that brings a signal peaking at ``peak`` to ``ceiling``, or 1 when it peaks no higher:
+    one gain for a whole song, so an output above full scale is scaled, never clipped."""
+    return ceiling / peak if peak > ceiling else 1.0
 
 
 def write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, subtype: str | None = None) -> None:

@@ -114,21 +114,23 @@ class MelodyOnsets(keras.layers.Layer):
     """
 
     def call(self, x):
-        before = tf.concat([x[:, :1], x[:, :-1]], axis=1)
-        change = 0.5 * tf.reduce_sum(tf.abs(x[..., :12] - before[..., :12]), axis=-1, keepdims=True)
-        return tf.concat([change, tf.nn.relu(x[..., 12:13] - before[..., 12:13])], axis=-1)
+        return note_starts(x)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[1], 2)
 
 
+def note_starts(x):
+    """``MelodyOnsets``' two channels of melody features ``[B, T, 14]``: ``[B, T, 2]``."""
+    before = tf.concat([x[:, :1], x[:, :-1]], axis=1)
+    change = 0.5 * tf.reduce_sum(tf.abs(x[..., :12] - before[..., :12]), axis=-1, keepdims=True)
+    return tf.concat([change, tf.nn.relu(x[..., 12:13] - before[..., 12:13])], axis=-1)
+
+
 def onset_envelope(x):
     """Melody features ``[B, T, 14]`` -> ``[B, T]``: pitch-class change plus level rise (``MelodyOnsets``' two
     channels summed), smoothed by a Gaussian of σ 2 frames."""
-    x = tf.cast(x, tf.float32)
-    before = tf.concat([x[:, :1], x[:, :-1]], axis=1)
-    o = (0.5 * tf.reduce_sum(tf.abs(x[..., :12] - before[..., :12]), axis=-1)
-         + tf.nn.relu(x[..., 12] - before[..., 12]))  # (B, T)
+    o = tf.reduce_sum(note_starts(tf.cast(x, tf.float32)), axis=-1)  # (B, T)
     taps = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
     kernel = tf.constant((taps / taps.sum()).reshape(-1, 1, 1), tf.float32)
     return tf.nn.conv1d(o[..., None], kernel, 1, "SAME")[..., 0]
@@ -408,15 +410,21 @@ def track_labels(track, frames: int, config) -> np.ndarray:
     return out
 
 
+def frame_seconds(frames, config):
+    """float32 ``[frames]``: each frame's centre in seconds (``kgan.spectrogram``'s frame ``t`` is centred at
+    ``t * hop + hop - n_fft / 2`` samples)."""
+    s = config.stft
+    return ((tf.cast(tf.range(frames), tf.float32) * s.hop_length + s.hop_length - s.n_fft / 2)
+            / config.audio.sample_rate)
+
+
 def meter_grid(meter, frames, config):
     """Known beat grids ``[B, 3]`` (seconds a beat, seconds a chord segment, first downbeat s; a row of
-    zeros: unknown) -> ``[B, frames, 4]``: the cosine and sine of each frame centre's phase within its
-    beat and its chord segment (``kgan.spectrogram``'s frame ``t`` is centred at ``t * hop + hop - n_fft / 2``
-    samples); zeros for an unknown grid. Core ops only (it runs in the exported graph)."""
+    zeros: unknown) -> ``[B, frames, 4]``: the cosine and sine of each frame centre's phase
+    (``frame_seconds``) within its beat and its chord segment; zeros for an unknown grid. Core ops only
+    (it runs in the exported graph)."""
     meter = tf.reshape(tf.cast(meter, tf.float32), [-1, 3])
-    s = config.stft
-    centre = ((tf.cast(tf.range(frames), tf.float32) * s.hop_length + s.hop_length - s.n_fft / 2)
-              / config.audio.sample_rate)
+    centre = frame_seconds(frames, config)
     known = meter[:, 0] > 0
     beat, segment = (tf.where(known, meter[:, i], 1.0)[:, None] for i in (0, 1))
     beat_phase = 2 * np.pi * centre[None] / beat
@@ -439,9 +447,7 @@ def refine_meter(melody, meter, config, span: float = 0.05, candidates: int = 10
     meter = tf.reshape(tf.cast(meter, tf.float32), [-1, 3])
     o = onset_envelope(melody)  # (B, T)
     o = o - tf.reduce_mean(o, axis=1, keepdims=True)
-    s = config.stft
-    centre = ((tf.cast(tf.range(tf.shape(o)[1]), tf.float32) * s.hop_length + s.hop_length - s.n_fft / 2)
-              / config.audio.sample_rate)  # (T,) seconds
+    centre = frame_seconds(tf.shape(o)[1], config)  # (T,)
     beat, segment, downbeat = meter[:, 0], meter[:, 1], meter[:, 2]
     known = (beat > 0) & (tf.reduce_max(tf.abs(o), axis=1) > 1e-6)
     periods = tf.where(beat > 0, beat, 1.0)[:, None] * tf.linspace(1.0 - span, 1.0 + span, candidates)[None]  # (B, C)

@@ -120,9 +120,9 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
                 accompaniment = audio_io.SampleFile(raw_path)
                 # a calibrated accompaniment can peak above full scale: scaled to fit, never clipped
                 _write_scaled(os.path.join(out_dir, f"{name}_accompaniment.wav"), rate, len(vocal),
-                              lambda a, b: accompaniment[a:b], 0.98 / loudest if loudest > 0.98 else 1.0)
+                              lambda a, b: accompaniment[a:b], audio_io.headroom_gain(loudest))
                 _write_scaled(os.path.join(out_dir, f"{name}_remix.wav"), rate, len(vocal),
-                              lambda a, b: vocal[a:b] + accompaniment[a:b], 0.98 / peak if peak > 0.98 else 1.0)
+                              lambda a, b: vocal[a:b] + accompaniment[a:b], audio_io.headroom_gain(peak))
                 (vocal_image, group), (accompaniment_image, _) = overview(spec, vocal), overview(spec, accompaniment)
             plot_spectrograms([("vocal", vocal_image), ("generated accompaniment", accompaniment_image)],
                               model.config, os.path.join(out_dir, f"{name}.png"), title=name, frames_per_column=group)

@@ -44,7 +44,6 @@ class Generate(tf.Module):
             raise ValueError(f"chord_decoding must be 'argmax' or 'soft'. Received: {chord_decoding!r}")
         self.chord_decoding = chord_decoding  # the likeliest triad per frame, or every triad by its probability
         self.channels = 1
-        self.gridded = False
         if config.model.vocal_input == "plan":
             if chord_net is None:
                 raise ValueError("a generator with model.vocal_input=plan needs a chord network "

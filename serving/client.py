@@ -23,8 +23,8 @@ def main():
     vocal, rate = audio.load(args.vocal, model.sample_rate)
     accompaniment = generate_song(model, vocal, rate, progress=True)
     peak = float(abs(accompaniment).max()) if accompaniment.size else 0.0
-    if peak > 0.98:  # a level-calibrated output can peak above full scale: scale it, do not clip it
-        accompaniment = accompaniment * (0.98 / peak)
+    # a level-calibrated output can peak above full scale: scale it, do not clip it
+    accompaniment = accompaniment * audio.headroom_gain(peak)
     audio.write(args.output, accompaniment, rate)
     print(f"wrote {args.output} ({len(vocal) / rate:.1f} s at {rate} Hz)")
 
