@@ -415,8 +415,13 @@ def _check_data_config(cfg, data_dir):
               help="A kgan corpus folder: generate its val songs, each in its own style, and store the gain per "
                    "style that brings the output to the true accompaniments' level (kgan.levels). Or an export: "
                    "copy its gains.")
+@click.option("--high-band", "high_band", default=None, metavar="CORPUS|EXPORT|off",
+              help="Add the octave above the model's band (output at twice its rate, e.g. 44.1 kHz), copied up "
+                   "from the octave below and set per style by gains fitted on the train songs of CORPUS, a kgan "
+                   "corpus rendered at twice the rate (--preset fullband); or copy an EXPORT's; or 'off'. An "
+                   "export exported again keeps its source's unless told.")
 def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_init, checkpoint, weights, phase,
-               vocoder_dir, chords_dir, chord_decoding, overlap, level_corpus):
+               vocoder_dir, chords_dir, chord_decoding, overlap, level_corpus, high_band):
     """Export the newest checkpoint of RUN_DIR as a SavedModel in TF Serving's layout (EXPORT_BASE/N).
 
     RUN_DIR may also be an export (EXPORT_BASE/N, the shipped kgan/pretrained/export/1 included): its
@@ -433,9 +438,14 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_ini
       kgan export runs/chorales exports/kgan-fast --overlap 0.25
       kgan export kgan/pretrained/export/1 exports/kgan-new-chords --weights float16 --chords runs/chords
       kgan export runs/corpus exports/kgan --calibrate-levels data/corpus
+      kgan corpus build data/corpus-44k --preset fullband --chorales 40 --folk 160 --jobs 2
+      kgan export kgan/pretrained/export/1 exports/kgan-44k --weights float16 --high-band data/corpus-44k
     """
     from kgan.export import export, forbidden_ops
 
+    if high_band not in (None, "off") and not os.path.isdir(high_band):
+        raise click.BadParameter(f"{high_band}: not a folder (a corpus at twice the model's rate, an export, "
+                                 "or 'off')", param_hint="--high-band")
     if (phase == "vocoder") != (vocoder_dir is not None):
         raise click.UsageError("--phase vocoder needs --vocoder DIR (and --vocoder needs --phase vocoder)")
 
@@ -447,7 +457,7 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_ini
     try:
         path = export(run_dir, export_base, version, griffin_lim_iters, checkpoint, weights, vocoder=vocoder_dir,
                       griffin_lim_init=griffin_lim_init, chords=chords_dir, chord_decoding=chord_decoding,
-                      overlap=overlap, calibrate_levels=level_corpus, progress=True)
+                      overlap=overlap, calibrate_levels=level_corpus, high_band=high_band, progress=True)
     except (FileNotFoundError, FileExistsError) as e:
         raise click.ClickException(str(e)) from None
     bad = forbidden_ops(path)
@@ -638,7 +648,7 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
     from kgan.io_utils import remove_stale_temporaries
 
     def run(m):
-        return lambda vocal, r: generate_song(m, vocal, r)
+        return lambda vocal, r: generate_song(m, vocal, r, at_input_rate=True)
 
     try:  # every model first, so a bad --compare fails before any work
         model = LocalModel(model_path)
@@ -730,7 +740,7 @@ def _per_song(model, labels=None, meters=None):
             model.set_style(label if label in model.style_names else None)
         if meters is not None:
             model.set_meter(meters.get(song))
-        return generate_song(model, vocal, rate)
+        return generate_song(model, vocal, rate, at_input_rate=True)
 
     run.per_song = True
     return run
@@ -747,7 +757,7 @@ def _style_check(model, songs, labels, out_dir, progress=True, reference=None):
 
     def generate(vocal, rate, style):
         model.set_style(style)
-        return generate_song(model, vocal, rate)
+        return generate_song(model, vocal, rate, at_input_rate=True)
 
     try:
         classifier = None

@@ -42,7 +42,7 @@ def main(argv=None) -> None:
     for name, vocal, accompaniment in songs:
         style = labels.get(name) if labels.get(name) in model.style_names else "any"
         model.set_style(style)
-        out = generate_song(model, vocal, rate)
+        out = generate_song(model, vocal, rate, at_input_rate=True)
         embeddings["truth"].append(clip_embedding(accompaniment, rate))
         embeddings["calibrated"].append(clip_embedding(out, rate))
         embeddings["uncalibrated"].append(clip_embedding(out / 10 ** (gains[style] / 20), rate))

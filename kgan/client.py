@@ -25,7 +25,7 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
 class RemoteModel:
-    """Callable like ``LocalModel``: float32 ``[1, n]`` vocal -> ``[1, n]`` accompaniment."""
+    """Callable like ``LocalModel``: float32 ``[1, n]`` vocal -> ``[1, n * output_rate / sample_rate]`` accompaniment."""
 
     def __init__(self, target: str, model_name: str = MODEL_NAME, timeout: float = 300.0, retries: int = 4,
                  version: int | None = None, style: str | int | None = None):
@@ -37,7 +37,9 @@ class RemoteModel:
         ])
         self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         meta = self.predict({"probe": np.zeros(1, np.float32)}, "metadata")
-        self.sample_rate = int(meta["sample_rate"][0])
+        self.sample_rate = int(meta["sample_rate"][0])  # of the vocal it takes
+        # of the accompaniment it returns (exports before the field return the first)
+        self.output_rate = int(meta["output_sample_rate"][0]) if "output_sample_rate" in meta else self.sample_rate
         self.config = Config.from_json(meta["config"][0].decode())
         names = meta["styles"][0].decode() if "styles" in meta else ""  # exports before styles have none
         self.style_names = tuple(n for n in names.split(",") if n)

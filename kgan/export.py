@@ -8,10 +8,11 @@ Serving's layout) through a ``tf.Module`` with explicit input signatures:
 * ``spectrogram``: ``vocal_spectrogram`` float32 ``[batch, bins, frames, 1]``
   (normalised windows) -> ``accompaniment_spectrogram``, same shape;
 * ``metadata``: ``probe`` float32 ``[n]`` -> ``config`` (the config JSON) string
-  ``[n]``, ``sample_rate``, ``window_frames``, ``bins`` int64 ``[n]`` and
-  ``styles`` (comma-separated style names, id 0 first) string ``[n]``, so a
-  remote client learns the rate to send audio at, the spectrogram geometry and
-  the styles it may ask for.
+  ``[n]``, ``sample_rate``, ``output_sample_rate``, ``window_frames``, ``bins``
+  int64 ``[n]`` and ``styles`` (comma-separated style names, id 0 first) string
+  ``[n]``, so a remote client learns the rate to send audio at, the rate it
+  gets back (twice the first with ``high_band``: ``kgan.high_band``), the
+  spectrogram geometry and the styles it may ask for.
 
 A style-conditioned generator's ``serving_default`` and ``spectrogram`` also
 take ``style``, int32 ``[batch]`` (or ``[1]`` for every row), with a default of
@@ -78,11 +79,11 @@ class HalfWeights(tf.Module):
 class ServingModule(tf.Module):
     def __init__(self, generator, config: Config, griffin_lim_iters: int, config_path: str, vocoder=None,
                  griffin_lim_init: str = "random", chord_net=None, chord_decoding: str = "argmax",
-                 level_gains_db=None):
+                 level_gains_db=None, high_band=None):
         super().__init__(name="kgan")
         self.pipeline = Generate(generator, config, griffin_lim_iters, vocoder=vocoder,
                                  griffin_lim_init=griffin_lim_init, chord_net=chord_net,
-                                 chord_decoding=chord_decoding, level_gains_db=level_gains_db)
+                                 chord_decoding=chord_decoding, level_gains_db=level_gains_db, high_band=high_band)
         self.config_asset = tf.saved_model.Asset(config_path)
         bins, frames = config.stft.num_bins, config.window.frames
 
@@ -128,6 +129,7 @@ class ServingModule(tf.Module):
                 return {"accompaniment_spectrogram": tf.identity(out, name="accompaniment_spectrogram")}
 
         rate = config.audio.sample_rate
+        output_rate = rate if high_band is None else 2 * rate
         config_json = config.to_json()  # a Python string, made outside the traced function
         style_names = ",".join(config.model.style_names)  # "" for an unconditioned model
 
@@ -136,6 +138,7 @@ class ServingModule(tf.Module):
             n = tf.shape(probe)[:1]  # batch-shaped, so TF Serving's request batching accepts it
             return {"config": tf.fill(n, tf.constant(config_json)),
                     "sample_rate": tf.fill(n, tf.constant(rate, tf.int64)),
+                    "output_sample_rate": tf.fill(n, tf.constant(output_rate, tf.int64)),
                     "window_frames": tf.fill(n, tf.constant(frames, tf.int64)),
                     "bins": tf.fill(n, tf.constant(bins, tf.int64)),
                     "styles": tf.fill(n, tf.constant(style_names))}
@@ -254,7 +257,8 @@ def restore_from_export(export_dir: str):
 def export(run_dir: str, export_base: str, version: int | None = None, griffin_lim_iters: int = 16,
            checkpoint: str | None = None, weights: str = "float32", vocoder: str | None = None,
            griffin_lim_init: str = "integrated", chords: str | None = None, chord_decoding: str = "argmax",
-           overlap: float | None = None, calibrate_levels: str | None = None, progress: bool = False) -> str:
+           overlap: float | None = None, calibrate_levels: str | None = None, high_band: str | None = None,
+           progress: bool = False) -> str:
     """Write the newest (or given) checkpoint of ``run_dir`` as ``export_base/version``; returns that path.
 
     ``run_dir`` may also be an export version folder (``is_export``): its stored weights are exported again
@@ -270,18 +274,23 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     run's): 0.25 generates a third fewer windows than 0.5.
     ``calibrate_levels``: a corpus folder whose val split sets each style's output gain (``kgan.levels``), or
     an export whose gains are copied; an export exported again keeps its source's gains unless this is given.
+    ``high_band``: a corpus rendered at twice the model's rate (``kgan corpus build OUT --preset fullband``)
+    whose train split sets the gains of the octave the export adds above the model's band
+    (``kgan.high_band``: the output is then at twice the rate), an export whose high band is copied, or
+    ``"off"``; an export exported again keeps its source's high band unless this is given.
     """
     if griffin_lim_init not in ("integrated", "random"):
         raise ValueError(f"griffin_lim_init must be 'integrated' or 'random'. Received: {griffin_lim_init!r}")
     if weights not in WEIGHT_DTYPES:
         raise ValueError(f"weights must be one of {list(WEIGHT_DTYPES)}. Received: {weights!r}")
-    stored_chords, levels = None, None
+    stored_chords, levels, bands = None, None, None
     if is_export(run_dir):
         if checkpoint is not None:
             raise ValueError(f"{run_dir} is an export: it has no checkpoints to choose from")
         generator, config, stored_chords, source = restore_from_export(run_dir)
         ckpt = str(source.get("checkpoint"))
         levels = source.get("level_calibration")
+        bands = source.get("high_band")
     else:
         generator, config, ckpt = restore_generator(run_dir, checkpoint)
     if overlap is not None:
@@ -320,6 +329,21 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
                             calibrate_levels, progress)
     names = list(config.model.style_names) or ["any"]
     gains = None if levels is None else [levels["gains_db"].get(name, 0.0) for name in names]
+    if high_band == "off":
+        bands = None
+    elif high_band is not None and is_export(high_band):
+        bands = export_meta(high_band).get("high_band")
+        if bands is None:
+            raise ValueError(f"{high_band}: this export has no high band to copy")
+    elif high_band is not None:
+        from kgan.high_band import fit_corpus
+
+        bands = fit_corpus(high_band, config.stft, config.audio.sample_rate, names, progress=progress)
+    upper = None
+    if bands is not None:
+        from kgan.high_band import HighBand
+
+        upper = HighBand(config.stft, [bands["gains_db"].get(name, bands["gains_db"]["any"]) for name in names])
     os.makedirs(export_base, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".tmp-export-", dir=export_base)  # TF Serving ignores non-numeric names
     try:
@@ -331,12 +355,12 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
                        "griffin_lim_init": griffin_lim_init, "chords": chord_net is not None,
                        "chord_decoding": chord_decoding if chord_net is not None else None,
                        "chordnet": chord_net.get_config() if chord_net is not None else None,
-                       "level_calibration": levels,
+                       "level_calibration": levels, "high_band": bands,
                        "vocoder": None if phase is None else dataclasses.asdict(phase.settings)},
                       f, indent=2, sort_keys=True)
         module = ServingModule(served, config, griffin_lim_iters, config_path, vocoder=phase,
                                griffin_lim_init=griffin_lim_init, chord_net=chord_net, chord_decoding=chord_decoding,
-                               level_gains_db=gains)
+                               level_gains_db=gains, high_band=upper)
         model_dir = os.path.join(staging, "model")
         tf.saved_model.save(module, model_dir,
                             signatures={"serving_default": module.serve, "spectrogram": module.spectrogram,

@@ -31,12 +31,14 @@ class LocalModel:
 
     def __init__(self, path: str, style: str | int | None = None):
         from kgan.config import resolve_style
-        from kgan.export import load
+        from kgan.export import export_meta, load
 
         self.path = resolve_export(path)
         self.saved_model, self.config, _ = load(self.path)
         self._serve = self.saved_model.signatures["serving_default"]
-        self.sample_rate = self.config.audio.sample_rate
+        self.sample_rate = self.config.audio.sample_rate  # of the vocal it takes
+        # of the accompaniment it returns: twice the first with a high band (kgan.high_band)
+        self.output_rate = int((export_meta(self.path).get("high_band") or {}).get("rate", self.sample_rate))
         self.style_names = self.config.model.style_names
         self.style = resolve_style(self.style_names, style)
         self.meter = None  # the song's beat grid (set_meter); None: unknown
@@ -95,12 +97,15 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
     down a chunk at a time, so besides the mono vocal only one chunk's samples
     are in memory however long the song.
     """
+    from kgan.high_band import doubled_stft
     from kgan.inference import stream_song
     from kgan.plots import overview, plot_spectrograms
     from kgan.spectrogram import Spectrogram
 
-    rate = model.sample_rate
+    rate = model.sample_rate  # the vocal's, as the model takes it
+    out_rate = int(getattr(model, "output_rate", rate))  # the accompaniment's (twice the first with a high band)
     spec = Spectrogram(model.config.stft)
+    out_spec = spec if out_rate == rate else Spectrogram(doubled_stft(model.config.stft))
     failed = []
     os.makedirs(out_dir, exist_ok=True)
     remove_stale_temporaries(out_dir)  # files of a killed run
@@ -108,22 +113,24 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
         name = os.path.splitext(os.path.basename(path))[0]
         try:
             vocal, _ = audio_io.load(path, rate)
+            # the remix's vocal at the accompaniment's rate (its own high band kept), as long as the accompaniment
+            heard = vocal if out_rate == rate else _fit_length(audio_io.load(path, out_rate)[0], len(vocal) * out_rate // rate)
             with tempfile.TemporaryDirectory(prefix=temporary_prefix(), dir=out_dir) as scratch:
                 raw_path = os.path.join(scratch, "accompaniment.wav")  # float32, as generated
                 peak = loudest = 0.0  # of vocal + accompaniment (the remix), and of the accompaniment alone
-                with _wav_writer(raw_path, rate, "FLOAT") as out:
+                with _wav_writer(raw_path, out_rate, "FLOAT") as out:
                     for start, block in stream_song(model, vocal, rate, chunk_seconds, progress=progress, desc=name):
                         out.write(block)
-                        mixed = vocal[start : start + len(block)] + block
+                        mixed = heard[start : start + len(block)] + block
                         peak = max(peak, float(np.max(np.abs(mixed))) if mixed.size else 0.0)
                         loudest = max(loudest, float(np.max(np.abs(block))) if block.size else 0.0)
                 accompaniment = audio_io.SampleFile(raw_path)
                 # a calibrated accompaniment can peak above full scale: scaled to fit, never clipped
-                _write_scaled(os.path.join(out_dir, f"{name}_accompaniment.wav"), rate, len(vocal),
+                _write_scaled(os.path.join(out_dir, f"{name}_accompaniment.wav"), out_rate, len(heard),
                               lambda a, b: accompaniment[a:b], audio_io.headroom_gain(loudest))
-                _write_scaled(os.path.join(out_dir, f"{name}_remix.wav"), rate, len(vocal),
-                              lambda a, b: vocal[a:b] + accompaniment[a:b], audio_io.headroom_gain(peak))
-                (vocal_image, group), (accompaniment_image, _) = overview(spec, vocal), overview(spec, accompaniment)
+                _write_scaled(os.path.join(out_dir, f"{name}_remix.wav"), out_rate, len(heard),
+                              lambda a, b: heard[a:b] + accompaniment[a:b], audio_io.headroom_gain(peak))
+                (vocal_image, group), (accompaniment_image, _) = overview(spec, vocal), overview(out_spec, accompaniment)
             plot_spectrograms([("vocal", vocal_image), ("generated accompaniment", accompaniment_image)],
                               model.config, os.path.join(out_dir, f"{name}.png"), title=name, frames_per_column=group)
             print(f"wrote {os.path.join(out_dir, name)}_accompaniment.wav, _remix.wav, .png", file=sys.stderr)
@@ -134,6 +141,11 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
 
 
 REMIX_BLOCK = 1 << 20  # samples mixed at a time
+
+
+def _fit_length(x: np.ndarray, length: int) -> np.ndarray:
+    """``x`` cut or padded with zeros to ``length`` samples (resamplers may round a length differently)."""
+    return x[:length] if len(x) >= length else np.pad(x, (0, length - len(x)))
 
 
 def _write_scaled(path: str, rate: int, length: int, samples, gain: float) -> None:

@@ -13,7 +13,9 @@
    window (which sums to one at half overlap), overlap-added, and divided by
    the overlap-added weights, so edges and joins are exact averages;
 5. phase by fast Griffin-Lim (or a learned vocoder), then the waveform cropped to ``L`` samples;
-6. with ``level_gains_db`` (``kgan.levels``), the waveform scaled by its style's calibrated gain.
+6. with ``level_gains_db`` (``kgan.levels``), the waveform scaled by its style's calibrated gain;
+7. with ``high_band`` (``kgan.high_band.HighBand``), the rate doubled and the octave above the
+   model's band replicated from the one below it: the output is then ``[B, 2L]``.
 
 Only core TensorFlow ops are used (no tensorflow-io, no py_function), so the
 same graph runs in an exported SavedModel under stock TF Serving.
@@ -34,9 +36,10 @@ class Generate(tf.Module):
 
     def __init__(self, generator, config: Config, griffin_lim_iters: int = 16, chunk_windows: int = 8,
                  name: str | None = None, vocoder=None, griffin_lim_init: str = "integrated", chord_net=None,
-                 chord_decoding: str = "argmax", level_gains_db=None):
+                 chord_decoding: str = "argmax", level_gains_db=None, high_band=None):
         super().__init__(name=name)
         self.generator = generator
+        self.high_band = high_band  # a kgan.high_band.HighBand: the output at twice the rate, or None
         # the waveform's gain per style id (dB; one value for an unconditioned generator): kgan.levels' calibration
         self.level_gains_db = None if level_gains_db is None else [float(g) for g in level_gains_db]
         self.chord_net = chord_net  # a kgan.chords.ChordNet: the plan of a model.vocal_input=plan generator
@@ -193,7 +196,8 @@ class Generate(tf.Module):
             return tf.cond(count == 1, lambda: tf.fill([batch], style[0]), lambda: tf.identity(style))
 
     def __call__(self, vocal, style=None, meter=None):
-        """Accompaniments ``[B, L]`` for vocals ``[B, L]`` (mono, at the config's rate).
+        """Accompaniments ``[B, L]`` (``[B, 2L]`` at twice the rate with ``high_band``) for vocals ``[B, L]`` (mono,
+        at the config's rate).
 
         ``style``: int32 ``[B]`` (or ``[1]``, for every row) style ids of a style-conditioned
         generator; None is 0, "any". Ignored by an unconditioned generator. ``meter``: each row's
@@ -208,11 +212,11 @@ class Generate(tf.Module):
             initial = None if self.griffin_lim_init == "random" else self.griffin_lim_init
             out = self.spec.griffin_lim(self.spec.from_model(generated), length, n_iter=self.griffin_lim_iters,
                                         initial=initial)
-        if self.level_gains_db is None:
-            return out
-        gains = tf.constant([10.0 ** (g / 20.0) for g in self.level_gains_db], tf.float32)
         ids = self.batch_styles(style, tf.shape(vocal)[0]) if self.styled else tf.zeros([tf.shape(vocal)[0]], tf.int32)
-        return out * tf.gather(gains, ids)[:, None]
+        if self.level_gains_db is not None:
+            gains = tf.constant([10.0 ** (g / 20.0) for g in self.level_gains_db], tf.float32)
+            out = out * tf.gather(gains, ids)[:, None]
+        return out if self.high_band is None else self.high_band(out, ids)
 
 
 def chunk_bounds(length: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
@@ -228,13 +232,13 @@ def stream_song(predict, vocal, rate: int, chunk_seconds: float = 30.0, overlap_
                 progress: bool = False, desc: str = "generate"):
     """The accompaniment of a whole mono vocal (numpy ``[L]``) as finished ``(start, samples)`` blocks.
 
-    ``predict`` maps a float32 ``[1, n]`` array to ``[1, n]`` (the SavedModel's
-    ``serving_default``, locally or over gRPC), so local and served results are
-    identical; one with a ``meter`` (a beat grid) is also given each chunk's
-    start in seconds. Chunks overlap by ``overlap_seconds`` and are joined with
-    a linear cross-fade; a vocal shorter than one chunk is sent whole. A block
-    is yielded as soon as no later chunk overlaps it, so only one chunk's
-    samples are held at a time and memory does not grow with the song.
+    ``predict`` maps a float32 ``[1, n]`` array to ``[1, n]``, or ``[1, 2n]`` at twice the rate (an export
+    with a high band: ``kgan.high_band``; then starts and samples are at that rate), as the SavedModel's
+    ``serving_default`` does, locally or over gRPC, so local and served results are identical; one with a
+    ``meter`` (a beat grid) is also given each chunk's start in seconds. Chunks overlap by
+    ``overlap_seconds`` and are joined with a linear cross-fade; a vocal shorter than one chunk is sent
+    whole. A block is yielded as soon as no later chunk overlaps it, so only one chunk's samples are held
+    at a time and memory does not grow with the song.
     """
     import numpy as np
     from kgan.progress import audio_bar
@@ -244,31 +248,42 @@ def stream_song(predict, vocal, rate: int, chunk_seconds: float = 30.0, overlap_
     bounds = chunk_bounds(len(vocal), chunk, overlap)
     carry = np.zeros(0, np.float32)  # the faded-out tail of the previous chunk
     timed = getattr(predict, "meter", None) is not None  # a beat grid: each chunk is told where it starts
+    factor = int(getattr(predict, "output_rate", rate)) // rate  # output samples per input sample
     with audio_bar(len(vocal) / rate, desc, disable=not progress or len(bounds) == 1) as bar:
         for i, (start, end) in enumerate(bounds):
             chunk_vocal = np.asarray(vocal[start:end], np.float32)[None]
             piece = np.asarray(predict(chunk_vocal, start / rate) if timed else predict(chunk_vocal), np.float32)[0]
-            fade = np.ones(end - start, np.float32)
+            if len(piece) != factor * (end - start):
+                raise ValueError(f"the model returned {len(piece)} samples for {end - start}; expected "
+                                 f"{factor * (end - start)}")
+            fade = np.ones(len(piece), np.float32)
             if i > 0:  # fade in over the overlap with the previous chunk
-                n = min(overlap, end - start)
+                n = min(factor * overlap, len(piece))
                 fade[:n] = np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)
             last = i == len(bounds) - 1
             if not last:  # fade out over the overlap with the next chunk
-                fade[-overlap:] *= np.linspace(1.0, 0.0, overlap, endpoint=False, dtype=np.float32)
+                fade[-factor * overlap :] *= np.linspace(1.0, 0.0, factor * overlap, endpoint=False, dtype=np.float32)
             piece *= fade
             piece[: len(carry)] += carry
-            keep = 0 if last else overlap
-            yield start, piece[: len(piece) - keep]
+            keep = 0 if last else factor * overlap
+            yield factor * start, piece[: len(piece) - keep]
             carry = piece[len(piece) - keep :]
-            bar.update((end - start - keep) / rate)
+            bar.update((end - start) / rate - (0 if last else overlap / rate))
 
 
 def generate_song(predict, vocal, rate: int, chunk_seconds: float = 30.0, overlap_seconds: float = 1.0,
-                  progress: bool = False, desc: str = "generate"):
-    """The accompaniment of a whole mono vocal (numpy ``[L]``) as one array (``stream_song``, collected)."""
+                  progress: bool = False, desc: str = "generate", at_input_rate: bool = False):
+    """The accompaniment of a whole mono vocal (numpy ``[L]``) as one array (``stream_song``, collected), at
+    ``predict.output_rate`` when it has one (twice ``rate`` with a high band), or, with ``at_input_rate``,
+    resampled to ``rate`` (``[L]``, as ``kgan evaluate`` scores it)."""
     import numpy as np
 
-    out = np.zeros(len(vocal), np.float32)
+    output_rate = int(getattr(predict, "output_rate", rate))
+    out = np.zeros(len(vocal) * (output_rate // rate), np.float32)
     for start, block in stream_song(predict, vocal, rate, chunk_seconds, overlap_seconds, progress, desc):
         out[start : start + len(block)] = block
+    if at_input_rate and output_rate != rate:
+        import librosa
+
+        out = librosa.resample(out, orig_sr=output_rate, target_sr=rate, res_type="soxr_hq")[: len(vocal)]
     return out

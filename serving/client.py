@@ -22,11 +22,12 @@ def main():
     model = RemoteModel(args.server, args.model_name)
     vocal, rate = audio.load(args.vocal, model.sample_rate)
     accompaniment = generate_song(model, vocal, rate, progress=True)
+    rate = model.output_rate  # twice the vocal's for an export with a high band
     peak = float(abs(accompaniment).max()) if accompaniment.size else 0.0
     # a level-calibrated output can peak above full scale: scale it, do not clip it
     accompaniment = accompaniment * audio.headroom_gain(peak)
     audio.write(args.output, accompaniment, rate)
-    print(f"wrote {args.output} ({len(vocal) / rate:.1f} s at {rate} Hz)")
+    print(f"wrote {args.output} ({len(accompaniment) / rate:.1f} s at {rate} Hz)")
 
 
 if __name__ == "__main__":
