@@ -404,7 +404,7 @@ def _check_data_config(cfg, data_dir):
               help="A kgan vocoder train folder, for --phase vocoder.")
 @click.option("--chords", "chords_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="A kgan chords train folder: the chord network of a model.vocal_input=plan run "
-                   "(default: RUN_DIR/chords).")
+                   "(default: RUN_DIR/chords); or an export, whose chord network is taken.")
 @click.option("--chord-decoding", type=click.Choice(["argmax", "soft"]), default="argmax", show_default=True,
               help="The plan a model.vocal_input=plan generator is told: the chord network's likeliest triad per "
                    "frame, or every triad's tones weighted by its probability.")

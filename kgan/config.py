@@ -184,6 +184,9 @@ class TrainConfig:
     # `kgan critic train`, in style_critic). 0: no critic.
     style_weight: float = 0.0
     style_critic: str = ""
+    # Weight of the dynamics loss, kgan.dynamics_loss: the generated and the true windows' loudness modulation
+    # spectra per octave band (how much the loudness moves, at which rates; not where). 0: off.
+    dynamics_weight: float = 0.0
     style_start: int = 0  # the step from which the style critic's loss counts (a run can add it late)
     gan_loss: str = "bce"  # "bce" or "lsgan"
     d_steps: int = 1
@@ -223,6 +226,7 @@ _RANGES = {
     "train.beta_1": (0.0, 1.0, True, False), "train.l1_weight": (0.0, None, True, None),
     "train.gan_weight": (0.0, None, True, None),
     "train.chroma_weight": (0.0, None, True, None), "train.style_weight": (0.0, None, True, None),
+    "train.dynamics_weight": (0.0, None, True, None),
     "train.style_start": (0, None, True, None),
     "train.d_steps": (1, None, True, None),
     "train.vocal_noise_std": (0.0, None, True, None), "train.steps": (0, None, True, None),

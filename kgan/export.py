@@ -268,7 +268,8 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     size. ``vocoder``: a ``kgan vocoder train`` folder whose network makes the waveform instead of
     Griffin-Lim (``--phase vocoder``). ``griffin_lim_init``: Griffin-Lim's starting phase, ``integrated``
     (``kgan.spectrogram.integrated_phase``) or ``random``. ``chords``: the ``kgan chords train`` folder
-    whose ``ChordNet`` makes the plan of a ``model.vocal_input=plan`` generator (default ``run_dir/chords``);
+    whose ``ChordNet`` makes the plan of a ``model.vocal_input=plan`` generator (default ``run_dir/chords``), or
+    an export whose chord network is taken;
     ``chord_decoding``: its likeliest triad per frame (``argmax``) or every triad by its probability (``soft``).
     ``overlap``: the share of frames consecutive generated windows share (``window.overlap``; default the
     run's): 0.25 generates a third fewer windows than 0.5.
@@ -298,6 +299,14 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     chord_net = None
     if config.model.vocal_input == "plan" and stored_chords is not None and chords is None:
         chord_net = stored_chords
+    elif config.model.vocal_input == "plan" and chords is not None and is_export(chords):  # another export's
+        _, theirs, chord_net, _ = restore_from_export(chords)
+        if chord_net is None:
+            raise ValueError(f"{chords}: this export has no chord network to take")
+        geometry = [(c.audio.sample_rate, c.stft.n_fft, c.stft.hop_length) for c in (theirs, config)]
+        if geometry[0] != geometry[1]:
+            raise ValueError(f"{chords}: its chord network hears rate/n_fft/hop {geometry[0]}, the model uses "
+                             f"{geometry[1]}")
     elif config.model.vocal_input == "plan":
         from kgan.chords import load_chord_net
 

@@ -12,7 +12,8 @@ a step on N replicas equals a step on one replica over the same global batch
 (tested). Batch norm is synchronised across replicas (``kgan.models.blocks``).
 
 Generator loss: ``gan_weight * GAN + l1_weight * L1`` (pix2pix, lambda = 100), plus
-``chroma_weight * chroma`` when set (``kgan.harmonic_loss``: chroma fit and chord motion).
+``chroma_weight * chroma`` when set (``kgan.harmonic_loss``: chroma fit and chord motion), plus
+``dynamics_weight * dynamics`` when set (``kgan.dynamics_loss``: the loudness modulation spectra).
 Discriminator loss: half the sum of its losses on real and generated pairs.
 GAN losses are vanilla (sigmoid cross-entropy on logits) or least squares.
 
@@ -49,6 +50,7 @@ from kgan.augment import augment_vocal
 from kgan.chords import PlanRenderer
 from kgan.config import Config
 from kgan.dataset import read_metadata, windows_dataset
+from kgan.dynamics_loss import band_edges, modulation_loss
 from kgan.harmonic_loss import chroma_loss, chroma_matrix
 from kgan.io_utils import atomic_write_text
 from kgan.models import PatchGANDiscriminator, UNetGenerator
@@ -58,7 +60,7 @@ from kgan.style_critic import load_style_critic, style_loss
 __all__ = ["split_cpu", "make_strategy", "Trainer", "TrainingDiverged", "write_run_config", "read_run_config",
            "checkpoint_names", "unreadable_checkpoint"]
 
-METRICS = ("g_total", "g_gan", "g_l1", "g_chroma", "g_style", "d_loss", "d_real", "d_fake")
+METRICS = ("g_total", "g_gan", "g_l1", "g_chroma", "g_style", "g_dynamics", "d_loss", "d_real", "d_fake")
 
 
 class TrainingDiverged(RuntimeError):
@@ -182,6 +184,7 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, max_to_keep=max_checkpoints)
         self.spec = Spectrogram(config.stft)
         self.chroma_matrix = chroma_matrix(config.audio.sample_rate, config.stft.n_fft, config.stft.n_fft // 2)
+        self.dynamics_bands = band_edges(config.stft.num_bins)  # kgan.dynamics_loss' octave bands
         self.planner = PlanRenderer(config) if config.model.vocal_input == "plan" else None
         self.critic = None  # the frozen style critic of train.style_weight (kgan.style_critic)
         if t.style_weight > 0:
@@ -287,6 +290,11 @@ class Trainer:
                 g_per_example += tf.where(step >= t.style_start, t.style_weight, 0.0) * g_style
             else:
                 g_style = tf.zeros_like(g_l1)
+            if t.dynamics_weight > 0:  # as much loudness movement as the truth, wherever it falls
+                g_dynamics = modulation_loss(fake, target, self.dynamics_bands)
+                g_per_example += t.dynamics_weight * g_dynamics
+            else:
+                g_dynamics = tf.zeros_like(g_l1)
             g_loss = average(g_per_example)
             d_loss = average(d_per_example)
         g_vars = self.generator.trainable_variables
@@ -298,7 +306,7 @@ class Trainer:
             self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
         return {
             "g_total": g_loss, "g_gan": average(g_gan), "g_l1": average(g_l1), "g_chroma": average(g_chroma),
-            "g_style": average(g_style),
+            "g_style": average(g_style), "g_dynamics": average(g_dynamics),
             "d_loss": d_loss,
             "d_real": average(self._d_score(d_real)), "d_fake": average(self._d_score(d_fake)),
         }
