@@ -25,7 +25,8 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
 class RemoteModel:
-    """Callable like ``LocalModel``: float32 ``[1, n]`` vocal -> ``[1, n * output_rate / sample_rate]`` accompaniment."""
+    """Callable like ``LocalModel``: float32 ``[1, n]`` vocal -> ``[1, n * output_rate / sample_rate]``
+    accompaniment."""
 
     def __init__(self, target: str, model_name: str = MODEL_NAME, timeout: float = 300.0, retries: int = 4,
                  version: int | None = None, style: str | int | None = None):

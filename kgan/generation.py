@@ -95,7 +95,9 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
     one gain that brings its peak within full scale (1 unless it would clip:
     a level-calibrated output can peak above it), and the picture is averaged
     down a chunk at a time, so besides the mono vocal only one chunk's samples
-    are in memory however long the song.
+    are in memory however long the song. An export with a high band
+    (``kgan.high_band``) returns twice the vocal's rate: its WAVs and picture are
+    at that rate, and the remix's vocal is read again at it (keeping its own high band).
     """
     from kgan.high_band import doubled_stft
     from kgan.inference import stream_song
@@ -114,7 +116,8 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
         try:
             vocal, _ = audio_io.load(path, rate)
             # the remix's vocal at the accompaniment's rate (its own high band kept), as long as the accompaniment
-            heard = vocal if out_rate == rate else _fit_length(audio_io.load(path, out_rate)[0], len(vocal) * out_rate // rate)
+            heard = vocal if out_rate == rate else _fit_length(audio_io.load(path, out_rate)[0],
+                                                               len(vocal) * out_rate // rate)
             with tempfile.TemporaryDirectory(prefix=temporary_prefix(), dir=out_dir) as scratch:
                 raw_path = os.path.join(scratch, "accompaniment.wav")  # float32, as generated
                 peak = loudest = 0.0  # of vocal + accompaniment (the remix), and of the accompaniment alone
@@ -130,7 +133,8 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
                               lambda a, b: accompaniment[a:b], audio_io.headroom_gain(loudest))
                 _write_scaled(os.path.join(out_dir, f"{name}_remix.wav"), out_rate, len(heard),
                               lambda a, b: heard[a:b] + accompaniment[a:b], audio_io.headroom_gain(peak))
-                (vocal_image, group), (accompaniment_image, _) = overview(spec, vocal), overview(out_spec, accompaniment)
+                vocal_image, group = overview(spec, vocal)
+                accompaniment_image, _ = overview(out_spec, accompaniment)
             plot_spectrograms([("vocal", vocal_image), ("generated accompaniment", accompaniment_image)],
                               model.config, os.path.join(out_dir, f"{name}.png"), title=name, frames_per_column=group)
             print(f"wrote {os.path.join(out_dir, name)}_accompaniment.wav, _remix.wav, .png", file=sys.stderr)

@@ -16,7 +16,9 @@ same frames and the same bin spacing, and a signal's bins below ``R/2`` are twic
 (its window sums to twice as much). So the output's STFT is ``2X`` in bins ``0..K-1``, nothing added to
 what was generated, and above: bins ``K..3K/2-1`` take ``X`` of an octave of bins ending ``s`` bins below
 the model's Nyquist frequency (``skip_bins``: 345 Hz, clear of resamplers' roll-off and of the generator's
-topmost rows), and bins ``3K/2..2K-1`` take the same octave again, each times its sub-band's gain. A shift
+topmost rows), and bins ``3K/2..2K-1`` take the same octave again, each times its sub-band's gain. What
+lies within 6 dB of the spectrogram's floor is not copied (a generated silence is the floor, which
+Griffin-Lim renders as noise at about that level; taken out as a power). A shift
 of ``m`` bins turns the phase of frame ``t`` by ``2 pi m t (2H) / (2N)``, a whole number of turns when
 ``m`` is a multiple of ``N / H`` (both shifts are), so the copies stay
 consistent from frame to frame: the copied octave is the same waveform, moved up in frequency (a
@@ -42,6 +44,7 @@ __all__ = ["HighBand", "doubled_stft", "skip_bins", "band_edges", "copied_power"
 
 SUB_BANDS = 8  # gains per octave copy-up: 8 bands of K/8 bins (1.4 kHz at 44.1 kHz)
 GAIN_RANGE_DB = (-60.0, 20.0)  # fitted gains are clipped to this range
+FLOOR_MARGIN_DB = 6.0  # source bins this close to the spectrogram's floor (stft.db_floor) are not copied
 
 
 def band_edges(num_bins: int, bands: int = SUB_BANDS) -> np.ndarray:
@@ -88,6 +91,9 @@ class HighBand(tf.Module):
         # the copied octave ends this many bins below the model's Nyquist frequency, past the resamplers' roll-off
         # and the generator's topmost rows; a multiple of n_fft / hop, so the shift stays a whole number of turns
         self.skip = skip_bins(stft)
+        # what sits within FLOOR_MARGIN_DB of the spectrogram's floor is not copied: a generated silence is the
+        # floor magnitude, which Griffin-Lim turns into noise at about that level (subtracted as a power)
+        self.threshold = self.low.floor_magnitude * self.low.scale * 10.0 ** (FLOOR_MARGIN_DB / 20.0)
         edges = band_edges(self.k)
         per_bin = np.zeros((len(gains_db), self.k), np.float32)  # amplitude gain of each new bin, per style
         for b in range(SUB_BANDS):
@@ -97,7 +103,10 @@ class HighBand(tf.Module):
 
     def replicate(self, stft):
         """The new octave's STFT bins ``[B, T, K]`` (unit gains) from the model's STFT ``[B, T, K + 1]``."""
-        octave = 2.0 * stft[..., self.k // 2 - self.skip : self.k - self.skip]  # at the doubled STFT's scale
+        octave = stft[..., self.k // 2 - self.skip : self.k - self.skip]
+        power = tf.square(tf.abs(octave))
+        kept = tf.sqrt(tf.maximum(1.0 - self.threshold**2 / tf.maximum(power, 1e-30), 0.0))  # the floor taken out
+        octave = octave * tf.complex(2.0 * kept, tf.zeros_like(kept))  # at the doubled STFT's scale
         return tf.concat([octave, octave], axis=-1)
 
     def __call__(self, waveform, style_ids=None):

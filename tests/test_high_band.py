@@ -60,6 +60,20 @@ def test_the_band_below_is_kept_and_the_octave_above_is_copied_up():
         assert quiet < source - 50  # and where the gains say -60 dB, 50 dB down at least
 
 
+def test_a_generated_silence_is_not_copied_up():
+    stft = Config().stft
+    band = HighBand(stft, np.zeros((1, SUB_BANDS)))
+    noise = _lowpassed_noise(3, RATE, 10000)
+    per_bin = np.sqrt(6 / stft.n_fft)  # a unit-deviation white noise's magnitude a bin, on the full-scale scale
+    at_floor = noise * 10 ** (stft.db_floor / 20) / per_bin  # noise at the spectrogram's floor: silence
+    louder = at_floor * 10 ** (30 / 20)  # the same noise 30 dB up: music
+
+    def high(x):
+        return _band_power_db(band(x[None]).numpy()[0], 2 * RATE, 11500, 21000)
+
+    assert high(louder) - high(at_floor) > 30 + 15  # the floor's copy is gone, the music's is not
+
+
 def test_fitted_gains_have_known_answers():
     stft = Config().stft
     full = _lowpassed_noise(6, 2 * RATE, 2 * RATE)  # white up to 22.05 kHz
