@@ -64,7 +64,9 @@ def test_style_changes_the_output_and_keeps_its_shape(shipped):
     from kgan.export import load
 
     model, config, _ = load(shipped)
-    names = model.signatures["metadata"](probe=tf.zeros([1]))["styles"].numpy()[0].decode().split(",")
+    meta = model.signatures["metadata"](probe=tf.zeros([1]))
+    names = meta["styles"].numpy()[0].decode().split(",")
+    output_rate = int(meta["output_sample_rate"].numpy()[0])  # 44.1 kHz: it carries a high band
     assert names[0] == "any" and {"piano", "band", "organ"} <= set(names), names
     assert list(config.model.style_names) == names
     t = np.arange(3 * config.audio.sample_rate) / config.audio.sample_rate
@@ -73,10 +75,14 @@ def test_style_changes_the_output_and_keeps_its_shape(shipped):
     outs = {name: model.signatures["serving_default"](vocal=vocal[None], style=tf.constant([i], tf.int32),
                                                       meter=unknown)["accompaniment"].numpy()
             for i, name in enumerate(names) if name in ("any", "piano", "band")}
+    assert output_rate == 2 * config.audio.sample_rate
     for name, out in outs.items():
-        assert out.shape == vocal[None].shape and np.all(np.isfinite(out)), name
+        assert out.shape == (1, 2 * len(vocal)) and np.all(np.isfinite(out)), name
     spec = [np.abs(np.fft.rfft(outs[name][0])) for name in ("piano", "band")]
     assert np.abs(spec[0] - spec[1]).sum() > 0.05 * spec[0].sum()  # another style, another accompaniment
+    freqs = np.fft.rfftfreq(2 * len(vocal), 1 / output_rate)
+    power = spec[1] ** 2  # the band style's: its cymbals reach above the model's own band
+    assert power[freqs > 11500].sum() > 1e-5 * power.sum()
 
 
 def test_an_unknown_style_is_one_line_listing_the_valid_ones(shipped, clip, tmp_path):
