@@ -166,3 +166,42 @@ def assert_rejected(port, inputs, text):
     with pytest.raises(grpc.RpcError) as info:
         stub.Predict(request, timeout=60)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and text in info.value.details()
+
+
+def generate_served_and_local(export_base, tmp_path, clip=None):
+    """``kgan generate CLIP`` through ``kgan serve EXPORT_BASE`` (a subprocess) and locally on the same export,
+    into ``tmp_path/remote`` and ``tmp_path/local``; asserts both succeed and their WAVs are byte-identical."""
+    import subprocess
+    import sys
+
+    clip = clip or REAL_MP3
+    proc, target = start_server(export_base)
+    common = [clip, "--chunk-seconds", "4", "--no-progress"]
+    try:
+        remote = subprocess.run([sys.executable, "-m", "cli.main", "generate", *common, "-o", str(tmp_path / "remote"),
+                                 "--server", target], capture_output=True, text=True, timeout=300)
+        assert remote.returncode == 0, remote.stderr
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    local = subprocess.run([sys.executable, "-m", "cli.main", "generate", *common, "-o", str(tmp_path / "local"),
+                            "--model", export_base], capture_output=True, text=True, timeout=300)
+    assert local.returncode == 0, local.stderr
+    name = os.path.splitext(os.path.basename(clip))[0]
+    for suffix in ("_accompaniment.wav", "_remix.wav"):
+        assert (tmp_path / "remote" / (name + suffix)).read_bytes() == (tmp_path / "local" / (name + suffix)).read_bytes()
+
+
+def loss_trajectory(tmp_path, config, batch, key: str, steps: int = 40) -> list[float]:
+    """``key`` of ``Trainer.train_step`` over ``steps`` steps on one fixed batch, timbre augmentation off."""
+    import dataclasses
+
+    import keras
+
+    from kgan.config import AugmentConfig
+    from kgan.training import Trainer, make_strategy
+
+    keras.utils.set_random_seed(1)
+    trainer = Trainer(dataclasses.replace(config, augment=AugmentConfig.off()), str(tmp_path), make_strategy(1))
+    it = distributed(trainer, batch)
+    return [float(trainer.train_step(next(it))[key]) for _ in range(steps)]

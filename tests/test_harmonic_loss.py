@@ -1,15 +1,13 @@
 """The chroma (harmony) training loss: known answers on rendered chords, gradients, and its use in training."""
 
-import dataclasses
-
 import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan.config import AugmentConfig, Config
+from kgan.config import Config
 from kgan.harmonic_loss import chroma_loss, chroma_matrix
 from kgan.spectrogram import Spectrogram
-from tests.conftest import distributed
+from tests.conftest import loss_trajectory
 
 RATE = 22050
 # mid-register triads (C4, G3, A3 roots): below ~200 Hz a 21.5 Hz bin spans more than a semitone
@@ -70,18 +68,11 @@ def test_silent_target_gives_zero_and_the_gradient_is_finite_and_nonzero():
 
 
 def test_training_with_the_chroma_loss_reports_it_and_lowers_it(tmp_path, tiny_config, fixed_batch):
-    from kgan.training import Trainer, make_strategy
-
-    keras.utils.set_random_seed(1)
     overrides = {"train.learning_rate": 1e-3, "train.chroma_weight": 10.0, "train.l1_weight": 1.0}
-    cfg = dataclasses.replace(tiny_config.override(**overrides), augment=AugmentConfig.off())
-    trainer = Trainer(cfg, str(tmp_path / "run"), make_strategy(1))
-    it = distributed(trainer, fixed_batch)
-    chroma = [float(trainer.train_step(next(it))["g_chroma"]) for _ in range(40)]
+    chroma = loss_trajectory(tmp_path / "run", tiny_config.override(**overrides), fixed_batch, "g_chroma")
     assert chroma[0] > 0.2 and np.mean(chroma[-5:]) < 0.7 * np.mean(chroma[:5]), chroma
-
-    plain = Trainer(tiny_config, str(tmp_path / "plain"), make_strategy(1))  # weight 0: not computed
-    assert float(plain.train_step(next(distributed(plain, fixed_batch)))["g_chroma"]) == 0.0
+    plain = loss_trajectory(tmp_path / "plain", tiny_config, fixed_batch, "g_chroma", steps=1)
+    assert plain == [0.0]  # weight 0: not computed
 
 
 def test_segment_reference_scores_a_window_s_chord_against_the_segment_s_harmony():

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,7 +9,7 @@ import soundfile as sf
 
 from kgan.config import Config
 from kgan.high_band import SUB_BANDS, HighBand, band_edges, fit_gains, skip_bins
-from tests.conftest import REAL_MP3, start_server
+from tests.conftest import REAL_MP3, generate_served_and_local
 
 RATE = 22050
 
@@ -140,23 +138,10 @@ def test_an_export_with_a_high_band_generates_at_twice_the_rate_locally_and_serv
     with pytest.raises(ValueError, match="needs songs at 16000 Hz"):
         export(run_dir[0], others, high_band=_half_rate(tmp_path))
 
-    proc, target = start_server(base)
-    try:
-        common = [REAL_MP3, "--chunk-seconds", "4", "--no-progress"]
-        remote = subprocess.run([sys.executable, "-m", "cli.main", "generate", *common, "-o", str(tmp_path / "remote"),
-                                 "--server", target], capture_output=True, text=True, timeout=300)
-        assert remote.returncode == 0, remote.stderr
-    finally:
-        proc.terminate()
-        proc.wait(30)
-    local = subprocess.run([sys.executable, "-m", "cli.main", "generate", *common, "-o", str(tmp_path / "local"),
-                            "--model", path], capture_output=True, text=True, timeout=300)
-    assert local.returncode == 0, local.stderr
+    generate_served_and_local(base, tmp_path)  # served over gRPC = local, at twice the rate
     vocal_seconds = sf.info(REAL_MP3).duration
     for suffix in ("_accompaniment.wav", "_remix.wav"):
-        name = "slow-motion-dream-excerpt" + suffix
-        assert (tmp_path / "remote" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
-        info = sf.info(str(tmp_path / "local" / name))
+        info = sf.info(str(tmp_path / "local" / ("slow-motion-dream-excerpt" + suffix)))
         assert info.samplerate == 2 * tiny_config.audio.sample_rate
         assert abs(info.duration - vocal_seconds) < 0.01
     written, rate = sf.read(str(tmp_path / "local" / "slow-motion-dream-excerpt_accompaniment.wav"))

@@ -1,7 +1,5 @@
 import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 
@@ -14,7 +12,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from kgan.client import RemoteModel
 from kgan.export import load
 from kgan.server import serve
-from tests.conftest import REAL_MP3, free_ports, start_server
+from tests.conftest import free_ports, generate_served_and_local
 
 
 @pytest.fixture(scope="module")
@@ -130,18 +128,4 @@ def test_client_retries_unavailable_then_fails_clearly():
 
 @pytest.mark.slow
 def test_generate_over_grpc_matches_local_generate_byte_for_byte(exported, tmp_path):
-    proc, target = start_server(exported[1])
-    try:
-        common = [REAL_MP3, "--chunk-seconds", "4", "--no-progress"]
-        remote = subprocess.run([sys.executable, "-m", "cli.main", "generate", *common, "-o", str(tmp_path / "remote"),
-                                 "--server", target], capture_output=True, text=True, timeout=300)
-        assert remote.returncode == 0, remote.stderr
-    finally:
-        proc.terminate()
-        proc.wait(30)
-    local = subprocess.run([sys.executable, "-m", "cli.main", "generate", *common, "-o", str(tmp_path / "local"),
-                            "--model", exported[1]], capture_output=True, text=True, timeout=300)
-    assert local.returncode == 0, local.stderr
-    for suffix in ("_accompaniment.wav", "_remix.wav"):
-        name = "slow-motion-dream-excerpt" + suffix
-        assert (tmp_path / "remote" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+    generate_served_and_local(exported[1], tmp_path)
