@@ -129,3 +129,19 @@ def test_client_retries_unavailable_then_fails_clearly():
 @pytest.mark.slow
 def test_generate_over_grpc_matches_local_generate_byte_for_byte(exported, tmp_path):
     generate_served_and_local(exported[1], tmp_path)
+
+
+@pytest.mark.parametrize("rate, output_rate", [(1000, 1000), (1000, 2000)])
+def test_the_reply_cap_holds_the_longest_accepted_request_at_the_output_rate(rate, output_rate):
+    """A request within --max-seconds must not be refused on the way back (a high band doubles the reply)."""
+    from tensorflow_serving.apis import predict_pb2 as pb
+
+    from kgan.server import MAX_MESSAGE_BYTES, reply_bytes
+
+    max_seconds = 12_000.0  # at these rates the reply passes gRPC's default cap of 64 MiB
+    reply = pb.PredictResponse()
+    reply.outputs["accompaniment"].CopyFrom(tf.make_tensor_proto(np.zeros((1, int(max_seconds * output_rate)),
+                                                                          np.float32)))
+    assert reply.ByteSize() > MAX_MESSAGE_BYTES or output_rate == rate
+    assert reply.ByteSize() <= reply_bytes(max_seconds, rate, output_rate)
+    assert reply_bytes(1.0, rate, output_rate) == MAX_MESSAGE_BYTES
