@@ -7,7 +7,8 @@ config (a freshly initialised generator and chord network: speed does not depend
 on TensorFlow's own kernels as
 ``kgan generate`` and ``kgan serve`` run them, and the SavedModel's ``serving_default`` end to end:
 STFT and normalisation, the chord plan, the generator (in chunks of 8 windows, as exported, and in
-one call), the cross-fade and Griffin-Lim. RTF = seconds / audio seconds.
+one call), the cross-fade, Griffin-Lim and, when the export has one, the high band
+(``kgan.high_band``, with the export's gains). RTF = seconds / audio seconds.
 """
 
 from __future__ import annotations
@@ -37,11 +38,13 @@ def main():
     import tensorflow as tf
 
     from kgan.chords import ChordNet
-    from kgan.export import load
+    from kgan.export import export_meta, load
+    from kgan.high_band import HighBand
     from kgan.inference import Generate
     from kgan.models import UNetGenerator
 
     saved, cfg, _ = load(args.model)
+    bands = export_meta(args.model).get("high_band")
     planned = cfg.model.vocal_input == "plan"
     pipe = Generate(UNetGenerator.from_kgan_config(cfg), cfg, 16, chord_net=ChordNet() if planned else None)
     rate = cfg.audio.sample_rate
@@ -70,6 +73,9 @@ def main():
     fade = tf.function(lambda g: pipe.spec.from_model(pipe.cross_fade(g, frames)))
     magnitude = fade(generated)
     griffin_lim = tf.function(lambda m: pipe.spec.griffin_lim(m, length, n_iter=16, initial="integrated"))
+    if bands:
+        audio = griffin_lim(magnitude)
+        high_band = tf.function(HighBand(cfg.stft, [bands["gains_db"]["any"]]))
     serve = saved.signatures["serving_default"]
     inputs = {"vocal": vocal, **({"style": tf.constant([0], tf.int32)} if pipe.styled else {}),
               # a loaded signature fills in no defaults: no beat grid
@@ -82,6 +88,7 @@ def main():
              (f"generator, {n} windows in one call", best(lambda: one_call(model_in, style).numpy())),
              ("cross-fade + denormalise", best(lambda: fade(generated).numpy())),
              ("fast Griffin-Lim, 16 iterations", best(lambda: griffin_lim(magnitude).numpy())),
+             *([("high band (44.1 kHz out)", best(lambda: high_band(audio).numpy()))] if bands else []),
              ("SavedModel end to end", best(lambda: serve(**inputs)["accompaniment"].numpy()))]
     print(f"\n{args.seconds:g} s vocal at {rate} Hz, {args.model}\n")
     print(percentile_table([(name, f"{s:.3f}", f"{s / args.seconds:.4f}") for name, s in rows],

@@ -486,9 +486,12 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_ini
                    "2/2, 6/8 and 12/8, every bar in the others.")
 @click.option("--downbeat", type=FiniteRange(min=0.0, max=86400.0), default=None,
               help="With --bpm: when the first full bar starts, in seconds from the start of the file (default 0).")
+@click.option("--from-mix", "from_mix", type=click.Choice(["simm", "repet-sim"]), default=None,
+              help="The files are finished songs: separate each one's vocal first (as `kgan separate`, written "
+                   "as <name>_vocals.wav) and accompany that.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, style, bpm, meter_signature, downbeat,
-             no_progress):
+             from_mix, no_progress):
     """Generate the accompaniment of each VOCAL file (wav, flac, mp3, ogg; any rate or channels).
 
     Writes <name>_accompaniment.wav, <name>_remix.wav (vocal + accompaniment) and
@@ -502,6 +505,7 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, styl
       kgan generate my_vocal.mp3 -o karaoke --model exports/kgan
       kgan generate my_vocal.mp3 -o karaoke --server 127.0.0.1:8500 --style piano
       kgan generate my_vocal.mp3 -o karaoke --bpm 96 --meter 3/4 --downbeat 0.62
+      kgan generate my_song.mp3 -o karaoke --from-mix simm    # a finished song: its vocal, re-accompanied
     """
     if model_dir is not None and server is not None:
         raise click.UsageError("give at most one of --model and --server")
@@ -543,7 +547,7 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, styl
         model.set_meter(meter)
     except ValueError as e:  # a model whose chord network takes no beat grid
         raise click.BadParameter(str(e), param_hint="--bpm") from None
-    failed = generate_files(vocals, out_dir, model, chunk_seconds, progress=not no_progress)
+    failed = generate_files(vocals, out_dir, model, chunk_seconds, progress=not no_progress, separate_method=from_mix)
     if failed:
         _echo_failures(f"{len(failed)} file(s) failed:", failed)
         sys.exit(1)

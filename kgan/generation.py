@@ -86,8 +86,13 @@ def meter_input(meter, start_seconds: float = 0.0) -> np.ndarray:
     return np.array([[beat, segment, downbeat - start_seconds]], np.float32)
 
 
-def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, progress: bool = True) -> list[str]:
+def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, progress: bool = True,
+                   separate_method: str | None = None) -> list[str]:
     """Generate for each file; returns the one-line errors of the files that failed.
+
+    With ``separate_method`` ("simm" or "repet-sim", ``kgan.separation``) each file is a finished song: its
+    vocal is separated first, written as ``<name>_vocals.wav`` (the input's rate and channels), and is
+    what the model hears and what the remix sings (the whole song is then held in memory).
 
     Each song is streamed: the accompaniment is written (float32, to a scratch
     file) a chunk at a time as the model finishes it; the 16-bit accompaniment
@@ -114,10 +119,14 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
     for path in paths:
         name = os.path.splitext(os.path.basename(path))[0]
         try:
-            vocal, _ = audio_io.load(path, rate)
-            # the remix's vocal at the accompaniment's rate (its own high band kept), as long as the accompaniment
-            heard = vocal if out_rate == rate else _fit_length(audio_io.load(path, out_rate)[0],
-                                                               len(vocal) * out_rate // rate)
+            if separate_method:
+                vocal, heard = _separated_vocal(path, os.path.join(out_dir, f"{name}_vocals.wav"), rate, out_rate,
+                                                separate_method)
+            else:
+                vocal, _ = audio_io.load(path, rate)
+                # the remix's vocal at the accompaniment's rate (its own high band kept), as long as the output
+                heard = vocal if out_rate == rate else _fit_length(audio_io.load(path, out_rate)[0],
+                                                                   len(vocal) * out_rate // rate)
             with tempfile.TemporaryDirectory(prefix=temporary_prefix(), dir=out_dir) as scratch:
                 raw_path = os.path.join(scratch, "accompaniment.wav")  # float32, as generated
                 peak = loudest = 0.0  # of vocal + accompaniment (the remix), and of the accompaniment alone
@@ -145,6 +154,20 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
 
 
 REMIX_BLOCK = 1 << 20  # samples mixed at a time
+
+
+def _separated_vocal(path: str, stem_path: str, rate: int, out_rate: int, method: str):
+    """Separate the song at ``path``, write its vocal stem to ``stem_path``; (mono vocal at ``rate``, at ``out_rate``)."""
+    from kgan.separation import separate
+
+    mix, mix_rate = audio_io.load(path, mono=False)
+    stems = separate(mix, mix_rate, method)
+    audio_io.write(stem_path, stems.vocals, mix_rate, subtype="FLOAT")
+    sung = stems.vocals.mean(axis=0)
+    vocal = audio_io.resample(sung, mix_rate, rate) if mix_rate != rate else sung
+    if out_rate == rate:
+        return vocal, vocal
+    return vocal, _fit_length(audio_io.resample(sung, mix_rate, out_rate), len(vocal) * out_rate // rate)
 
 
 def _fit_length(x: np.ndarray, length: int) -> np.ndarray:

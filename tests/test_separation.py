@@ -202,3 +202,30 @@ def test_preprocess_mixes_separates_then_builds_a_training_set(tmp_path, tiny_co
     assert sorted(s["name"] for s in meta["songs"]) == ["song0", "song1"]
     assert sum(s["seconds_kept"] for s in meta["songs"]) > 2.0
     assert (out / "separated" / "song0" / "vocals.wav").exists()
+
+
+def test_generate_from_a_finished_song_accompanies_its_separated_vocal(tmp_path, exported):
+    from cli.main import main
+    from kgan.audio import load, resample
+    from kgan.separation import si_sdr
+
+    mix = os.path.join(MUSDB_SONG, "mixture.flac")
+    bad = tmp_path / "notes.mp3"
+    bad.write_text("this is text, not audio")
+    out = tmp_path / "karaoke"
+    result = CliRunner().invoke(main, ["generate", mix, str(bad), "-o", str(out), "--model", exported[1],
+                                       "--from-mix", "simm", "--no-progress"])
+    assert result.exit_code == 1 and "notes.mp3: cannot decode audio" in result.output, result.output
+    stem, ref = sf.info(str(out / "mixture_vocals.wav")), sf.info(mix)
+    assert (stem.samplerate, stem.channels, stem.frames) == (ref.samplerate, ref.channels, ref.frames)
+    separated, rate = load(out / "mixture_vocals.wav")
+    assert si_sdr(separated, load(os.path.join(MUSDB_SONG, "vocals.flac"), rate)[0]) > 3.0
+    # the remix sings the separated vocal, not the mixture: remix = a * accompaniment + b * vocal, to 16-bit rounding
+    accompaniment, model_rate = load(out / "mixture_accompaniment.wav")
+    remix, _ = load(out / "mixture_remix.wav")
+    for heard, fits in ((separated, True), (load(mix)[0], False)):
+        heard = resample(heard, rate, model_rate)[: len(remix)]
+        basis = np.stack([accompaniment, heard], axis=1)
+        residual = remix - basis @ np.linalg.lstsq(basis, remix, rcond=None)[0]
+        assert (np.linalg.norm(residual) / np.linalg.norm(remix) < 0.01) == fits
+    assert not [p for p in os.listdir(out) if p.startswith(".tmp")]
