@@ -92,12 +92,9 @@ def build_copies(corpus: str, out: str, splits: dict) -> dict[str, str]:
 
 def clean_val_l1(run: str, clean_data: str) -> float:
     """The run's generator (its newest checkpoint, batch-norm statistics as calibrated) on the clean val windows."""
-    from kgan.config import Config
-    from kgan.training import Trainer
+    from kgan.training import Trainer, read_run_config
 
-    with open(os.path.join(run, "config.json"), encoding="utf-8") as f:
-        config = Config.from_dict(json.load(f))
-    trainer = Trainer(config, run)
+    trainer = Trainer(read_run_config(run), run)
     trainer.restore()
     return float(trainer.validation_l1(clean_data, max_batches=1000))
 
@@ -109,6 +106,7 @@ def run_parallel(commands: list[list[str]], jobs: int, logs: list[str]) -> None:
     while pending or running:
         while pending and len(running) < jobs:
             cmd, log = pending.pop(0)
+            cmd = [str(c) for c in cmd]
             print("$ kgan " + " ".join(cmd), flush=True)
             with open(log, "a") as f:
                 running.append((subprocess.Popen([sys.executable, "-m", "cli.main", *cmd], cwd=ROOT, stdout=f,

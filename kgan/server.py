@@ -365,7 +365,7 @@ def reply_bytes(max_seconds: float, sample_rate: int, output_rate: int) -> int:
     ``REPLY_RATE_CAP`` times the input rate, for versions loaded later), with room for the framing;
     never below ``MAX_MESSAGE_BYTES``. So an accepted request's reply is never refused after the work."""
     rate = max(output_rate, REPLY_RATE_CAP * sample_rate)
-    return max(MAX_MESSAGE_BYTES, int(max_seconds * rate * 4 * 1.01) + (1 << 20))
+    return min(2**31 - 1, max(MAX_MESSAGE_BYTES, int(max_seconds * rate * 4 * 1.01) + (1 << 20)))  # gRPC: an int32
 
 
 def serve(export_base: str, host: str = "127.0.0.1", port: int = 8500, model_name: str = MODEL_NAME,
