@@ -22,16 +22,35 @@ REAL_MIX = os.path.join(os.path.dirname(ROOT), "shared", "data", "real", "slow-m
 SEEN_FAMILIES = "gm-voice,wind,brass,bowed"  # every voice family but Festival's singing voice (held out)
 
 
+def _command(args) -> list[str]:
+    """The command line of ``kgan ARGS`` from the source tree, echoed as it starts."""
+    print("$ kgan " + " ".join(map(str, args)), flush=True)
+    return [sys.executable, "-m", "cli.main", *map(str, args)]
+
+
 def kgan(*args, env=None, log=None):
     """Run ``kgan ARGS`` from the source tree; raises CalledProcessError when it fails."""
-    cmd = [sys.executable, "-m", "cli.main", *map(str, args)]
-    print("$ kgan " + " ".join(map(str, args)), flush=True)
+    cmd = _command(args)
     out = open(log, "a") if log else None
     try:
         subprocess.run(cmd, check=True, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
     finally:
         if out:
             out.close()
+
+
+def kgan_parallel(commands: list[list], logs: list[str], jobs: int) -> None:
+    """Run ``kgan`` command lines ``jobs`` at a time, each appending to its log; exit naming the first that fails."""
+    pending = list(zip(commands, logs))
+    running: list[tuple[subprocess.Popen, str]] = []
+    while pending or running:
+        while pending and len(running) < jobs:
+            args, log = pending.pop(0)
+            with open(log, "a") as out:
+                running.append((subprocess.Popen(_command(args), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT), log))
+        proc, log = running.pop(0)
+        if proc.wait() != 0:
+            sys.exit(f"failed (exit {proc.returncode}); see {log}")
 
 
 def done(path: str) -> bool:

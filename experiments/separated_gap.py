@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -33,7 +32,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from experiments._steps import ROOT, done, kgan  # noqa: E402
+from experiments._steps import done, kgan, kgan_parallel  # noqa: E402
 
 METRICS = ("chroma_motion", "chroma_fit", "key_score", "beat_f_measure", "log_spectral_distance")
 STEMS = ("vocals.flac", "accompaniment.flac")
@@ -99,21 +98,10 @@ def clean_val_l1(run: str, clean_data: str) -> float:
     return float(trainer.validation_l1(clean_data, max_batches=1000))
 
 
-def run_parallel(commands: list[list[str]], jobs: int, logs: list[str]) -> None:
-    """Run ``kgan`` command lines, ``jobs`` at a time, each logging to its file; exit if one fails."""
-    pending = list(zip(commands, logs))
-    running: list[tuple[subprocess.Popen, str]] = []
-    while pending or running:
-        while pending and len(running) < jobs:
-            cmd, log = pending.pop(0)
-            cmd = [str(c) for c in cmd]
-            print("$ kgan " + " ".join(cmd), flush=True)
-            with open(log, "a") as f:
-                running.append((subprocess.Popen([sys.executable, "-m", "cli.main", *cmd], cwd=ROOT, stdout=f,
-                                                 stderr=subprocess.STDOUT), log))
-        proc, log = running.pop(0)
-        if proc.wait() != 0:
-            sys.exit(f"failed (exit {proc.returncode}); see {log}")
+def _cell(values, digits=3) -> str:
+    """The mean over seeds, then each seed's value (missing ones left out)."""
+    values = [v for v in values if v is not None]
+    return f"{np.mean(values):.{digits}f} ({', '.join(f'{v:.{digits}f}' for v in values)})"
 
 
 def summarise(rows: list[dict], tests: list[str]) -> str:
@@ -124,18 +112,13 @@ def summarise(rows: list[dict], tests: list[str]) -> str:
     means = {}
     for kind in kinds:
         runs = [r for r in rows if r["kind"] == kind]
-
-        def cell(values, digits=3):
-            values = [v for v in values if v is not None]
-            return f"{np.mean(values):.{digits}f} ({', '.join(f'{v:.{digits}f}' for v in values)})"
-
         means[kind] = {"val_l1": float(np.mean([r["val_l1"] for r in runs]))}
-        cells = [cell([r["val_l1"] for r in runs], 4)]
+        cells = [_cell([r["val_l1"] for r in runs], 4)]
         for t in tests:
             motion = [r["tests"][t]["chroma_motion"] for r in runs]
             fit = [r["tests"][t]["chroma_fit"] for r in runs]
             means[kind][t] = float(np.mean(motion))
-            cells.append(f"{cell(motion)} / {np.mean(fit):.3f}")
+            cells.append(f"{_cell(motion)} / {np.mean(fit):.3f}")
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     if {"clean", "separated"} <= set(means):
         c, s = means["clean"], means["separated"]
@@ -184,17 +167,17 @@ def main(argv=None) -> None:
     runs = {(kind, seed): f"{out}/runs/{kind}-seed{seed}" for seed in seeds for kind in folders}
     os.makedirs(f"{out}/runs", exist_ok=True)
     todo = [(key, run) for key, run in runs.items() if not done(f"{run}/export/1")]
-    run_parallel([["train", data[kind], run, "--steps", args.steps, "--no-progress", "--set", f"train.seed={seed}",
-                   *recipe] for (kind, seed), run in todo], args.jobs, [f"{run}.log" for _, run in todo])
+    kgan_parallel([["train", data[kind], run, "--steps", args.steps, "--no-progress", "--set", f"train.seed={seed}",
+                    *recipe] for (kind, seed), run in todo], [f"{run}.log" for _, run in todo], args.jobs)
     for (kind, seed), run in todo:
         kgan("export", run, f"{run}/export", "--chords", args.chords, log=f"{run}.log")
 
     reports = [((kind, seed), name, f"{run}/report-{name}") for (kind, seed), run in runs.items()
                for name in tests]
     todo = [r for r in reports if not done(f"{r[2]}/report.json")]
-    run_parallel([["evaluate", f"{runs[key]}/export", tests[name], "-o", report, "--split", "test", "--baselines",
-                   "", "--style", "label", "--no-progress"] for key, name, report in todo], args.jobs,
-                 [f"{report}.log" for _, _, report in todo])
+    kgan_parallel([["evaluate", f"{runs[key]}/export", tests[name], "-o", report, "--split", "test", "--baselines",
+                    "", "--style", "label", "--no-progress"] for key, name, report in todo],
+                  [f"{report}.log" for _, _, report in todo], args.jobs)
 
     rows = []
     for (kind, seed), run in runs.items():

@@ -120,13 +120,16 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
         name = os.path.splitext(os.path.basename(path))[0]
         try:
             if separate_method:
-                vocal, heard = _separated_vocal(path, os.path.join(out_dir, f"{name}_vocals.wav"), rate, out_rate,
-                                                separate_method)
+                sung, sung_rate = _separated_vocal(path, os.path.join(out_dir, f"{name}_vocals.wav"), separate_method)
+
+                def vocal_at(r):
+                    return audio_io.resample(sung, sung_rate, r)
             else:
-                vocal, _ = audio_io.load(path, rate)
-                # the remix's vocal at the accompaniment's rate (its own high band kept), as long as the output
-                heard = vocal if out_rate == rate else _fit_length(audio_io.load(path, out_rate)[0],
-                                                                   len(vocal) * out_rate // rate)
+                def vocal_at(r):
+                    return audio_io.load(path, r)[0]
+            vocal = vocal_at(rate)
+            # the remix's vocal at the accompaniment's rate (its own high band kept), as long as the accompaniment
+            heard = vocal if out_rate == rate else _fit_length(vocal_at(out_rate), len(vocal) * out_rate // rate)
             with tempfile.TemporaryDirectory(prefix=temporary_prefix(), dir=out_dir) as scratch:
                 raw_path = os.path.join(scratch, "accompaniment.wav")  # float32, as generated
                 peak = loudest = 0.0  # of vocal + accompaniment (the remix), and of the accompaniment alone
@@ -156,18 +159,14 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
 REMIX_BLOCK = 1 << 20  # samples mixed at a time
 
 
-def _separated_vocal(path: str, stem_path: str, rate: int, out_rate: int, method: str):
-    """Separate the song at ``path``, write its vocal stem to ``stem_path``; (mono vocal at ``rate``, at ``out_rate``)."""
+def _separated_vocal(path: str, stem_path: str, method: str) -> tuple[np.ndarray, int]:
+    """Separate the song at ``path`` and write its vocal stem to ``stem_path``; (the mono vocal, its rate)."""
     from kgan.separation import separate
 
     mix, mix_rate = audio_io.load(path, mono=False)
     stems = separate(mix, mix_rate, method)
     audio_io.write(stem_path, stems.vocals, mix_rate, subtype="FLOAT")
-    sung = stems.vocals.mean(axis=0)
-    vocal = audio_io.resample(sung, mix_rate, rate) if mix_rate != rate else sung
-    if out_rate == rate:
-        return vocal, vocal
-    return vocal, _fit_length(audio_io.resample(sung, mix_rate, out_rate), len(vocal) * out_rate // rate)
+    return stems.vocals.mean(axis=0), mix_rate
 
 
 def _fit_length(x: np.ndarray, length: int) -> np.ndarray:

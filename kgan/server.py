@@ -43,7 +43,7 @@ from kgan.export import MODEL_NAME, export_meta
 __all__ = ["PredictionService", "serve", "spawn", "MAX_MESSAGE_BYTES", "DEFAULT_MAX_SECONDS"]
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # > 10 min of 22.05 kHz float32 audio in one message
-REPLY_RATE_CAP = 4  # a reply is sized for up to this many output samples per input sample (2 with a high band)
+REPLY_RATE_CAP = 4  # replies are sized for up to this many output samples per input sample (2 with a high band)
 DEFAULT_MAX_SECONDS = 5 * 60  # per request, priced in generator windows over the whole batch
 MAX_SPECTROGRAM_BATCH = 32  # windows per ``spectrogram`` request (the generator runs them at once)
 MAX_PROBE = 1024  # elements of a ``metadata`` probe
@@ -67,7 +67,6 @@ class _Version:
         meta = export_meta(path)
         config = meta["config"]
         self.sample_rate = int(config["audio"]["sample_rate"])
-        self.output_rate = int((meta.get("high_band") or {}).get("rate", self.sample_rate))
         self.hop = int(config["stft"]["hop_length"])
         self.pad = int(config["stft"]["n_fft"]) - self.hop
         self.frames = int(config["window"]["frames"])
@@ -360,12 +359,12 @@ def _release_memory() -> None:
         pass
 
 
-def reply_bytes(max_seconds: float, sample_rate: int, output_rate: int) -> int:
-    """The largest reply the server sends: ``max_seconds`` of float32 audio at the output rate (or at
-    ``REPLY_RATE_CAP`` times the input rate, for versions loaded later), with room for the framing;
-    never below ``MAX_MESSAGE_BYTES``. So an accepted request's reply is never refused after the work."""
-    rate = max(output_rate, REPLY_RATE_CAP * sample_rate)
-    return min(2**31 - 1, max(MAX_MESSAGE_BYTES, int(max_seconds * rate * 4 * 1.01) + (1 << 20)))  # gRPC: an int32
+def reply_bytes(max_seconds: float, sample_rate: int) -> int:
+    """The largest reply the server sends: ``max_seconds`` of float32 audio at ``REPLY_RATE_CAP`` times the
+    input rate (an export with a high band returns twice it), with room for the framing; never below
+    ``MAX_MESSAGE_BYTES``. So an accepted request's reply is never refused after the work."""
+    size = int(max_seconds * REPLY_RATE_CAP * sample_rate * 4 * 1.01) + (1 << 20)
+    return min(2**31 - 1, max(MAX_MESSAGE_BYTES, size))  # gRPC takes an int32
 
 
 def serve(export_base: str, host: str = "127.0.0.1", port: int = 8500, model_name: str = MODEL_NAME,
@@ -373,11 +372,10 @@ def serve(export_base: str, host: str = "127.0.0.1", port: int = 8500, model_nam
     """Start the server (non-blocking); returns it and the bound port (``port=0`` picks a free one)."""
     _allocate_large_buffers_with_mmap()
     service = PredictionService(export_base, model_name, max_seconds)
-    newest = service.newest()
     server = grpc.server(
         concurrent.futures.ThreadPoolExecutor(max_workers=workers),
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                 ("grpc.max_send_message_length", reply_bytes(max_seconds, newest.sample_rate, newest.output_rate)),
+                 ("grpc.max_send_message_length", reply_bytes(max_seconds, service.newest().sample_rate)),
                  ("grpc.so_reuseport", 0)],  # a second server on a taken port fails instead of sharing it
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(service, server)

@@ -143,5 +143,5 @@ def test_the_reply_cap_holds_the_longest_accepted_request_at_the_output_rate(rat
     reply.outputs["accompaniment"].CopyFrom(tf.make_tensor_proto(np.zeros((1, int(max_seconds * output_rate)),
                                                                           np.float32)))
     assert reply.ByteSize() > MAX_MESSAGE_BYTES or output_rate == rate
-    assert reply.ByteSize() <= reply_bytes(max_seconds, rate, output_rate)
-    assert reply_bytes(1.0, rate, output_rate) == MAX_MESSAGE_BYTES
+    assert reply.ByteSize() <= reply_bytes(max_seconds, rate)
+    assert reply_bytes(1.0, rate) == MAX_MESSAGE_BYTES
