@@ -1,11 +1,13 @@
 """Latency of 10-second requests to `kgan serve` on loopback, with 1 and 4 concurrent clients.
 
-    python benchmarks/serving.py [--preset default] [--requests 12]
+    python benchmarks/serving.py [--preset default] [--requests 12] [--models NAME=BASE,...] [--kernels tf,onednn]
 
 Starts `kgan serve` in a subprocess over a freshly exported model, then sends
 ``--requests`` requests per client through the gRPC client (`kgan.client`), to an export with
 each phase method (Griffin-Lim from the integrated start, and the vocoder, freshly initialised),
 or to the exports ``--models`` names (e.g. the shipped model and its ``--overlap 0.25`` export).
+With ``--kernels tf,onednn`` each export is served once on TensorFlow's own kernels and once on oneDNN's
+(``TF_ENABLE_ONEDNN_OPTS``), one after the other in the same run.
 Prints p50 / p99 latency and the throughput in seconds of audio per second.
 """
 
@@ -29,6 +31,8 @@ def main():
     parser.add_argument("--port", type=int, default=8599)
     parser.add_argument("--models", default="", metavar="NAME=EXPORT_BASE,...",
                         help="Serve these exports instead of fresh ones, e.g. shipped=kgan/pretrained/export.")
+    parser.add_argument("--kernels", default="", metavar="tf,onednn",
+                        help="Serve each export on these kernel sets in turn (default: kgan serve's own choice).")
     args = parser.parse_args()
     from _common import machine_line
 
@@ -44,10 +48,16 @@ def main():
     else:
         exports = [("griffin-lim", fresh_export(args.preset)[1]),
                    ("vocoder", fresh_export(args.preset, vocoder=fresh_vocoder(args.preset))[1])]
+    flags = {"tf": "0", "onednn": "1"}
+    kernels = args.kernels.split(",") if args.kernels else [""]
+    if not set(kernels) <= {"", *flags}:
+        parser.error(f"--kernels: {args.kernels!r}; expected names of tf, onednn")
     rows = []
-    for phase, export_base in exports:
+    for (name, export_base), kernel in [(e, k) for e in exports for k in kernels]:
+        phase = f"{name}, {kernel}" if kernel else name
+        env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": flags[kernel]} if kernel else None
         server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", export_base, "--port", str(args.port)],
-                                  stderr=subprocess.PIPE, text=True)
+                                  stderr=subprocess.PIPE, text=True, env=env)
         try:
             if "serving" not in server.stderr.readline():
                 raise SystemExit("kgan serve did not start")

@@ -99,13 +99,16 @@ def _find_mixes(paths, where: str = "") -> tuple[list, list[str]]:
 def _plain_tf_kernels() -> None:
     """Run exports on TensorFlow's own kernels, not oneDNN's, in every command that runs one.
 
-    With oneDNN a server keeps what its large requests used (2.04 GiB after the largest, against 0.7
-    on TF's kernels; benchmarks/memory.py), although oneDNN runs the generator 1.5x faster
-    (benchmarks/generator_cost.py). One kernel set everywhere also makes ``kgan generate`` write the
-    same bytes locally as through ``kgan serve``: the two sets round differently.
+    One kernel set everywhere makes ``kgan generate`` write the same bytes locally as through
+    ``kgan serve``: the two sets round differently. Whoever turns oneDNN on (``TF_ENABLE_ONEDNN_OPTS=1``,
+    1.5x faster on the generator; benchmarks/generator_cost.py) gets its allocator on the system's
+    malloc: oneDNN's default pool kept what a server's large requests used (2.15 GiB resident after
+    the largest, against 1.00 GiB with the system allocator and 0.95 GiB on TF's kernels;
+    benchmarks/memory.py).
     """
     if "tensorflow" not in sys.modules:
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+        os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
 
 
 def _pretrained() -> str:

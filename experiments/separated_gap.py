@@ -1,7 +1,8 @@
 """The separated -> clean gap of the shipped recipe: train on SIMM-separated songs or on clean stems, score on clean.
 
     python experiments/separated_gap.py CORPUS OUT --chords EXPORT --tests NAME=DIR,... \\
-        [--train-songs 120] [--val-songs 18] [--steps 1500] [--seeds 0,1] [--jobs 2] [--set KEY=VALUE ...]
+        [--train-songs 120] [--val-songs 18] [--steps 1500] [--seeds 0,1] [--kinds clean,separated]
+        [--jobs 2] [--set KEY=VALUE ...]
 
 CORPUS is a ``kgan corpus build`` folder (stems, ``mixture.flac``, ``song.json`` with a style per
 song, ``splits.json``). The first train and val songs of each style are taken twice: as clean
@@ -9,6 +10,8 @@ stems, and as what ``kgan separate`` (SIMM) makes of their mixtures, the separat
 separated accompaniment, as a user with finished songs has them. Both copies keep the song's style
 label and drop the score's chords (``chord_track``), which a user's own songs do not have, so both
 are trained on the chords read from their accompaniment and the only difference is the separation.
+``--kinds`` may add ``separated-masked``: the separated copy trained with ``train.l1_weighting=vocal-mask``
+(the L1 weighs each cell by the separated accompaniment's share of its and the separated vocal's power).
 
 Each copy trains the shipped model's recipe (``model.vocal_input=plan``, the corpus' styles, the
 trainer's default augmentation and input noise) for ``--steps`` steps with each seed, ``--jobs`` runs
@@ -36,6 +39,9 @@ from experiments._steps import done, kgan, kgan_parallel  # noqa: E402
 
 METRICS = ("chroma_motion", "chroma_fit", "key_score", "beat_f_measure", "log_spectral_distance")
 STEMS = ("vocals.flac", "accompaniment.flac")
+# kind -> (the copy of the songs it trains on, its extra settings)
+KINDS = {"clean": ("clean", []), "separated": ("separated", []),
+         "separated-masked": ("separated", ["train.l1_weighting=vocal-mask"])}
 
 
 def pick_songs(corpus: str, split: str, count: int) -> list[str]:
@@ -106,7 +112,7 @@ def _cell(values, digits=3) -> str:
 
 def summarise(rows: list[dict], tests: list[str]) -> str:
     """The Markdown table: per kind, the mean over seeds (and each seed's value) of val L1 and each test's metrics."""
-    kinds = sorted({r["kind"] for r in rows}, key=["clean", "separated"].index)
+    kinds = sorted({r["kind"] for r in rows}, key=list(KINDS).index)
     lines = ["| training songs | val L1 on clean vocals | " + " | ".join(
         f"{t}: chord motion / fit" for t in tests) + " |", "|---" * (1 + 1 + len(tests)) + "|"]
     means = {}
@@ -120,12 +126,12 @@ def summarise(rows: list[dict], tests: list[str]) -> str:
             means[kind][t] = float(np.mean(motion))
             cells.append(f"{_cell(motion)} / {np.mean(fit):.3f}")
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
-    if {"clean", "separated"} <= set(means):
-        c, s = means["clean"], means["separated"]
-        gaps = [f"val L1 +{100 * (s['val_l1'] / c['val_l1'] - 1):.1f} %"]
+    for kind in kinds[1:] if kinds[0] == "clean" else []:
+        c, s = means["clean"], means[kind]
+        gaps = [f"val L1 {100 * (s['val_l1'] / c['val_l1'] - 1):+.1f} %"]
         gaps += [f"{t} chord motion {100 * (s[t] / c[t] - 1):+.1f} %" for t in tests if c[t]]
         lines.append("")
-        lines.append("Separated against clean: " + ", ".join(gaps) + ".")
+        lines.append(f"{kind.capitalize()} against clean: " + ", ".join(gaps) + ".")
     return "\n".join(lines)
 
 
@@ -139,12 +145,16 @@ def main(argv=None) -> None:
     parser.add_argument("--val-songs", type=int, default=18)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--kinds", default="clean,separated", help=f"of {', '.join(KINDS)}")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     out = args.out
     tests = dict(t.split("=", 1) for t in args.tests.split(","))
     seeds = [int(s) for s in args.seeds.split(",")]
+    kinds = args.kinds.split(",")
+    if not set(kinds) <= set(KINDS):
+        parser.error(f"--kinds: {args.kinds!r}; expected names of {', '.join(KINDS)}")
     os.makedirs(out, exist_ok=True)
 
     with open(os.path.join(args.corpus, "corpus.json"), encoding="utf-8") as f:
@@ -164,11 +174,12 @@ def main(argv=None) -> None:
     recipe = ["--set", "model.vocal_input=plan", "--set", "model.styles=" + ",".join(styles)]
     for item in args.overrides:
         recipe += ["--set", item]
-    runs = {(kind, seed): f"{out}/runs/{kind}-seed{seed}" for seed in seeds for kind in folders}
+    runs = {(kind, seed): f"{out}/runs/{kind}-seed{seed}" for seed in seeds for kind in kinds}
     os.makedirs(f"{out}/runs", exist_ok=True)
     todo = [(key, run) for key, run in runs.items() if not done(f"{run}/export/1")]
-    kgan_parallel([["train", data[kind], run, "--steps", args.steps, "--no-progress", "--set", f"train.seed={seed}",
-                    *recipe] for (kind, seed), run in todo], [f"{run}.log" for _, run in todo], args.jobs)
+    kgan_parallel([["train", data[KINDS[kind][0]], run, "--steps", args.steps, "--no-progress",
+                    "--set", f"train.seed={seed}", *recipe, *[a for o in KINDS[kind][1] for a in ("--set", o)]]
+                   for (kind, seed), run in todo], [f"{run}.log" for _, run in todo], args.jobs)
     for (kind, seed), run in todo:
         kgan("export", run, f"{run}/export", "--chords", args.chords, log=f"{run}.log")
 

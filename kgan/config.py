@@ -189,6 +189,10 @@ class TrainConfig:
     dynamics_weight: float = 0.0
     style_start: int = 0  # the step from which the style critic's loss counts (a run can add it late)
     gan_loss: str = "bce"  # "bce" or "lsgan"
+    # How the L1 term weighs the target's cells: "uniform", or "vocal-mask": each cell by the target's share of
+    # the target's and the vocal's power there, so the cells the vocal drowns count less (in songs separated
+    # from mixes, the separated accompaniment there is what the separation's mask left, not the accompaniment).
+    l1_weighting: str = "uniform"
     d_steps: int = 1
     vocal_noise_std: float = 0.05
     steps: int = 20000
@@ -354,6 +358,9 @@ class Config:
                              f"style_critic {self.train.style_critic!r}")
         if self.train.gan_loss not in ("bce", "lsgan"):
             raise ValueError(f"train.gan_loss must be 'bce' or 'lsgan'. Received: {self.train.gan_loss!r}")
+        if self.train.l1_weighting not in ("uniform", "vocal-mask"):
+            raise ValueError("train.l1_weighting must be 'uniform' or 'vocal-mask'. "
+                             f"Received: {self.train.l1_weighting!r}")
 
     @property
     def window_seconds(self) -> float:

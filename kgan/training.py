@@ -11,7 +11,8 @@ sum of the per-replica scaled gradients is the gradient of the global mean, and
 a step on N replicas equals a step on one replica over the same global batch
 (tested). Batch norm is synchronised across replicas (``kgan.models.blocks``).
 
-Generator loss: ``gan_weight * GAN + l1_weight * L1`` (pix2pix, lambda = 100), plus
+Generator loss: ``gan_weight * GAN + l1_weight * L1`` (pix2pix, lambda = 100; the L1 optionally weighted
+per cell by ``vocal_mask_weights``, for songs separated from mixes), plus
 ``chroma_weight * chroma`` when set (``kgan.harmonic_loss``: chroma fit and chord motion), plus
 ``dynamics_weight * dynamics`` when set (``kgan.dynamics_loss``: the loudness modulation spectra).
 Discriminator loss: half the sum of its losses on real and generated pairs.
@@ -58,7 +59,7 @@ from kgan.spectrogram import Spectrogram
 from kgan.style_critic import load_style_critic, style_loss
 
 __all__ = ["split_cpu", "make_strategy", "Trainer", "TrainingDiverged", "write_run_config", "read_run_config",
-           "checkpoint_names", "unreadable_checkpoint"]
+           "checkpoint_names", "unreadable_checkpoint", "vocal_mask_weights", "weighted_l1"]
 
 METRICS = ("g_total", "g_gan", "g_l1", "g_chroma", "g_style", "g_dynamics", "d_loss", "d_real", "d_fake")
 
@@ -124,6 +125,26 @@ def _seed_states(model: keras.Model) -> dict:
     """
     return {layer.name: layer.seed_generator.state.value for layer in model.layers
             if getattr(layer, "seed_generator", None) is not None}
+
+
+def vocal_mask_weights(vocal, target, db_floor: float, db_ceiling: float):
+    """Per-cell L1 weights: the target's share of the target's and the vocal's power, ``[B, F, T, 1]``.
+
+    Both are normalised spectrogram windows (``Spectrogram.normalise``: dB mapped linearly onto [-1, 1]).
+    A cell where the vocal is 10 dB above the target weighs 0.09, one where they are equal 0.5, one the
+    vocal does not reach about 1. A separated accompaniment is least reliable where the separated vocal
+    dominates: there the separation's mask took most of the mixture for the vocal.
+    """
+    db_per_unit = (db_ceiling - db_floor) / 2.0
+    above = (vocal[..., :1] - target) * db_per_unit  # the vocal's level over the target's, dB
+    return tf.sigmoid(-above * math.log(10.0) / 10.0)  # 1 / (1 + 10^(above / 10))
+
+
+def weighted_l1(target, fake, weights=None):
+    """Per-example mean absolute difference, ``[B]``; with ``weights`` (per cell) their weighted mean."""
+    if weights is None:
+        return tf.reduce_mean(tf.abs(target - fake), axis=[1, 2, 3])
+    return tf.reduce_sum(weights * tf.abs(target - fake), axis=[1, 2, 3]) / tf.reduce_sum(weights, axis=[1, 2, 3])
 
 
 def checkpoint_names(directory: str) -> list[str]:
@@ -246,6 +267,10 @@ class Trainer:
             return tf.nn.compute_average_loss(per_example, global_batch_size=batch)
 
         replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+        if t.l1_weighting == "vocal-mask":  # from the vocal as separated, before augmentation and noise
+            l1_cells = vocal_mask_weights(vocal, target, self.spec.db_floor, self.spec.db_ceiling)
+        else:
+            l1_cells = None
         if self.config.augment.enabled:  # timbre augmentation, keyed like the noise below
             vocal = augment_vocal(vocal, self.config, tf.stack([tf.constant(t.seed + 1, tf.int64),
                                                                 step * 1024 + replica]))
@@ -277,7 +302,7 @@ class Trainer:
             fake = self._g(vocal, style, training=True)
             d_per_example, d_real, d_fake = d_losses(fake)
             g_gan = self._gan_loss(d_fake, True)
-            g_l1 = tf.reduce_mean(tf.abs(target - fake), axis=[1, 2, 3])
+            g_l1 = weighted_l1(target, fake, l1_cells)
             g_per_example = t.gan_weight * g_gan + t.l1_weight * g_l1
             if t.chroma_weight > 0:
                 g_chroma = chroma_loss(fake, target, self.chroma_matrix, self.spec.db_floor, self.spec.db_ceiling,

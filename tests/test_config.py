@@ -86,6 +86,7 @@ def test_unknown_sections_and_fields_in_json_are_rejected(tmp_path):
         ({"model.dropout": 1.0}, r"model.dropout must be in \[0.0, 1.0\). Received: 1.0"),
         ({"train.learning_rate": 0}, "train.learning_rate must be a positive number. Received: 0.0"),
         ({"train.bn_calibration_batches": -3}, "train.bn_calibration_batches must be a non-negative int"),
+        ({"train.l1_weighting": "vocal"}, "train.l1_weighting must be 'uniform' or 'vocal-mask'. Received: 'vocal'"),
     ],
 )
 def test_every_field_is_checked_for_type_finiteness_and_range(dotted, message):

@@ -256,3 +256,36 @@ def test_a_finished_run_without_calibration_is_calibrated_once_on_rerun(tmp_path
     lines.clear()
     assert Trainer(cfg, run, make_strategy(1)).fit(tiny_data, progress=False, log=lines.append) == {}
     assert any("nothing to do" in line for line in lines)
+
+
+def test_vocal_mask_weights_are_the_targets_share_of_the_power():
+    from kgan.training import vocal_mask_weights, weighted_l1
+
+    floor, ceiling = -80.0, 10.0  # the default normalisation: 45 dB per unit
+
+    def norm(db):
+        return (db - floor) / (ceiling - floor) * 2 - 1
+
+    target = np.full((1, 4, 1, 1), norm(-30.0), np.float32)
+    vocal = norm(np.array([-20.0, -30.0, -40.0, -80.0], np.float32)).reshape(1, 4, 1, 1)
+    w = vocal_mask_weights(tf.constant(vocal), tf.constant(target), floor, ceiling).numpy().ravel()
+    np.testing.assert_allclose(w, [1 / 11, 0.5, 10 / 11, 1 / (1 + 1e-5)], rtol=1e-5)
+    # the weighted L1 counts the cells by those weights; without weights it is the plain mean
+    fake = target + np.array([0.4, 0.0, 0.0, 0.0], np.float32).reshape(1, 4, 1, 1)
+    np.testing.assert_allclose(weighted_l1(target, fake, w.reshape(1, 4, 1, 1)).numpy(), [0.4 * w[0] / w.sum()],
+                               rtol=1e-5)
+    np.testing.assert_allclose(weighted_l1(target, fake).numpy(), [0.1], rtol=1e-6)
+
+
+def test_vocal_mask_weighting_trains_and_weighs_the_drowned_cells_less(tmp_path, tiny_config, fixed_batch):
+    from tests.conftest import loss_trajectory
+
+    vocal, target = fixed_batch
+    vocal = np.maximum(vocal, np.minimum(target + 0.5, 1.0))  # a vocal 22 dB or more above the target everywhere
+    loud = (vocal, target)
+    cfg = tiny_config.override(**{"train.learning_rate": 1e-3})
+    uniform = loss_trajectory(tmp_path / "uniform", cfg, loud, "g_l1", steps=1)
+    masked = loss_trajectory(tmp_path / "masked", cfg.override(**{"train.l1_weighting": "vocal-mask"}), loud,
+                             "g_l1", steps=40)
+    assert masked[0] != pytest.approx(uniform[0], rel=1e-3)  # the weights reach the loss
+    assert np.mean(masked[-5:]) < 0.6 * np.mean(masked[:5]), masked
