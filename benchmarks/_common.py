@@ -14,7 +14,7 @@ MUSDB_MIXTURE = os.path.join(os.path.dirname(ROOT), "shared", "data", "real", "m
 def kernels_line() -> str:
     """Which kernels TensorFlow runs here: oneDNN's (the default) or its own (``TF_ENABLE_ONEDNN_OPTS=0``)."""
     off = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("0", "false")
-    return "TensorFlow's own kernels (TF_ENABLE_ONEDNN_OPTS=0, as kgan generate/serve run)" if off else "oneDNN kernels"
+    return "TensorFlow's own kernels (TF_ENABLE_ONEDNN_OPTS=0)" if off else "oneDNN kernels (as kgan generate/serve run)"
 
 
 def machine_line() -> str:

@@ -9,8 +9,8 @@ at that overlap, their product (GMAC per audio second), and the measured generat
 second (RTF, best of 3, ``Generate.generate_windows`` as exported: chunks of 8 and one remainder call)
 on inputs of each ``--seconds``.
 
-The table is measured twice, each in its own process: on TensorFlow's own kernels (what ``kgan
-generate`` and ``kgan serve`` run) in float32, and on oneDNN's kernels in float32 and in bfloat16
+The table is measured twice, each in its own process: on TensorFlow's own kernels in float32,
+and on oneDNN's kernels (what ``kgan generate`` and ``kgan serve`` run) in float32 and in bfloat16
 (Keras' ``mixed_bfloat16`` policy, the same weights), the only kernels that use the CPU's bf16 dot
 products; TF's own kernels emulate bfloat16 and are not timed in it.
 """

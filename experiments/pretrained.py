@@ -157,7 +157,8 @@ def float16_check(out: str, songs: int = 6, windows: int = 16) -> dict:
     On the [-1, 1] scale (90 dB wide, so 0.01 is 0.45 dB), in two styles, before any phase reconstruction,
     whose iterations amplify any change into different but equally good waveforms.
     """
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # the kernels kgan generate and serve run
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # the kernels kgan generate and serve run
+    os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
     import numpy as np
     import tensorflow as tf
 
