@@ -30,7 +30,9 @@ def main():
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--griffin-lim-iters", type=int, default=16)
     args = parser.parse_args()
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as kgan generate / serve
+    from kgan import use_served_kernels
+
+    use_served_kernels()
     from _common import best_of, kernels_line, machine_line
 
     print(machine_line())

@@ -6,6 +6,8 @@ import os
 import sys
 
 import click
+
+from kgan import use_served_kernels
 import numpy as np
 
 # TensorFlow's C++ start-up chatter is not for users of a CLI.
@@ -94,21 +96,6 @@ def _find_mixes(paths, where: str = "") -> tuple[list, list[str]]:
         raise click.ClickException(f"{where}no songs found (expected audio files or folders with mixture.*)"
                                    f"{detail}")
     return songs, errors
-
-
-def _kernels() -> None:
-    """Run exports on oneDNN's kernels with the system's allocator, in every command that runs one.
-
-    oneDNN serves a 10-s request to the shipped model in 0.45 s at p50 against 0.58 s on TensorFlow's own
-    kernels (benchmarks/serving.py --kernels tf,onednn). Its default allocator is a pool that kept what a
-    server's large requests used (2.15 GiB resident after the largest); on the system's malloc the server
-    keeps 1.00 GiB, as on TF's kernels (0.95 GiB; benchmarks/memory.py). One kernel set everywhere also
-    makes ``kgan generate`` write the same bytes locally as through ``kgan serve``: the two sets round
-    differently. The environment wins: ``TF_ENABLE_ONEDNN_OPTS=0`` runs TF's own kernels.
-    """
-    if "tensorflow" not in sys.modules:
-        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-        os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
 
 
 def _pretrained() -> str:
@@ -522,7 +509,7 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, styl
             meter = meter_seconds(bpm, meter_signature or "4/4", downbeat or 0.0)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--meter") from None
-    _kernels()
+    use_served_kernels()
     from kgan.generation import LocalModel, generate_files
 
     if model_dir is None and server is None:
@@ -579,7 +566,7 @@ def serve(export_base, port, host, model_name, max_seconds):
     """
     if export_base is None:
         export_base = _pretrained()
-    _kernels()
+    use_served_kernels()
     from kgan.server import serve as start
 
     try:
@@ -648,7 +635,7 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
             split_names(style_reference, "train")
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--style-reference") from None
-    _kernels()
+    use_served_kernels()
     from kgan import evaluation as ev
     from kgan.generation import LocalModel
     from kgan.inference import generate_song

@@ -17,8 +17,10 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as kgan generate / serve
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from kgan import use_served_kernels  # noqa: E402
+
+use_served_kernels()
 
 
 def main(argv=None) -> None:

@@ -44,6 +44,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from _steps import ROOT, SEEN_FAMILIES, done, kgan, render_test_sets  # noqa: E402
 
+from kgan import use_served_kernels  # noqa: E402
 from kgan.io_utils import atomic_write_text  # noqa: E402
 from kgan.pretrained import tree_sha256  # noqa: E402
 
@@ -157,8 +158,7 @@ def float16_check(out: str, songs: int = 6, windows: int = 16) -> dict:
     On the [-1, 1] scale (90 dB wide, so 0.01 is 0.45 dB), in two styles, before any phase reconstruction,
     whose iterations amplify any change into different but equally good waveforms.
     """
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # the kernels kgan generate and serve run
-    os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
+    use_served_kernels()
     import numpy as np
     import tensorflow as tf
 
