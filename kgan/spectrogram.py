@@ -135,7 +135,6 @@ class Spectrogram:
         """
         magnitude = tf.convert_to_tensor(magnitude, tf.float32)
         mag = magnitude * self.scale
-        mag_c = tf.complex(mag, tf.zeros_like(mag))
         if initial is None:
             phase = tf.random.stateless_uniform(tf.shape(mag), seed=[seed, 0], minval=-math.pi, maxval=math.pi)
         elif isinstance(initial, str):
@@ -144,14 +143,20 @@ class Spectrogram:
             phase = integrated_phase(magnitude, self.n_fft, self.hop)
         else:
             phase = tf.math.angle(tf.convert_to_tensor(initial, tf.complex64))
-        spec = mag_c * tf.exp(tf.complex(tf.zeros_like(phase), phase))
+        spec = tf.complex(mag * tf.cos(phase), mag * tf.sin(phase))
         alpha = tf.complex(tf.constant(momentum, tf.float32), 0.0)
 
         def project(s):  # onto the consistent set: STFT(iSTFT(s))
             return self.forward(self.inverse(s, length))
 
-        def impose(s):  # onto the set with the target magnitude
-            return mag_c * tf.math.exp(tf.complex(tf.zeros_like(mag), tf.math.angle(s)))
+        def impose(s):  # onto the set with the target magnitude: mag * s / |s|, and phase 0 where s is 0
+            # (the same as mag * exp(i angle(s)) to float rounding, without atan2, sin and cos per cell: this
+            # took 60 % of an iteration's time)
+            re, im = tf.math.real(s), tf.math.imag(s)
+            norm = tf.sqrt(re * re + im * im)
+            nonzero = norm > 0.0
+            gain = tf.where(nonzero, mag / tf.where(nonzero, norm, 1.0), 0.0)
+            return tf.complex(tf.where(nonzero, re * gain, mag), im * gain)
 
         def body(i, s, prev_c):
             c = project(s)

@@ -218,6 +218,47 @@ def test_float16_weights_halve_the_export_and_keep_its_output(run_dir, tmp_path)
     assert np.linalg.norm(ma - mb) < 0.02 * np.linalg.norm(ma)  # measured 0.2-0.5 %
 
 
+def _node_dtypes(export_dir: str, op: str) -> set[int]:
+    """The ``T`` attributes of every ``op`` node in an export's graph and function library."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    sm = saved_model_pb2.SavedModel()
+    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
+        sm.ParseFromString(f.read())
+    graph = sm.meta_graphs[0].graph_def
+    nodes = list(graph.node) + [n for fn in graph.library.function for n in fn.node_def]
+    return {n.attr["T"].type for n in nodes if n.op == op}
+
+
+def test_bfloat16_compute_runs_the_generator_in_bfloat16_on_the_same_weights(run_dir, exported, tmp_path):
+    from kgan.export import export, export_meta
+
+    fast = export(run_dir[0], str(tmp_path / "bf16"), griffin_lim_iters=4, compute="bfloat16", weights="float16")
+    assert forbidden_ops(fast) == []
+    assert export_meta(fast)["compute"] == "bfloat16" and export_meta(exported[0])["compute"] == "float32"
+    # the convolutions run in bfloat16 (and only there: the features, plan and phase stay float32)
+    assert tf.bfloat16.as_datatype_enum in _node_dtypes(fast, "Conv2D")
+    assert tf.bfloat16.as_datatype_enum not in _node_dtypes(exported[0], "Conv2D")
+    assert tf.bfloat16.as_datatype_enum not in _node_dtypes(fast, "RFFT") | _node_dtypes(fast, "Log")
+    windows = np.random.default_rng(4).uniform(-1, 1, (3, 128, 32, 1)).astype(np.float32)
+
+    def spectrogram(path):
+        model, _, _ = load(path)
+        out = model.signatures["spectrogram"](vocal_spectrogram=windows)["accompaniment_spectrogram"]
+        return out.dtype, out.numpy()
+
+    (dtype, a), (_, b) = spectrogram(exported[0]), spectrogram(fast)
+    assert dtype == tf.float32 and a.shape == b.shape
+    # bfloat16 keeps 8 bits of mantissa: close, not equal (the tiny model's output moves by ~1e-3)
+    assert 0 < np.mean(np.abs(a - b)) < 0.01 and np.max(np.abs(a - b)) < 0.1
+    # exported again in float32, its weights are the source's float16 values: back to the float16 export
+    again = export(fast, str(tmp_path / "again"), griffin_lim_iters=4, weights="float16")
+    half = export(run_dir[0], str(tmp_path / "half"), griffin_lim_iters=4, weights="float16")
+    np.testing.assert_array_equal(spectrogram(again)[1], spectrogram(half)[1])
+    with pytest.raises(ValueError, match="compute must be one of"):
+        export(run_dir[0], str(tmp_path / "bad"), compute="float16")
+
+
 def _stems(folder, name, vocal, accompaniment, rate, style=None, split="val"):
     import json
 
