@@ -3,8 +3,8 @@
     python benchmarks/stages.py [--seconds 10] [--model EXPORT]
 
 Times (best of 3, after a warm-up) each stage of ``kgan.inference.Generate`` built with the export's
-config (a freshly initialised generator and chord network: speed does not depend on the weights),
-on oneDNN's kernels as
+config (a freshly initialised generator and chord network: speed does not depend on the weights;
+in bfloat16 for an export made with ``--compute bfloat16``), on oneDNN's kernels as
 ``kgan generate`` and ``kgan serve`` run them (``TF_ENABLE_ONEDNN_OPTS=0`` for TensorFlow's own), and the SavedModel's ``serving_default`` end to end:
 STFT and normalisation, the chord plan, the generator (in chunks of 8 windows, as exported, and in
 one call), the cross-fade, Griffin-Lim and, when the export has one, the high band
@@ -40,15 +40,19 @@ def main():
     import tensorflow as tf
 
     from kgan.chords import ChordNet
-    from kgan.export import export_meta, load
+    from kgan.export import StoredWeights, export_meta, load
     from kgan.high_band import HighBand
     from kgan.inference import Generate
     from kgan.models import UNetGenerator
 
     saved, cfg, _ = load(args.model)
-    bands = export_meta(args.model).get("high_band")
+    meta = export_meta(args.model)
+    bands = meta.get("high_band")
     planned = cfg.model.vocal_input == "plan"
-    pipe = Generate(UNetGenerator.from_kgan_config(cfg), cfg, 16, chord_net=ChordNet() if planned else None)
+    generator = UNetGenerator.from_kgan_config(cfg)
+    if meta.get("compute") == "bfloat16":  # as the export runs it (kgan export --compute bfloat16)
+        generator = StoredWeights(generator, meta["weights"], "mixed_bfloat16")
+    pipe = Generate(generator, cfg, 16, chord_net=ChordNet() if planned else None)
     rate = cfg.audio.sample_rate
     t = np.arange(int(args.seconds * rate)) / rate
     vocal = tf.constant((0.3 * np.sin(2 * np.pi * 440 * t * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))))

@@ -98,6 +98,15 @@ def _find_mixes(paths, where: str = "") -> tuple[list, list[str]]:
     return songs, errors
 
 
+def compute_option(command):
+    """``--compute auto|float32|bfloat16``: which of an export's signatures runs (``kgan.export.signature_for``)."""
+    return click.option(
+        "--compute", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
+        help="Run an export's bfloat16 twin (kgan export --compute both) where it has one: 'auto' does on a "
+             "CPU with bf16 dot products (AVX512_BF16, AMX) under oneDNN's kernels; float32 never. With --server, "
+             "the server decides.")(command)
+
+
 def _pretrained() -> str:
     """The export base of the model that ships with kgan, or one line saying this build has none."""
     from kgan import pretrained
@@ -387,10 +396,13 @@ def _check_data_config(cfg, data_dir):
               help="Export this checkpoint of RUN_DIR/checkpoints instead of the newest.")
 @click.option("--weights", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
               help="How the generator's weights are stored; float16 halves the export, the arithmetic stays float32.")
-@click.option("--compute", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
+@click.option("--compute", type=click.Choice(["float32", "bfloat16", "both"]), default="float32",
+              show_default=True,
               help="The generator's arithmetic. bfloat16 is about 2x faster on a CPU with AVX512_BF16 under "
                    "oneDNN's kernels (kgan generate and serve use them), and far slower where TensorFlow's own "
-                   "kernels emulate it.")
+                   "kernels emulate it. both: float32 signatures plus their bfloat16 twins (serving_bfloat16, "
+                   "spectrogram_bfloat16) on the same stored weights, which kgan generate/serve/evaluate run where "
+                   "the CPU computes bfloat16 at speed.")
 @click.option("--phase", type=click.Choice(["griffin-lim", "vocoder"]), default="griffin-lim", show_default=True,
               help="How the waveform is made from the generated magnitudes: fast Griffin-Lim, or the learned "
                    "vocoder given by --vocoder (kgan vocoder train).")
@@ -430,7 +442,7 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_ini
       kgan export runs/chorales exports/kgan-voc --phase vocoder --vocoder runs/vocoder
       kgan export runs/plan exports/kgan-plan --chords runs/chords
       kgan export runs/chorales exports/kgan-fast --overlap 0.25
-      kgan export kgan/pretrained/export/1 exports/kgan-bf16 --weights float16 --compute bfloat16
+      kgan export kgan/pretrained/export/1 exports/kgan-bf16 --weights float16 --compute both
       kgan export kgan/pretrained/export/1 exports/kgan-new-chords --weights float16 --chords runs/chords
       kgan export runs/corpus exports/kgan --calibrate-levels data/corpus
       kgan corpus build data/corpus-44k --preset fullband --chorales 40 --folk 160 --jobs 2
@@ -459,7 +471,10 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_ini
     bad = forbidden_ops(path)
     if bad:
         raise click.ClickException(f"{path}: graph holds ops stock TF Serving lacks: {', '.join(bad)}")
-    click.echo(f"exported {path} (signatures: serving_default, spectrogram, metadata)")
+    from kgan.export import BFLOAT16_SIGNATURES
+
+    names = ["serving_default", "spectrogram", "metadata", *(BFLOAT16_SIGNATURES.values() if compute == "both" else [])]
+    click.echo(f"exported {path} (signatures: {', '.join(names)})")
 
 
 @main.command()
@@ -485,9 +500,10 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_ini
 @click.option("--from-mix", "from_mix", type=click.Choice(["simm", "repet-sim"]), default=None,
               help="The files are finished songs: separate each one's vocal first (as `kgan separate`, written "
                    "as <name>_vocals.wav) and accompany that.")
+@compute_option
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, style, bpm, meter_signature, downbeat,
-             from_mix, no_progress):
+             from_mix, compute, no_progress):
     """Generate the accompaniment of each VOCAL file (wav, flac, mp3, ogg; any rate or channels).
 
     Writes <name>_accompaniment.wav, <name>_remix.wav (vocal + accompaniment) and
@@ -532,7 +548,7 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, styl
             raise click.ClickException(f"{server}: {e.code().name}: {e.details()}") from None
     else:
         try:
-            model = LocalModel(model_dir)
+            model = LocalModel(model_dir, compute=compute)
         except FileNotFoundError as e:
             raise click.ClickException(str(e)) from None
     try:
@@ -557,7 +573,8 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, styl
 @click.option("--max-seconds", type=FiniteRange(min=0.0, min_open=True, max=3600.0), default=300.0,
               show_default=True, help="Most work accepted in one request, in seconds of audio (priced in "
                                       "generator windows over the whole batch; longer songs: send chunks).")
-def serve(export_base, port, host, model_name, max_seconds):
+@compute_option
+def serve(export_base, port, host, model_name, max_seconds, compute):
     """Serve EXPORT_BASE over gRPC with TF Serving's PredictionService (Predict, GetModelMetadata).
 
     The newest numeric version folder is served, as TF Serving does; without EXPORT_BASE,
@@ -576,7 +593,7 @@ def serve(export_base, port, host, model_name, max_seconds):
     from kgan.server import serve as start
 
     try:
-        server, bound = start(export_base, host, port, model_name, max_seconds=max_seconds)
+        server, bound = start(export_base, host, port, model_name, max_seconds=max_seconds, compute=compute)
     except (FileNotFoundError, OSError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"serving {model_name!r} from {export_base} on {host}:{bound} (Ctrl-C stops)", err=True)
@@ -614,9 +631,10 @@ def serve(export_base, port, host, model_name, max_seconds):
 @click.option("--grid", "told_grid", is_flag=True,
               help="Tell every model whose chord network takes a beat grid each song's own (its song.json's tempo, "
                    "meter and pickup), as a user would with generate --bpm/--meter/--downbeat.")
+@compute_option
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds, style, style_check, style_reference,
-             told_grid, no_progress):
+             told_grid, compute, no_progress):
     """Score generated accompaniments against the true ones, with baselines through the same code.
 
     MODEL is an export (EXPORT_BASE or EXPORT_BASE/N; default: the pretrained model).
@@ -651,7 +669,7 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
         return lambda vocal, r: generate_song(m, vocal, r, at_input_rate=True)
 
     try:  # every model first, so a bad --compare fails before any work
-        model = LocalModel(model_path)
+        model = LocalModel(model_path, compute=compute)
         if (style == "label" or style_check) and not model.style_names:
             raise click.UsageError(f"{model.path} is not style-conditioned: --style label and --style-check need "
                                    "a model trained with model.styles")
@@ -660,7 +678,7 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
             name, sep, path = item.partition("=")
             if not sep:
                 raise click.UsageError(f"--compare expects NAME=EXPORT. Received: {item!r}")
-            compared[name] = LocalModel(path)
+            compared[name] = LocalModel(path, compute=compute)
         if style not in (None, "label"):  # every style-conditioned model plays the asked-for style
             for m in [model, *compared.values()]:
                 if m is model or m.style_names:

@@ -25,7 +25,12 @@ graph, so the arithmetic stays float32 (``StoredWeights``). With
 ``compute="bfloat16"`` the generator's arithmetic runs in bfloat16 (Keras'
 ``mixed_bfloat16`` policy on the same weights): about twice as fast on a CPU
 with AVX512_BF16 through oneDNN's kernels, and far slower where a server runs
-TensorFlow's own kernels, which emulate it.
+TensorFlow's own kernels, which emulate it. ``compute="both"`` keeps float32 in
+``serving_default`` and ``spectrogram`` and adds their bfloat16 twins,
+``serving_bfloat16`` and ``spectrogram_bfloat16``, on the same stored weights
+(no larger): stock TF Serving runs the float32 ones unless a request names a
+twin, and ``kgan generate``/``kgan serve`` run the twins where
+``bfloat16_native()`` (``signature_for``).
 ``assets/kgan_config.json`` carries the config (and the Griffin-Lim iterations and
 the weight precision); ``assets.extra/tf_serving_warmup_requests``
 holds warm-up requests for TF Serving. Keras' own export routes are not used:
@@ -47,12 +52,14 @@ from kgan.inference import Generate
 
 __all__ = ["export", "restore_generator", "restore_from_export", "is_export", "export_meta", "load", "forbidden_ops",
            "StoredWeights", "EXPORT_CONFIG", "MODEL_NAME", "WEIGHT_DTYPES",
-           "COMPUTE_DTYPES"]
+           "COMPUTE_DTYPES", "BFLOAT16_SIGNATURES", "bfloat16_native", "signature_for"]
 
 EXPORT_CONFIG = "kgan_config.json"
 MODEL_NAME = "kgan"
 WEIGHT_DTYPES = ("float32", "float16")
-COMPUTE_DTYPES = ("float32", "bfloat16")
+COMPUTE_DTYPES = ("float32", "bfloat16", "both")
+# with compute="both": each signature's bfloat16 twin, on the same stored weights
+BFLOAT16_SIGNATURES = {"serving_default": "serving_bfloat16", "spectrogram": "spectrogram_bfloat16"}
 
 
 class StoredWeights(tf.Module):
@@ -75,12 +82,26 @@ class StoredWeights(tf.Module):
                      for i, v in enumerate(model.trainable_variables)]
         self.full = [tf.Variable(v.value, trainable=False, name=f"s{i}")
                      for i, v in enumerate(model.non_trainable_variables)]
+        self._use(model, policy)
+
+    def twin(self, policy: str) -> "StoredWeights":
+        """The same stored variables (saved once) run by a twin of the model built under ``policy``."""
+        other = object.__new__(StoredWeights)
+        tf.Module.__init__(other, name=f"{self.name}_{policy}")
+        other.half, other.full = self.half, self.full
+        other._use(self._source, policy)
+        return other
+
+    def _use(self, model, policy: str) -> None:
+        object.__setattr__(self, "_source", model)  # untracked, as the model that runs: neither is saved
         if policy != "float32":
             from kgan.training import dtype_policy
 
             with dtype_policy(policy):
-                model = type(model).from_config(model.get_config())
-        object.__setattr__(self, "_model", model)  # untracked: its float32 variables are not saved
+                twin = type(model).from_config(model.get_config())
+            _share_constants(self._source, twin)
+            model = twin
+        object.__setattr__(self, "_model", model)
         self.styles = getattr(model, "styles", 0)
 
     def __call__(self, inputs, training=False):
@@ -91,57 +112,35 @@ class StoredWeights(tf.Module):
         return outputs
 
 
+def _share_constants(source, twin) -> None:
+    """Point the twin's weight-free layers (``kgan.features.VocalFeatures``: 1 MB matrices) at the source's
+    constant tensors, so an export that holds both graphs stores each matrix once."""
+    for mine, theirs in zip(twin.layers, source.layers):
+        if not mine.weights:
+            for key, value in vars(theirs).items():
+                if isinstance(value, tf.Tensor) and isinstance(getattr(mine, key, None), tf.Tensor):
+                    object.__setattr__(mine, key, value)
+
+
 class ServingModule(tf.Module):
     def __init__(self, generator, config: Config, griffin_lim_iters: int, config_path: str, vocoder=None,
                  griffin_lim_init: str = "random", chord_net=None, chord_decoding: str = "argmax",
-                 level_gains_db=None, high_band=None):
+                 level_gains_db=None, high_band=None, bfloat16_generator=None):
         super().__init__(name="kgan")
-        self.pipeline = Generate(generator, config, griffin_lim_iters, vocoder=vocoder,
-                                 griffin_lim_init=griffin_lim_init, chord_net=chord_net,
-                                 chord_decoding=chord_decoding, level_gains_db=level_gains_db, high_band=high_band)
+
+        def pipeline(runner):
+            return Generate(runner, config, griffin_lim_iters, vocoder=vocoder, griffin_lim_init=griffin_lim_init,
+                            chord_net=chord_net, chord_decoding=chord_decoding, level_gains_db=level_gains_db,
+                            high_band=high_band)
+
+        self.pipeline = pipeline(generator)
         self.config_asset = tf.saved_model.Asset(config_path)
         bins, frames = config.stft.num_bins, config.window.frames
-
-        any_style = tf.constant([0], tf.int32)
-        style_spec = tf.TensorSpec([None], tf.int32, name="style")
-        vocal_spec = tf.TensorSpec([None, None], tf.float32, name="vocal")
-        # an optional beat grid for a chord network that takes one: zeros, unknown, by default
-        unknown_meter = tf.zeros([1, 3], tf.float32)
-        meter_spec = tf.TensorSpec([None, 3], tf.float32, name="meter")
-
-        def served(vocal, style=None, meter=None):
-            return {"accompaniment": tf.identity(self.pipeline(vocal, style, meter), name="accompaniment")}
-
-        if self.pipeline.styled and self.pipeline.gridded:
-            @tf.function(input_signature=[vocal_spec, style_spec, meter_spec])
-            def serve(vocal, style=any_style, meter=unknown_meter):
-                return served(vocal, style, meter)
-        elif self.pipeline.gridded:
-            @tf.function(input_signature=[vocal_spec, meter_spec])
-            def serve(vocal, meter=unknown_meter):
-                return served(vocal, None, meter)
-        elif self.pipeline.styled:  # an optional style: requests without one get 0, "any" (signature defaults)
-            @tf.function(input_signature=[vocal_spec, style_spec])
-            def serve(vocal, style=any_style):
-                return served(vocal, style)
-        else:
-            @tf.function(input_signature=[vocal_spec])
-            def serve(vocal):
-                return served(vocal)
-
-        if self.pipeline.styled:
-
-            @tf.function(input_signature=[tf.TensorSpec([None, bins, frames, 1], tf.float32, name="vocal_spectrogram"),
-                                          style_spec])
-            def spectrogram(vocal_spectrogram, style=any_style):
-                ids = self.pipeline.batch_styles(style, tf.shape(vocal_spectrogram)[0])
-                out = self.pipeline.generator([self.pipeline.with_plan(vocal_spectrogram), ids], training=False)
-                return {"accompaniment_spectrogram": tf.identity(out, name="accompaniment_spectrogram")}
-        else:
-            @tf.function(input_signature=[tf.TensorSpec([None, bins, frames, 1], tf.float32, name="vocal_spectrogram")])
-            def spectrogram(vocal_spectrogram):
-                out = self.pipeline.generator(self.pipeline.with_plan(vocal_spectrogram), training=False)
-                return {"accompaniment_spectrogram": tf.identity(out, name="accompaniment_spectrogram")}
+        self.serve, self.spectrogram = _signature_functions(self.pipeline, bins, frames)
+        if bfloat16_generator is not None:  # the same graph around a twin generator (BFLOAT16_SIGNATURES)
+            self.pipeline_bfloat16 = pipeline(bfloat16_generator)
+            self.serve_bfloat16, self.spectrogram_bfloat16 = _signature_functions(self.pipeline_bfloat16, bins,
+                                                                                  frames)
 
         rate = config.audio.sample_rate
         output_rate = rate if high_band is None else 2 * rate
@@ -158,9 +157,91 @@ class ServingModule(tf.Module):
                     "bins": tf.fill(n, tf.constant(bins, tf.int64)),
                     "styles": tf.fill(n, tf.constant(style_names))}
 
-        self.serve = serve
-        self.spectrogram = spectrogram
         self.metadata = metadata
+
+    def signatures(self) -> dict:
+        names = {"serving_default": self.serve, "spectrogram": self.spectrogram, "metadata": self.metadata}
+        if hasattr(self, "pipeline_bfloat16"):
+            names.update({BFLOAT16_SIGNATURES["serving_default"]: self.serve_bfloat16,
+                          BFLOAT16_SIGNATURES["spectrogram"]: self.spectrogram_bfloat16})
+        return names
+
+
+def _signature_functions(pipeline: Generate, bins: int, frames: int):
+    """``serving_default`` and ``spectrogram`` of one ``Generate`` pipeline, as traced functions."""
+    any_style = tf.constant([0], tf.int32)
+    style_spec = tf.TensorSpec([None], tf.int32, name="style")
+    vocal_spec = tf.TensorSpec([None, None], tf.float32, name="vocal")
+    # an optional beat grid for a chord network that takes one: zeros, unknown, by default
+    unknown_meter = tf.zeros([1, 3], tf.float32)
+    meter_spec = tf.TensorSpec([None, 3], tf.float32, name="meter")
+
+    def served(vocal, style=None, meter=None):
+        return {"accompaniment": tf.identity(pipeline(vocal, style, meter), name="accompaniment")}
+
+    if pipeline.styled and pipeline.gridded:
+        @tf.function(input_signature=[vocal_spec, style_spec, meter_spec])
+        def serve(vocal, style=any_style, meter=unknown_meter):
+            return served(vocal, style, meter)
+    elif pipeline.gridded:
+        @tf.function(input_signature=[vocal_spec, meter_spec])
+        def serve(vocal, meter=unknown_meter):
+            return served(vocal, None, meter)
+    elif pipeline.styled:  # an optional style: requests without one get 0, "any" (signature defaults)
+        @tf.function(input_signature=[vocal_spec, style_spec])
+        def serve(vocal, style=any_style):
+            return served(vocal, style)
+    else:
+        @tf.function(input_signature=[vocal_spec])
+        def serve(vocal):
+            return served(vocal)
+
+    spectrogram_spec = tf.TensorSpec([None, bins, frames, 1], tf.float32, name="vocal_spectrogram")
+    if pipeline.styled:
+        @tf.function(input_signature=[spectrogram_spec, style_spec])
+        def spectrogram(vocal_spectrogram, style=any_style):
+            ids = pipeline.batch_styles(style, tf.shape(vocal_spectrogram)[0])
+            out = pipeline.generator([pipeline.with_plan(vocal_spectrogram), ids], training=False)
+            return {"accompaniment_spectrogram": tf.identity(out, name="accompaniment_spectrogram")}
+    else:
+        @tf.function(input_signature=[spectrogram_spec])
+        def spectrogram(vocal_spectrogram):
+            out = pipeline.generator(pipeline.with_plan(vocal_spectrogram), training=False)
+            return {"accompaniment_spectrogram": tf.identity(out, name="accompaniment_spectrogram")}
+
+    return serve, spectrogram
+
+
+def bfloat16_native() -> bool:
+    """Whether this process computes bfloat16 at speed: oneDNN's kernels on, and a CPU with bf16 dot products.
+
+    TensorFlow's own kernels emulate bfloat16 (about 12x slower than float32); oneDNN uses AVX512_BF16 or
+    AMX where the CPU has them (Linux: ``/proc/cpuinfo`` flags ``avx512_bf16``, ``amx_bf16``).
+    """
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("0", "false"):
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return bool({"avx512_bf16", "amx_bf16"} & set(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return False
+
+
+def signature_for(name: str, available, compute: str = "auto") -> str:
+    """The signature that runs ``name`` (``serving_default``, ``spectrogram``) in this process.
+
+    ``compute``: ``auto`` takes the export's bfloat16 twin (``kgan export --compute both``) where
+    ``bfloat16_native()``; ``bfloat16`` takes it wherever it exists; ``float32`` never.
+    """
+    if compute not in ("auto", "float32", "bfloat16"):
+        raise ValueError(f"compute must be 'auto', 'float32' or 'bfloat16'. Received: {compute!r}")
+    twin = BFLOAT16_SIGNATURES.get(name)
+    if twin is None or twin not in available or compute == "float32":
+        return name
+    return twin if compute == "bfloat16" or bfloat16_native() else name
 
 
 def _warmup_requests(path: str, rate: int, frames_per_window: int, bins: int) -> None:
@@ -254,10 +335,11 @@ def restore_from_export(export_dir: str):
     config = Config.from_dict(meta["config"])
     generator = UNetGenerator.from_kgan_config(config)
     reader = tf.train.load_checkpoint(os.path.join(export_dir, "variables", "variables"))
-    if meta.get("weights") == "float16" or meta.get("compute") == "bfloat16":  # StoredWeights' lists, in order
+    if meta.get("weights") == "float16" or meta.get("compute", "float32") != "float32":  # StoredWeights' lists
         for group, variables in (("half", generator.trainable_variables), ("full", generator.non_trainable_variables)):
-            for i, v in enumerate(variables):
-                _assign_stored(v, reader, [f"pipeline/generator/{group}/{i}/.ATTRIBUTES/VARIABLE_VALUE"], export_dir)
+            for i, v in enumerate(variables):  # in the model's own variable order; a twin's path may hold them
+                _assign_stored(v, reader, [f"{pipe}/generator/{group}/{i}/.ATTRIBUTES/VARIABLE_VALUE"
+                                           for pipe in ("pipeline", "pipeline_bfloat16")], export_dir)
     else:
         _assign_operations(generator, reader, "pipeline/generator", export_dir)
     chord_net = None
@@ -280,8 +362,10 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     (``restore_from_export``), keeping its chord network unless ``chords`` names another.
 
     ``weights``: ``float32``, or ``float16`` to store the generator's (and vocoder's) weights at half the
-    size. ``compute``: ``float32``, or ``bfloat16`` to run the generator's arithmetic in bfloat16 (fast on
-    oneDNN's kernels with AVX512_BF16, emulated and slow on TensorFlow's own). ``vocoder``: a ``kgan vocoder train`` folder whose network makes the waveform instead of
+    size. ``compute``: ``float32``; ``bfloat16`` to run the generator's arithmetic in bfloat16 (fast on
+    oneDNN's kernels with AVX512_BF16, emulated and slow on TensorFlow's own); or ``both``: float32 in
+    ``serving_default`` and ``spectrogram``, bfloat16 in their twins ``serving_bfloat16`` and
+    ``spectrogram_bfloat16`` on the same stored weights (``signature_for`` picks one). ``vocoder``: a ``kgan vocoder train`` folder whose network makes the waveform instead of
     Griffin-Lim (``--phase vocoder``). ``griffin_lim_init``: Griffin-Lim's starting phase, ``integrated``
     (``kgan.spectrogram.integrated_phase``) or ``random``. ``chords``: the ``kgan chords train`` folder
     whose ``ChordNet`` makes the plan of a ``model.vocal_input=plan`` generator (default ``run_dir/chords``), or
@@ -346,9 +430,11 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     final = os.path.join(export_base, str(version))
     if os.path.exists(final):
         raise FileExistsError(f"{final} exists; choose another --version")
-    served = generator
-    if weights == "float16" or compute == "bfloat16":
+    served, twin = generator, None
+    if weights == "float16" or compute != "float32":
         served = StoredWeights(generator, weights, "mixed_bfloat16" if compute == "bfloat16" else "float32")
+        if compute == "both":
+            twin = served.twin("mixed_bfloat16")
     if calibrate_levels is not None and is_export(calibrate_levels):  # another export's gains, e.g. its float32 twin
         levels = export_meta(calibrate_levels).get("level_calibration")
         if levels is None:
@@ -389,11 +475,9 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
                       f, indent=2, sort_keys=True)
         module = ServingModule(served, config, griffin_lim_iters, config_path, vocoder=phase,
                                griffin_lim_init=griffin_lim_init, chord_net=chord_net, chord_decoding=chord_decoding,
-                               level_gains_db=gains, high_band=upper)
+                               level_gains_db=gains, high_band=upper, bfloat16_generator=twin)
         model_dir = os.path.join(staging, "model")
-        tf.saved_model.save(module, model_dir,
-                            signatures={"serving_default": module.serve, "spectrogram": module.spectrogram,
-                                        "metadata": module.metadata})
+        tf.saved_model.save(module, model_dir, signatures=module.signatures())
         extra = os.path.join(model_dir, "assets.extra")
         os.makedirs(extra, exist_ok=True)
         _warmup_requests(os.path.join(extra, "tf_serving_warmup_requests"), config.audio.sample_rate,

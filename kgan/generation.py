@@ -27,15 +27,21 @@ def resolve_export(path: str) -> str:
 
 
 class LocalModel:
-    """The exported SavedModel run in this process; ``style`` (a name or id) for a style-conditioned one."""
+    """The exported SavedModel run in this process; ``style`` (a name or id) for a style-conditioned one.
 
-    def __init__(self, path: str, style: str | int | None = None):
+    ``compute``: which of an export's signatures runs (``kgan.export.signature_for``): ``auto``, ``float32``
+    or ``bfloat16``.
+    """
+
+    def __init__(self, path: str, style: str | int | None = None, compute: str = "auto"):
         from kgan.config import resolve_style
-        from kgan.export import export_meta, load
+        from kgan.export import export_meta, load, signature_for
 
         self.path = resolve_export(path)
         self.saved_model, self.config, _ = load(self.path)
-        self._serve = self.saved_model.signatures["serving_default"]
+        # serving_default, or its bfloat16 twin where this process computes bfloat16 at speed (kgan.export)
+        self.signature = signature_for("serving_default", self.saved_model.signatures, compute)
+        self._serve = self.saved_model.signatures[self.signature]
         self.sample_rate = self.config.audio.sample_rate  # of the vocal it takes
         # of the accompaniment it returns: twice the first with a high band (kgan.high_band)
         self.output_rate = int((export_meta(self.path).get("high_band") or {}).get("rate", self.sample_rate))

@@ -38,7 +38,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from kgan.config import window_hop
-from kgan.export import MODEL_NAME, export_meta
+from kgan.export import MODEL_NAME, export_meta, signature_for
 
 __all__ = ["PredictionService", "serve", "spawn", "MAX_MESSAGE_BYTES", "DEFAULT_MAX_SECONDS"]
 
@@ -59,7 +59,7 @@ class RequestError(Exception):
 class _Version:
     """One loaded export version: its signatures, their input specs and the config."""
 
-    def __init__(self, path: str, version: int):
+    def __init__(self, path: str, version: int, compute: str = "auto"):
         from tensorflow.core.protobuf import saved_model_pb2
 
         self.path, self.version = path, version
@@ -76,6 +76,8 @@ class _Version:
         with open(os.path.join(path, "saved_model.pb"), "rb") as f:
             proto.ParseFromString(f.read())
         self.signature_defs = dict(proto.meta_graphs[0].signature_def)
+        # the signature that answers each one: serving_default's bfloat16 twin where it runs at speed
+        self.runs = {name: signature_for(name, self.signature_defs, compute) for name in self.signature_defs}
 
     def windows(self, samples: int) -> int:
         """Generator windows one row of ``samples`` costs (as ``kgan.inference.Generate`` cuts it)."""
@@ -95,8 +97,10 @@ class _Version:
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, export_base: str, model_name: str = MODEL_NAME, max_seconds: float = DEFAULT_MAX_SECONDS):
-        self.export_base = export_base
+    def __init__(self, export_base: str, model_name: str = MODEL_NAME, max_seconds: float = DEFAULT_MAX_SECONDS,
+                 compute: str = "auto"):
+        signature_for("serving_default", (), compute)  # a bad value fails here, not at the first request
+        self.export_base, self.compute = export_base, compute
         self.model_name = model_name
         self.max_seconds = max_seconds
         self._versions: dict[int, _Version] = {}
@@ -115,7 +119,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def _load(self, version: int) -> _Version:
         with self._lock:
             if version not in self._versions:
-                self._versions[version] = _Version(os.path.join(self.export_base, str(version)), version)
+                self._versions[version] = _Version(os.path.join(self.export_base, str(version)), version,
+                                                   self.compute)
             return self._versions[version]
 
     def newest(self) -> _Version:
@@ -219,7 +224,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                                    f"Serving signature key {signature!r} not found; available: "
                                    f"{sorted(version.signature_defs)}")
             inputs, work = self._inputs(version, signature, request)
-            outputs = self._run(version.model.signatures[signature], inputs, work, context)
+            outputs = self._run(version.model.signatures[version.runs[signature]], inputs, work, context)
             wanted = set(request.output_filter) or set(outputs)
             unknown = wanted - set(outputs)
             if unknown:
@@ -368,10 +373,15 @@ def reply_bytes(max_seconds: float, sample_rate: int) -> int:
 
 
 def serve(export_base: str, host: str = "127.0.0.1", port: int = 8500, model_name: str = MODEL_NAME,
-          workers: int = 4, max_seconds: float = DEFAULT_MAX_SECONDS) -> tuple[grpc.Server, int]:
-    """Start the server (non-blocking); returns it and the bound port (``port=0`` picks a free one)."""
+          workers: int = 4, max_seconds: float = DEFAULT_MAX_SECONDS, compute: str = "auto") -> tuple[grpc.Server, int]:
+    """Start the server (non-blocking); returns it and the bound port (``port=0`` picks a free one).
+
+    ``compute``: which signature answers ``serving_default`` and ``spectrogram`` requests
+    (``kgan.export.signature_for``): their bfloat16 twins, where an export has them, with ``auto`` on a CPU
+    that computes bfloat16 at speed or always with ``bfloat16``; never with ``float32``.
+    """
     _allocate_large_buffers_with_mmap()
-    service = PredictionService(export_base, model_name, max_seconds)
+    service = PredictionService(export_base, model_name, max_seconds, compute)
     server = grpc.server(
         concurrent.futures.ThreadPoolExecutor(max_workers=workers),
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

@@ -358,3 +358,63 @@ def test_a_loud_accompaniment_is_written_whole_and_its_remix_is_not_clipped(run_
     scale = np.abs(accompaniment).max() / np.abs(served).max()
     np.testing.assert_allclose(accompaniment, served * scale, atol=2e-4)  # the same wave, one gain
     assert [n for n in os.listdir(tmp_path / "out") if n.startswith(".tmp-")] == []  # no scratch left
+
+
+@pytest.fixture(scope="module")
+def twin_export(run_dir, tmp_path_factory):
+    """The tiny run exported with ``compute="both"``: float32 signatures and their bfloat16 twins."""
+    from kgan.export import export
+
+    return export(run_dir[0], str(tmp_path_factory.mktemp("twin")), griffin_lim_iters=4, compute="both",
+                  weights="float16")
+
+
+def test_both_computes_share_one_copy_of_the_weights_and_match_the_single_exports(run_dir, twin_export, tmp_path):
+    from kgan.export import BFLOAT16_SIGNATURES, export
+
+    assert forbidden_ops(twin_export) == []
+    single = {c: export(run_dir[0], str(tmp_path / c), griffin_lim_iters=4, compute=c, weights="float16")
+              for c in ("float32", "bfloat16")}
+
+    def size(path):
+        return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(os.path.join(path, "variables"))
+                   for f in files)
+
+    assert size(twin_export) < 1.05 * size(single["float32"])  # the twin adds no weights
+    model, _, _ = load(twin_export)
+    assert set(BFLOAT16_SIGNATURES.values()) <= set(model.signatures)
+    windows = np.random.default_rng(5).uniform(-1, 1, (2, 128, 32, 1)).astype(np.float32)
+    x = (0.1 * np.random.default_rng(6).standard_normal((1, 6000))).astype(np.float32)
+    for name, twin in BFLOAT16_SIGNATURES.items():
+        arg = {"vocal_spectrogram": windows} if name == "spectrogram" else {"vocal": x}
+        ours = {sig: next(iter(model.signatures[sig](**arg).values())).numpy() for sig in (name, twin)}
+        theirs = {c: next(iter(load(single[c])[0].signatures[name](**arg).values())).numpy() for c in single}
+        np.testing.assert_array_equal(ours[name], theirs["float32"])
+        np.testing.assert_array_equal(ours[twin], theirs["bfloat16"])
+        assert not np.array_equal(ours[name], ours[twin])
+    again = export(twin_export, str(tmp_path / "again"), griffin_lim_iters=4, weights="float16")  # reads back
+    np.testing.assert_array_equal(load(again)[0].signatures["spectrogram"](vocal_spectrogram=windows)
+                                  ["accompaniment_spectrogram"].numpy(),
+                                  load(single["float32"])[0].signatures["spectrogram"](vocal_spectrogram=windows)
+                                  ["accompaniment_spectrogram"].numpy())
+
+
+def test_signature_for_takes_the_twin_only_where_bfloat16_runs_at_speed(twin_export, exported, monkeypatch):
+    from kgan import export as ex
+    from kgan.generation import LocalModel
+
+    twins = {"serving_default", "serving_bfloat16", "spectrogram", "spectrogram_bfloat16", "metadata"}
+    assert ex.signature_for("serving_default", twins, "bfloat16") == "serving_bfloat16"
+    assert ex.signature_for("spectrogram", twins, "float32") == "spectrogram"
+    assert ex.signature_for("metadata", twins, "bfloat16") == "metadata"
+    assert ex.signature_for("serving_default", {"serving_default"}, "bfloat16") == "serving_default"  # no twin
+    for native in (True, False):
+        monkeypatch.setattr(ex, "bfloat16_native", lambda: native)
+        assert ex.signature_for("serving_default", twins) == ("serving_bfloat16" if native else "serving_default")
+        assert LocalModel(twin_export).signature == ("serving_bfloat16" if native else "serving_default")
+        assert LocalModel(exported[0]).signature == "serving_default"
+    with pytest.raises(ValueError, match="compute must be"):
+        ex.signature_for("serving_default", twins, "float16")
+    monkeypatch.undo()
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # TensorFlow's own kernels emulate bfloat16: never auto
+    assert not ex.bfloat16_native()

@@ -145,3 +145,36 @@ def test_the_reply_cap_holds_the_longest_accepted_request_at_the_output_rate(rat
     assert reply.ByteSize() > MAX_MESSAGE_BYTES or output_rate == rate
     assert reply.ByteSize() <= reply_bytes(max_seconds, rate)
     assert reply_bytes(1.0, rate) == MAX_MESSAGE_BYTES
+
+
+def test_the_server_answers_with_the_twin_it_was_told_to_and_names_the_asked_signature(twin_export_base):
+    from kgan.export import load
+
+    x = (0.1 * np.random.default_rng(7).standard_normal((1, 4000))).astype(np.float32)
+    saved, _, _ = load(os.path.join(twin_export_base, "1"))
+    local = {sig: saved.signatures[sig](vocal=x)["accompaniment"].numpy()
+             for sig in ("serving_default", "serving_bfloat16")}
+    for compute, runs in (("float32", "serving_default"), ("bfloat16", "serving_bfloat16")):
+        srv, port = serve(twin_export_base, "127.0.0.1", 0, max_seconds=5.0, compute=compute)
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+                response = stub.Predict(_request(x), timeout=60)
+                assert response.model_spec.signature_name == "serving_default"
+                np.testing.assert_array_equal(tf.make_ndarray(response.outputs["accompaniment"]), local[runs])
+                named = stub.Predict(_request(x, signature="serving_bfloat16"), timeout=60)  # asked by name
+                np.testing.assert_array_equal(tf.make_ndarray(named.outputs["accompaniment"]),
+                                              local["serving_bfloat16"])
+        finally:
+            srv.stop(grace=None)
+    with pytest.raises(ValueError, match="compute must be"):
+        serve(twin_export_base, "127.0.0.1", 0, compute="fast")
+
+
+@pytest.fixture(scope="module")
+def twin_export_base(run_dir, tmp_path_factory):
+    from kgan.export import export
+
+    base = str(tmp_path_factory.mktemp("twin-base"))
+    export(run_dir[0], base, version=1, griffin_lim_iters=4, compute="both")
+    return base
