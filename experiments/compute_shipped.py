@@ -20,15 +20,14 @@ Every step is skipped when its output exists.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from _steps import ROOT, done, kgan  # noqa: E402
-from pretrained import PACKAGE, TESTS, install_with_section  # noqa: E402
-from recalibrate_shipped import report_table  # noqa: E402
+from pretrained import PACKAGE, TESTS  # noqa: E402
+from recalibrate_shipped import publish, report_table  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -58,16 +57,7 @@ def main(argv=None) -> None:
                "by float rounding only. `kgan evaluate` of the twin against the export before it (float32, each "
                "song in its own style; mean ± 95 % CI):", "",
                *report_table(out, rows=(("report", "model", "bfloat16 twin"), ("report", "shipped", "before"))), ""]
-    with open(f"{out}/compute.md", "w", encoding="utf-8") as f:
-        f.write("\n".join(section))
-    print("\n".join(section))
-    if not args.install:
-        return
-    evaluation = {test: {s: json.load(open(f"{out}/report-{test}/report.json"))["systems"][s]["summary"]
-                         for s in ("model", "shipped")} for test in TESTS}
-    install_with_section(f"{out}/export/1", section, "compute", {"signatures": "both", "evaluation": evaluation},
-                         model={"compute": "both"})
-
+    publish(out, "compute.md", section, args.install, "compute", {"signatures": "both"}, model={"compute": "both"})
 
 if __name__ == "__main__":
     sys.path.insert(0, ROOT)

@@ -90,15 +90,26 @@ def main(argv=None) -> None:
                "song's style (`kgan evaluate --compare` did not pass `--style label` on before 2026-12-03), so "
                "they do not compare precisions or plans; README, \"Evaluation\", has the soft plan measured "
                "again.", ""]
-    with open(f"{out}/levels.md", "w", encoding="utf-8") as f:
+    publish(out, "levels.md", section, args.install, "level_calibration", {"gains": levels},
+            model={"overlap": overlap})
+
+
+def publish(out: str, name: str, section: list[str], install: bool, key: str, value: dict,
+            model: dict | None = None) -> None:
+    """``section`` written to ``OUT/NAME`` and printed; with ``install``, ``OUT/export/1`` installed with it
+    (``install_with_section``), ``metrics.json[key]`` being ``value`` plus the model's and the shipped
+    export's summaries per test set (``evaluation``)."""
+    with open(f"{out}/{name}", "w", encoding="utf-8") as f:
         f.write("\n".join(section))
     print("\n".join(section))
-    if not args.install:
+    if not install:
         return
-    evaluation = {test: {s: json.load(open(f"{out}/report-{test}/report.json"))["systems"][s]["summary"]
-                         for s in ("model", "shipped")} for test in TESTS}
-    install_with_section(f"{out}/export/1", section, "level_calibration", {"gains": levels, "evaluation": evaluation},
-                         model={"overlap": overlap})
+    evaluation = {}
+    for test in TESTS:
+        with open(f"{out}/report-{test}/report.json", encoding="utf-8") as f:
+            systems = json.load(f)["systems"]
+        evaluation[test] = {s: systems[s]["summary"] for s in ("model", "shipped")}
+    install_with_section(f"{out}/export/1", section, key, {**value, "evaluation": evaluation}, model=model)
 
 if __name__ == "__main__":
     sys.path.insert(0, ROOT)

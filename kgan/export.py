@@ -365,8 +365,8 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     size. ``compute``: ``float32``; ``bfloat16`` to run the generator's arithmetic in bfloat16 (fast on
     oneDNN's kernels with AVX512_BF16, emulated and slow on TensorFlow's own); or ``both``: float32 in
     ``serving_default`` and ``spectrogram``, bfloat16 in their twins ``serving_bfloat16`` and
-    ``spectrogram_bfloat16`` on the same stored weights (``signature_for`` picks one). ``vocoder``: a ``kgan vocoder train`` folder whose network makes the waveform instead of
-    Griffin-Lim (``--phase vocoder``). ``griffin_lim_init``: Griffin-Lim's starting phase, ``integrated``
+    ``spectrogram_bfloat16`` on the same stored weights (``signature_for`` picks one). ``vocoder``: a
+    ``kgan vocoder train`` folder whose network makes the waveform instead of Griffin-Lim (``--phase vocoder``). ``griffin_lim_init``: Griffin-Lim's starting phase, ``integrated``
     (``kgan.spectrogram.integrated_phase``) or ``random``. ``chords``: the ``kgan chords train`` folder
     whose ``ChordNet`` makes the plan of a ``model.vocal_input=plan`` generator (default ``run_dir/chords``), or
     an export whose chord network is taken;
