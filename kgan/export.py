@@ -28,7 +28,7 @@ with AVX512_BF16 through oneDNN's kernels, and far slower where a server runs
 TensorFlow's own kernels, which emulate it. ``compute="both"`` keeps float32 in
 ``serving_default`` and ``spectrogram`` and adds their bfloat16 twins,
 ``serving_bfloat16`` and ``spectrogram_bfloat16``, on the same stored weights
-(no larger): stock TF Serving runs the float32 ones unless a request names a
+(no second copy of them): stock TF Serving runs the float32 ones unless a request names a
 twin, and ``kgan generate``/``kgan serve`` run the twins where
 ``bfloat16_native()`` (``signature_for``).
 ``assets/kgan_config.json`` carries the config (and the Griffin-Lim iterations and
