@@ -104,7 +104,7 @@ def compute_option(command):
         "--compute", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
         help="Run an export's bfloat16 twin (kgan export --compute both) where it has one: 'auto' does on a "
              "CPU with bf16 dot products (AVX512_BF16, AMX) under oneDNN's kernels; float32 never. With --server, "
-             "the server decides.")(command)
+             "bfloat16 asks for the twin by name, and otherwise the server decides.")(command)
 
 
 def _pretrained() -> str:
@@ -544,6 +544,10 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, styl
 
         try:
             model = RemoteModel(server, model_name)
+            if compute == "bfloat16":  # ask for the twin by name (stock TF Serving answers what it is asked)
+                from kgan.export import signature_for
+
+                model.signature = signature_for("serving_default", model.signatures(), compute)
         except grpc.RpcError as e:
             raise click.ClickException(f"{server}: {e.code().name}: {e.details()}") from None
     else:

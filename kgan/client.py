@@ -46,6 +46,8 @@ class RemoteModel:
         self.style_names = tuple(n for n in names.split(",") if n)
         self.style = resolve_style(self.style_names, style)
         self.meter = None  # the song's beat grid (set_meter); None: the signature's default, unknown
+        # the signature songs go to: serving_default, or a twin of it such as serving_bfloat16 (kgan.export)
+        self.signature = "serving_default"
 
     def set_style(self, style: str | int | None) -> None:
         """Choose the style by name or id (None: the server's default, "any"); ValueError lists the valid ones."""
@@ -100,7 +102,7 @@ class RemoteModel:
             inputs["style"] = np.array([self.style], np.int32)
         if self.meter is not None:  # otherwise the signature's default, unknown
             inputs["meter"] = meter_input(self.meter, start_seconds)
-        return self.predict(inputs)["accompaniment"]
+        return self.predict(inputs, self.signature)["accompaniment"]
 
     def close(self):
         self.channel.close()

@@ -168,15 +168,16 @@ def assert_rejected(port, inputs, text):
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and text in info.value.details()
 
 
-def generate_served_and_local(export_base, tmp_path, clip=None):
-    """``kgan generate CLIP`` through ``kgan serve EXPORT_BASE`` (a subprocess) and locally on the same export,
-    into ``tmp_path/remote`` and ``tmp_path/local``; asserts both succeed and their WAVs are byte-identical."""
+def generate_served_and_local(export_base, tmp_path, clip=None, server_args=(), generate_args=()):
+    """``kgan generate CLIP`` through ``kgan serve EXPORT_BASE [SERVER_ARGS]`` (a subprocess) and locally on the
+    same export, both with ``GENERATE_ARGS``, into ``tmp_path/remote`` and ``tmp_path/local``; asserts both
+    succeed and their WAVs are byte-identical."""
     import subprocess
     import sys
 
     clip = clip or REAL_MP3
-    proc, target = start_server(export_base)
-    common = [clip, "--chunk-seconds", "4", "--no-progress"]
+    proc, target = start_server(export_base, *server_args)
+    common = [clip, "--chunk-seconds", "4", "--no-progress", *generate_args]
     try:
         remote = subprocess.run([sys.executable, "-m", "cli.main", "generate", *common, "-o", str(tmp_path / "remote"),
                                  "--server", target], capture_output=True, text=True, timeout=300)

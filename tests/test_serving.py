@@ -165,6 +165,10 @@ def test_the_server_answers_with_the_twin_it_was_told_to_and_names_the_asked_sig
                 named = stub.Predict(_request(x, signature="serving_bfloat16"), timeout=60)  # asked by name
                 np.testing.assert_array_equal(tf.make_ndarray(named.outputs["accompaniment"]),
                                               local["serving_bfloat16"])
+            client = RemoteModel(f"127.0.0.1:{port}")  # kgan generate --server --compute bfloat16 asks so
+            client.signature = "serving_bfloat16"
+            np.testing.assert_array_equal(client(x), local["serving_bfloat16"])
+            client.close()
         finally:
             srv.stop(grace=None)
     with pytest.raises(ValueError, match="compute must be"):
@@ -178,3 +182,11 @@ def twin_export_base(run_dir, tmp_path_factory):
     base = str(tmp_path_factory.mktemp("twin-base"))
     export(run_dir[0], base, version=1, griffin_lim_iters=4, compute="both")
     return base
+
+
+def test_generate_asks_a_server_for_the_twin_by_name_with_compute_bfloat16(twin_export_base, tmp_path):
+    # the server, told float32, answers serving_default in float32: only a request naming the twin gets
+    # bfloat16, which must then equal local generation in bfloat16 byte for byte
+    generate_served_and_local(twin_export_base, tmp_path, server_args=["--compute", "float32"],
+                              generate_args=["--compute", "bfloat16"])
+
