@@ -25,9 +25,8 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _steps import ROOT, done, kgan  # noqa: E402
-from pretrained import PACKAGE, TESTS  # noqa: E402
-from recalibrate_shipped import publish, report_table  # noqa: E402
+from _steps import ROOT  # noqa: E402
+from recalibrate_shipped import publish, reexport_and_compare, report_table  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -37,15 +36,7 @@ def main(argv=None) -> None:
     parser.add_argument("--install", action="store_true")
     args = parser.parse_args(argv)
     out = os.path.abspath(args.out)
-    installed = os.path.join(PACKAGE, "export", "1")
-    if not done(f"{out}/export/1"):
-        kgan("export", installed, f"{out}/export", "--weights", "float16", "--compute", "both")
-    for test in TESTS:
-        if not done(f"{out}/report-{test}/report.json"):
-            kgan("evaluate", f"{out}/export/1", f"{args.tests}/test-{test}", "-o", f"{out}/report-{test}",
-                 "--split", "" if test == "musdb-real" else "test", "--baselines", "", "--style", "label",
-                 "--compute", "bfloat16", "--compare", f"shipped={installed}", "--no-progress",
-                 log=f"{out}/evaluate.log")
+    reexport_and_compare(out, args.tests, ["--compute", "both"], ["--compute", "bfloat16"])
     section = ["## bfloat16 twin", "",
                "The export was made again from its own stored weights with `kgan export ... --compute both` "
                "(`experiments/compute_shipped.py`). `serving_default` and `spectrogram` still compute in float32, "

@@ -64,15 +64,8 @@ def main(argv=None) -> None:
     parser.add_argument("--install", action="store_true")
     args = parser.parse_args(argv)
     out = os.path.abspath(args.out)
-    installed = os.path.join(PACKAGE, "export", "1")
-    if not done(f"{out}/export/1"):
-        kgan("export", installed, f"{out}/export", "--weights", "float16", "--calibrate-levels", args.corpus,
-             *(["--overlap", args.overlap] if args.overlap is not None else []))
-    for test in TESTS:
-        if not done(f"{out}/report-{test}/report.json"):
-            kgan("evaluate", f"{out}/export/1", f"{args.tests}/test-{test}", "-o", f"{out}/report-{test}",
-                 "--split", "" if test == "musdb-real" else "test", "--baselines", "", "--style", "label",
-                 "--compare", f"shipped={installed}", "--no-progress", log=f"{out}/evaluate.log")
+    reexport_and_compare(out, args.tests, ["--calibrate-levels", args.corpus,
+                                           *(["--overlap", args.overlap] if args.overlap is not None else [])])
     with open(f"{out}/export/1/assets/kgan_config.json", encoding="utf-8") as f:
         meta = json.load(f)
     levels, overlap = meta["level_calibration"], meta["config"]["window"]["overlap"]
@@ -92,6 +85,20 @@ def main(argv=None) -> None:
                "again.", ""]
     publish(out, "levels.md", section, args.install, "level_calibration", {"gains": levels},
             model={"overlap": overlap})
+
+
+def reexport_and_compare(out: str, tests: str, export_args: list, evaluate_args: tuple = ()) -> None:
+    """``kgan export`` of the installed export to ``OUT/export`` (float16 weights, ``export_args``), then
+    ``kgan evaluate`` of it against the installed one on each of ``TESTS`` (``tests/test-*``), each song in its
+    own style, into ``OUT/report-TEST``; each step skipped when its output exists."""
+    installed = os.path.join(PACKAGE, "export", "1")
+    if not done(f"{out}/export/1"):
+        kgan("export", installed, f"{out}/export", "--weights", "float16", *export_args)
+    for test in TESTS:
+        if not done(f"{out}/report-{test}/report.json"):
+            kgan("evaluate", f"{out}/export/1", f"{tests}/test-{test}", "-o", f"{out}/report-{test}",
+                 "--split", "" if test == "musdb-real" else "test", "--baselines", "", "--style", "label",
+                 *evaluate_args, "--compare", f"shipped={installed}", "--no-progress", log=f"{out}/evaluate.log")
 
 
 def publish(out: str, name: str, section: list[str], install: bool, key: str, value: dict,
