@@ -244,15 +244,15 @@ def signature_for(name: str, available, compute: str = "auto") -> str:
     return twin if compute == "bfloat16" or bfloat16_native() else name
 
 
-def _warmup_requests(path: str, rate: int, frames_per_window: int, bins: int) -> None:
-    """A TFRecord of PredictionLogs TF Serving replays at load time (one per signature)."""
+def _warmup_requests(path: str, rate: int, frames_per_window: int, bins: int, signatures) -> None:
+    """A TFRecord of PredictionLogs TF Serving replays at load time (one per signature that generates)."""
     import numpy as np
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-    requests = [
-        ("serving_default", "vocal", np.zeros((1, rate), np.float32)),
-        ("spectrogram", "vocal_spectrogram", -np.ones((1, bins, frames_per_window, 1), np.float32)),
-    ]
+    inputs = {"serving_default": ("vocal", np.zeros((1, rate), np.float32)),
+              "spectrogram": ("vocal_spectrogram", -np.ones((1, bins, frames_per_window, 1), np.float32))}
+    inputs.update({BFLOAT16_SIGNATURES[name]: value for name, value in inputs.items()})
+    requests = [(name, *inputs[name]) for name in signatures if name in inputs]
     with tf.io.TFRecordWriter(path) as writer:
         for signature, key, value in requests:
             request = predict_pb2.PredictRequest(
@@ -477,11 +477,12 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
                                griffin_lim_init=griffin_lim_init, chord_net=chord_net, chord_decoding=chord_decoding,
                                level_gains_db=gains, high_band=upper, bfloat16_generator=twin)
         model_dir = os.path.join(staging, "model")
-        tf.saved_model.save(module, model_dir, signatures=module.signatures())
+        signatures = module.signatures()
+        tf.saved_model.save(module, model_dir, signatures=signatures)
         extra = os.path.join(model_dir, "assets.extra")
         os.makedirs(extra, exist_ok=True)
         _warmup_requests(os.path.join(extra, "tf_serving_warmup_requests"), config.audio.sample_rate,
-                         config.window.frames, config.stft.num_bins)
+                         config.window.frames, config.stft.num_bins, sorted(signatures))
         os.replace(model_dir, final)  # appears whole, or not at all
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -373,6 +373,11 @@ def test_both_computes_share_one_copy_of_the_weights_and_match_the_single_export
     from kgan.export import BFLOAT16_SIGNATURES, export
 
     assert forbidden_ops(twin_export) == []
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    warmups = tf.data.TFRecordDataset(os.path.join(twin_export, "assets.extra", "tf_serving_warmup_requests"))
+    assert sorted(prediction_log_pb2.PredictionLog.FromString(r.numpy()).predict_log.request.model_spec.signature_name
+                  for r in warmups) == ["serving_bfloat16", "serving_default", "spectrogram", "spectrogram_bfloat16"]
     single = {c: export(run_dir[0], str(tmp_path / c), griffin_lim_iters=4, compute=c, weights="float16")
               for c in ("float32", "bfloat16")}
 
