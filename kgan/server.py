@@ -4,7 +4,11 @@ Speaks the official protos (``tensorflow_serving.apis``) with TF Serving's
 semantics: an export base holds numeric version folders and the newest is
 served unless a request names a version; requests name the model
 (``--model-name``, default ``kgan``) and a signature (default
-``serving_default``). ``Predict`` and ``GetModelMetadata`` are implemented.
+``serving_default``). ``Predict`` and ``GetModelMetadata`` are implemented. An
+export made with ``kgan export --compute both`` has bfloat16 twins of
+``serving_default`` and ``spectrogram``; the server answers those two with
+their twins where ``compute`` says so (``kgan.export.signature_for``), and the
+response names the signature that was asked for.
 
 A bad request never takes the server down: an unknown model or version gets
 NOT_FOUND; an unknown signature, a missing or extra input, the wrong dtype or
