@@ -4,8 +4,9 @@
 
 Times (best of 3, after a warm-up) each stage of ``kgan.inference.Generate`` built with the export's
 config (a freshly initialised generator and chord network: speed does not depend on the weights;
-in bfloat16 for an export made with ``--compute bfloat16``), on oneDNN's kernels as
-``kgan generate`` and ``kgan serve`` run them (``TF_ENABLE_ONEDNN_OPTS=0`` for TensorFlow's own), and the SavedModel's ``serving_default`` end to end:
+in bfloat16 where the export computes so: ``--compute bfloat16``, or the twin of ``--compute both`` on a
+CPU with bf16 dot products), on oneDNN's kernels as ``kgan generate`` and ``kgan serve`` run them
+(``TF_ENABLE_ONEDNN_OPTS=0`` for TensorFlow's own), and the signature they run end to end:
 STFT and normalisation, the chord plan, the generator (in chunks of 8 windows, as exported, and in
 one call), the cross-fade, Griffin-Lim and, when the export has one, the high band
 (``kgan.high_band``, with the export's gains). RTF = seconds / audio seconds.
@@ -40,7 +41,7 @@ def main():
     import tensorflow as tf
 
     from kgan.chords import ChordNet
-    from kgan.export import StoredWeights, export_meta, load
+    from kgan.export import StoredWeights, export_meta, load, signature_for
     from kgan.high_band import HighBand
     from kgan.inference import Generate
     from kgan.models import UNetGenerator
@@ -49,8 +50,11 @@ def main():
     meta = export_meta(args.model)
     bands = meta.get("high_band")
     planned = cfg.model.vocal_input == "plan"
+    # the signature kgan generate and kgan serve run here: a --compute both export's bfloat16 twin where the CPU
+    # has bf16 dot products; the stages' generator computes as that one does
+    signature = signature_for("serving_default", saved.signatures)
     generator = UNetGenerator.from_kgan_config(cfg)
-    if meta.get("compute") == "bfloat16":  # as the export runs it (kgan export --compute bfloat16)
+    if meta.get("compute") == "bfloat16" or signature != "serving_default":
         generator = StoredWeights(generator, meta["weights"], "mixed_bfloat16")
     pipe = Generate(generator, cfg, 16, chord_net=ChordNet() if planned else None)
     rate = cfg.audio.sample_rate
@@ -82,7 +86,7 @@ def main():
     if bands:
         audio = griffin_lim(magnitude)
         high_band = tf.function(HighBand(cfg.stft, [bands["gains_db"]["any"]]))
-    serve = saved.signatures["serving_default"]
+    serve = saved.signatures[signature]
     inputs = {"vocal": vocal, **({"style": tf.constant([0], tf.int32)} if pipe.styled else {}),
               # a loaded signature fills in no defaults: no beat grid
               **({"meter": tf.zeros([1, 3])} if "meter" in serve.structured_input_signature[1] else {})}
@@ -96,7 +100,7 @@ def main():
              ("fast Griffin-Lim, 16 iterations", best(lambda: griffin_lim(magnitude).numpy())),
              *([("high band (44.1 kHz out)", best(lambda: high_band(audio).numpy()))] if bands else []),
              ("SavedModel end to end", best(lambda: serve(**inputs)["accompaniment"].numpy()))]
-    print(f"\n{args.seconds:g} s vocal at {rate} Hz, {args.model}\n")
+    print(f"\n{args.seconds:g} s vocal at {rate} Hz, {args.model} ({signature})\n")
     print(percentile_table([(name, f"{s:.3f}", f"{s / args.seconds:.4f}") for name, s in rows],
                            ["stage", "seconds", "RTF"]))
 

@@ -6,9 +6,9 @@ import os
 import sys
 
 import click
+import numpy as np
 
 from kgan import use_served_kernels
-import numpy as np
 
 # TensorFlow's C++ start-up chatter is not for users of a CLI.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -52,7 +52,8 @@ from kgan.inference import Generate
 
 __all__ = ["export", "restore_generator", "restore_from_export", "is_export", "export_meta", "load", "forbidden_ops",
            "StoredWeights", "EXPORT_CONFIG", "MODEL_NAME", "WEIGHT_DTYPES",
-           "COMPUTE_DTYPES", "BFLOAT16_SIGNATURES", "bfloat16_native", "signature_for"]
+           "COMPUTE_DTYPES", "BFLOAT16_SIGNATURES", "bfloat16_native", "signature_for",
+           "saved_model_proto", "graph_nodes"]
 
 EXPORT_CONFIG = "kgan_config.json"
 MODEL_NAME = "kgan"
@@ -366,8 +367,9 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     oneDNN's kernels with AVX512_BF16, emulated and slow on TensorFlow's own); or ``both``: float32 in
     ``serving_default`` and ``spectrogram``, bfloat16 in their twins ``serving_bfloat16`` and
     ``spectrogram_bfloat16`` on the same stored weights (``signature_for`` picks one). ``vocoder``: a
-    ``kgan vocoder train`` folder whose network makes the waveform instead of Griffin-Lim (``--phase vocoder``). ``griffin_lim_init``: Griffin-Lim's starting phase, ``integrated``
-    (``kgan.spectrogram.integrated_phase``) or ``random``. ``chords``: the ``kgan chords train`` folder
+    ``kgan vocoder train`` folder whose network makes the waveform instead of Griffin-Lim (``--phase vocoder``).
+    ``griffin_lim_init``: Griffin-Lim's starting phase, ``integrated`` (``kgan.spectrogram.integrated_phase``)
+    or ``random``. ``chords``: the ``kgan chords train`` folder
     whose ``ChordNet`` makes the plan of a ``model.vocal_input=plan`` generator (default ``run_dir/chords``), or
     an export whose chord network is taken;
     ``chord_decoding``: its likeliest triad per frame (``argmax``) or every triad by its probability (``soft``).
@@ -511,21 +513,28 @@ def load(export_dir: str):
     return tf.saved_model.load(export_dir), Config.from_dict(meta["config"]), meta["griffin_lim_iters"]
 
 
-def graph_ops(export_dir: str) -> set[str]:
-    """Every op type in the SavedModel's graph and its function library."""
+def saved_model_proto(export_dir: str):
+    """The export's ``saved_model.pb``, parsed: its graphs, their function libraries and the SignatureDefs."""
     from tensorflow.core.protobuf import saved_model_pb2
 
-    sm = saved_model_pb2.SavedModel()
+    proto = saved_model_pb2.SavedModel()
     with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
-        sm.ParseFromString(f.read())
-    ops, functions = set(), set()
-    for meta_graph in sm.meta_graphs:
-        library = meta_graph.graph_def.library
-        functions |= {fn.signature.name for fn in library.function}
-        ops |= {n.op for n in meta_graph.graph_def.node}
-        for fn in library.function:
-            ops |= {n.op for n in fn.node_def}
-    return ops - functions  # a node may call a library function directly by its name
+        proto.ParseFromString(f.read())
+    return proto
+
+
+def graph_nodes(proto) -> list:
+    """Every NodeDef of a parsed SavedModel: its graphs' own and those of their function libraries."""
+    return [n for meta_graph in proto.meta_graphs
+            for n in [*meta_graph.graph_def.node,
+                      *(node for fn in meta_graph.graph_def.library.function for node in fn.node_def)]]
+
+
+def graph_ops(export_dir: str) -> set[str]:
+    """Every op type in the SavedModel's graph and its function library."""
+    proto = saved_model_proto(export_dir)
+    functions = {fn.signature.name for meta_graph in proto.meta_graphs for fn in meta_graph.graph_def.library.function}
+    return {n.op for n in graph_nodes(proto)} - functions  # a node may call a library function by its name
 
 
 def forbidden_ops(export_dir: str) -> list[str]:

@@ -42,7 +42,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from kgan.config import window_hop
-from kgan.export import MODEL_NAME, export_meta, signature_for
+from kgan.export import MODEL_NAME, export_meta, saved_model_proto, signature_for
 
 __all__ = ["PredictionService", "serve", "spawn", "MAX_MESSAGE_BYTES", "DEFAULT_MAX_SECONDS"]
 
@@ -64,8 +64,6 @@ class _Version:
     """One loaded export version: its signatures, their input specs and the config."""
 
     def __init__(self, path: str, version: int, compute: str = "auto"):
-        from tensorflow.core.protobuf import saved_model_pb2
-
         self.path, self.version = path, version
         self.model = tf.saved_model.load(path)
         meta = export_meta(path)
@@ -76,10 +74,7 @@ class _Version:
         self.frames = int(config["window"]["frames"])
         self.window_hop = window_hop(self.frames, float(config["window"].get("overlap", 0.5)))
         self.style_names = list(meta.get("styles") or [])
-        proto = saved_model_pb2.SavedModel()
-        with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-            proto.ParseFromString(f.read())
-        self.signature_defs = dict(proto.meta_graphs[0].signature_def)
+        self.signature_defs = dict(saved_model_proto(path).meta_graphs[0].signature_def)
         # the signature that answers each one: serving_default's bfloat16 twin where it runs at speed
         self.runs = {name: signature_for(name, self.signature_defs, compute) for name in self.signature_defs}
 

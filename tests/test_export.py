@@ -220,14 +220,9 @@ def test_float16_weights_halve_the_export_and_keep_its_output(run_dir, tmp_path)
 
 def _node_dtypes(export_dir: str, op: str) -> set[int]:
     """The ``T`` attributes of every ``op`` node in an export's graph and function library."""
-    from tensorflow.core.protobuf import saved_model_pb2
+    from kgan.export import graph_nodes, saved_model_proto
 
-    sm = saved_model_pb2.SavedModel()
-    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
-        sm.ParseFromString(f.read())
-    graph = sm.meta_graphs[0].graph_def
-    nodes = list(graph.node) + [n for fn in graph.library.function for n in fn.node_def]
-    return {n.attr["T"].type for n in nodes if n.op == op}
+    return {n.attr["T"].type for n in graph_nodes(saved_model_proto(export_dir)) if n.op == op}
 
 
 def test_bfloat16_compute_runs_the_generator_in_bfloat16_on_the_same_weights(run_dir, exported, tmp_path):
