@@ -18,8 +18,8 @@ import soundfile as sf
 
 from kgan.io_utils import atomic_path
 
-__all__ = ["AudioError", "AUDIO_EXTENSIONS", "SampleFile", "info_seconds", "load", "resample", "write", "tf_load",
-           "headroom_gain"]
+__all__ = ["AudioError", "AUDIO_EXTENSIONS", "SampleFile", "array_blocks", "info_seconds", "load", "read_blocks",
+           "resample", "write", "tf_load", "headroom_gain"]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
 
@@ -87,6 +87,50 @@ def _decode(path: str) -> tuple[np.ndarray, int]:
     return data, int(rate)
 
 
+def _open_sndfile(path: str):
+    """The file opened by libsndfile, or None when it cannot open it (``load`` then takes the one-shot path,
+    which reports the problem or falls back to audioread)."""
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return None
+    try:
+        with _decoder_quiet():
+            return sf.SoundFile(path)
+    except Exception:
+        return None
+
+
+def _decoded_blocks(f, path: str, target: int, channels: int, block_seconds: float):
+    """Yield the open file ``f`` at ``target`` Hz a block at a time, float32 ``[n, channels]`` (``channels`` 1
+    averages the file's). Raises AudioError after the last block when it held no samples or NaN/Inf ones."""
+    with f:
+        rate = int(f.samplerate)
+        stream = None
+        if target != rate:
+            import soxr
+
+            stream = soxr.ResampleStream(rate, target, channels, dtype="float32", quality="HQ")
+        bad = total = 0
+        while True:
+            try:
+                block = f.read(max(1, int(block_seconds * rate)), dtype="float32", always_2d=True)
+            except Exception as e:
+                first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+                raise AudioError(path, f"cannot decode audio ({first})") from None
+            if len(block) == 0:
+                break
+            total += len(block)
+            bad += int(block.size - np.count_nonzero(np.isfinite(block)))
+            if channels != block.shape[1]:
+                block = block.mean(axis=1, keepdims=True)
+            yield stream.resample_chunk(block) if stream is not None else block
+        if total == 0:
+            raise AudioError(path, "audio has zero length")
+        if bad:
+            raise AudioError(path, f"audio contains {bad} NaN/Inf sample(s)")
+        if stream is not None:
+            yield stream.resample_chunk(np.zeros((0, channels), np.float32), last=True)
+
+
 def _load_mono_in_blocks(path: str, sample_rate: int | None,
                          block_seconds: float = 10.0) -> tuple[np.ndarray, int] | None:
     """``load(path, sample_rate, mono=True)`` decoded, mixed down and resampled a block at a time.
@@ -94,54 +138,43 @@ def _load_mono_in_blocks(path: str, sample_rate: int | None,
     Only the mono result at the target rate is held whole, so a long stereo
     file at a high rate needs far less memory than decoding it at once. The
     result equals the one-shot path's (soxr's stream gives the same samples).
-    None when libsndfile cannot open the file (``load`` then takes the
-    one-shot path, which reports the problem or falls back to audioread).
+    None when libsndfile cannot open the file.
     """
-    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+    f = _open_sndfile(path)
+    if f is None:
         return None
-    try:
-        with _decoder_quiet():
-            f = sf.SoundFile(path)
-    except Exception:
-        return None
-    with f:
-        rate = int(f.samplerate)
-        target = sample_rate or rate
-        stream = None
-        if target != rate:
-            import soxr
-
-            stream = soxr.ResampleStream(rate, target, 1, dtype="float32", quality="HQ")
-        # filled in place (a list of blocks joined at the end would hold the song twice)
-        out = np.empty(int(np.ceil(f.frames * target / rate)) + 1024, np.float32)
-        filled, bad, total = 0, 0, 0
-
-        def put(x):
-            nonlocal out, filled
-            if filled + len(x) > len(out):  # the header's length was short: grow
-                out = np.concatenate([out[:filled], np.empty(max(len(x), len(out) // 2), np.float32)])
-            out[filled : filled + len(x)] = x
-            filled += len(x)
-
-        try:
-            while True:
-                block = f.read(max(1, int(block_seconds * rate)), dtype="float32", always_2d=True)
-                if len(block) == 0:
-                    break
-                total += len(block)
-                bad += int(block.size - np.count_nonzero(np.isfinite(block)))
-                mixed = block.mean(axis=1)
-                put(stream.resample_chunk(mixed) if stream is not None else mixed)
-        except Exception as e:
-            first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
-            raise AudioError(path, f"cannot decode audio ({first})") from None
-    if total == 0:
-        raise AudioError(path, "audio has zero length")
-    if bad:
-        raise AudioError(path, f"audio contains {bad} NaN/Inf sample(s)")
-    if stream is not None:
-        put(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+    target = sample_rate or int(f.samplerate)
+    # filled in place (a list of blocks joined at the end would hold the song twice)
+    out = np.empty(int(np.ceil(f.frames * target / f.samplerate)) + 1024, np.float32)
+    filled = 0
+    for block in _decoded_blocks(f, path, target, 1, block_seconds):
+        if filled + len(block) > len(out):  # the header's length was short: grow
+            out = np.concatenate([out[:filled], np.empty(max(len(block), len(out) // 2), np.float32)])
+        out[filled : filled + len(block)] = block[:, 0]
+        filled += len(block)
     return out[:filled], target
+
+
+def read_blocks(path: str | os.PathLike, sample_rate: int, max_channels: int = 2,
+                block_seconds: float = 10.0):
+    """The file at ``sample_rate`` Hz a block at a time: float32 ``[n, channels]`` arrays.
+
+    ``channels`` is the file's own count up to ``max_channels``; a file with more is averaged to one. Only
+    a block is in memory when libsndfile reads the file (wav, flac, ogg, mp3); other files are decoded
+    whole first. Raises AudioError as ``load`` does.
+    """
+    path = os.fspath(path)
+    f = _open_sndfile(path)
+    if f is not None:
+        return _decoded_blocks(f, path, sample_rate, f.channels if f.channels <= max_channels else 1, block_seconds)
+    audio, _ = load(path, sample_rate, mono=False)
+    return array_blocks(audio if len(audio) <= max_channels else audio.mean(axis=0, keepdims=True),
+                        int(block_seconds * sample_rate))
+
+
+def array_blocks(audio: np.ndarray, block: int):
+    """``[channels, samples]`` audio as ``[n, channels]`` blocks of ``block`` samples (the last one shorter)."""
+    return (np.ascontiguousarray(audio[:, start : start + block].T) for start in range(0, audio.shape[1], block))
 
 
 def info_seconds(path: str | os.PathLike) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import tempfile
@@ -105,10 +106,14 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
     and remix WAVs are then written from that file a block at a time, each with
     one gain that brings its peak within full scale (1 unless it would clip:
     a level-calibrated output can peak above it), and the picture is averaged
-    down a chunk at a time, so besides the mono vocal only one chunk's samples
-    are in memory however long the song. An export with a high band
-    (``kgan.high_band``) returns twice the vocal's rate: its WAVs and picture are
-    at that rate, and the remix's vocal is read again at it (keeping its own high band).
+    down a chunk at a time. The remix reads its vocal again from the file, a
+    block at a time (twice: for its peak, then to write it), at the
+    accompaniment's rate and in the file's own channels (a stereo vocal keeps
+    its image; the mono accompaniment goes into both channels; more than two
+    channels are averaged to one). So besides the mono vocal at the model's
+    rate only a chunk's samples are in memory however long the song. An export
+    with a high band (``kgan.high_band``) returns twice the vocal's rate: its
+    WAVs and picture are at that rate, and the remix's vocal keeps its own high band.
     """
     from kgan.high_band import doubled_stft
     from kgan.inference import stream_song
@@ -127,30 +132,39 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
         try:
             if separate_method:
                 sung, sung_rate = _separated_vocal(path, os.path.join(out_dir, f"{name}_vocals.wav"), separate_method)
+                vocal = audio_io.resample(sung.mean(axis=0), sung_rate, rate)
 
-                def vocal_at(r):
-                    return audio_io.resample(sung, sung_rate, r)
+                def remix_vocal():
+                    return audio_io.array_blocks(_at_most_stereo(audio_io.resample(sung, sung_rate, out_rate)),
+                                                 REMIX_BLOCK)
             else:
-                def vocal_at(r):
-                    return audio_io.load(path, r)[0]
-            vocal = vocal_at(rate)
-            # the remix's vocal at the accompaniment's rate (its own high band kept), as long as the accompaniment
-            heard = vocal if out_rate == rate else _fit_length(vocal_at(out_rate), len(vocal) * out_rate // rate)
+                vocal = audio_io.load(path, rate)[0]
+
+                def remix_vocal():
+                    return audio_io.read_blocks(path, out_rate)
+            length = len(vocal) * out_rate // rate  # of the accompaniment and the remix
             with tempfile.TemporaryDirectory(prefix=temporary_prefix(), dir=out_dir) as scratch:
                 raw_path = os.path.join(scratch, "accompaniment.wav")  # float32, as generated
-                peak = loudest = 0.0  # of vocal + accompaniment (the remix), and of the accompaniment alone
+                loudest = 0.0
                 with _wav_writer(raw_path, out_rate, "FLOAT") as out:
-                    for start, block in stream_song(model, vocal, rate, chunk_seconds, progress=progress, desc=name):
+                    for _, block in stream_song(model, vocal, rate, chunk_seconds, progress=progress, desc=name):
                         out.write(block)
-                        mixed = heard[start : start + len(block)] + block
-                        peak = max(peak, float(np.max(np.abs(mixed))) if mixed.size else 0.0)
                         loudest = max(loudest, float(np.max(np.abs(block))) if block.size else 0.0)
                 accompaniment = audio_io.SampleFile(raw_path)
+
+                def remix():  # the vocal (its own channels and high band) plus the accompaniment in each channel
+                    start = 0
+                    for block in _fitted(remix_vocal(), length):
+                        yield block + accompaniment[start : start + len(block)][:, None]
+                        start += len(block)
+
+                peak = max((float(np.max(np.abs(block))) for block in remix() if block.size), default=0.0)
                 # a calibrated accompaniment can peak above full scale: scaled to fit, never clipped
-                _write_scaled(os.path.join(out_dir, f"{name}_accompaniment.wav"), out_rate, len(heard),
-                              lambda a, b: accompaniment[a:b], audio_io.headroom_gain(loudest))
-                _write_scaled(os.path.join(out_dir, f"{name}_remix.wav"), out_rate, len(heard),
-                              lambda a, b: heard[a:b] + accompaniment[a:b], audio_io.headroom_gain(peak))
+                _write_scaled(os.path.join(out_dir, f"{name}_accompaniment.wav"), out_rate,
+                              (accompaniment[a : a + REMIX_BLOCK][:, None] for a in range(0, length, REMIX_BLOCK)),
+                              audio_io.headroom_gain(loudest))
+                _write_scaled(os.path.join(out_dir, f"{name}_remix.wav"), out_rate, remix(),
+                              audio_io.headroom_gain(peak))
                 vocal_image, group = overview(spec, vocal)
                 accompaniment_image, _ = overview(out_spec, accompaniment)
             plot_spectrograms([("vocal", vocal_image), ("generated accompaniment", accompaniment_image)],
@@ -166,29 +180,46 @@ REMIX_BLOCK = 1 << 20  # samples mixed at a time
 
 
 def _separated_vocal(path: str, stem_path: str, method: str) -> tuple[np.ndarray, int]:
-    """Separate the song at ``path`` and write its vocal stem to ``stem_path``; (the mono vocal, its rate)."""
+    """Separate the song at ``path`` and write its vocal stem to ``stem_path``; (the vocal ``[channels, samples]``,
+    its rate)."""
     from kgan.separation import separate
 
     mix, mix_rate = audio_io.load(path, mono=False)
     stems = separate(mix, mix_rate, method)
     audio_io.write(stem_path, stems.vocals, mix_rate, subtype="FLOAT")
-    return stems.vocals.mean(axis=0), mix_rate
+    return stems.vocals, mix_rate
 
 
-def _fit_length(x: np.ndarray, length: int) -> np.ndarray:
-    """``x`` cut or padded with zeros to ``length`` samples (resamplers may round a length differently)."""
-    return x[:length] if len(x) >= length else np.pad(x, (0, length - len(x)))
+def _at_most_stereo(audio: np.ndarray) -> np.ndarray:
+    """``[channels, samples]`` kept as it is up to two channels, else averaged to one (as ``read_blocks`` does)."""
+    return audio if len(audio) <= 2 else audio.mean(axis=0, keepdims=True)
 
 
-def _write_scaled(path: str, rate: int, length: int, samples, gain: float) -> None:
-    """A 16-bit WAV of ``samples(start, end) * gain`` for ``length`` samples, a block at a time, atomically."""
-    with atomic_path(path) as tmp, _wav_writer(tmp, rate) as out:
-        for start in range(0, length, REMIX_BLOCK):
-            out.write(np.clip(samples(start, min(start + REMIX_BLOCK, length)) * gain, -1.0, 1.0))
+def _fitted(blocks, length: int):
+    """``[n, channels]`` blocks cut or padded with zeros to ``length`` samples in all (resamplers may round a
+    length differently)."""
+    done, channels = 0, 1
+    for block in blocks:
+        channels = block.shape[1]
+        block = block[: length - done]
+        if len(block):
+            yield block
+        done += len(block)
+    if done < length:
+        yield np.zeros((length - done, channels), np.float32)
 
 
-def _wav_writer(path: str, rate: int, subtype: str = "PCM_16"):
-    """A mono WAV (16-bit unless told) opened for writing block by block."""
+def _write_scaled(path: str, rate: int, blocks, gain: float) -> None:
+    """A 16-bit WAV of ``[n, channels]`` ``blocks`` times ``gain`` (channels from the first block), atomically."""
+    blocks = iter(blocks)
+    first = next(blocks, np.zeros((0, 1), np.float32))
+    with atomic_path(path) as tmp, _wav_writer(tmp, rate, channels=first.shape[1]) as out:
+        for block in itertools.chain([first], blocks):
+            out.write(np.clip(block * gain, -1.0, 1.0))
+
+
+def _wav_writer(path: str, rate: int, subtype: str = "PCM_16", channels: int = 1):
+    """A WAV (mono, 16-bit unless told) opened for writing block by block."""
     import soundfile as sf
 
-    return sf.SoundFile(path, "w", samplerate=int(rate), channels=1, subtype=subtype, format="WAV")
+    return sf.SoundFile(path, "w", samplerate=int(rate), channels=channels, subtype=subtype, format="WAV")

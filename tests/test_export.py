@@ -355,6 +355,36 @@ def test_a_loud_accompaniment_is_written_whole_and_its_remix_is_not_clipped(run_
     assert [n for n in os.listdir(tmp_path / "out") if n.startswith(".tmp-")] == []  # no scratch left
 
 
+def test_a_stereo_vocal_keeps_its_image_in_the_remix(exported, tmp_path):
+    from kgan.generation import LocalModel, generate_files
+
+    t = np.arange(16000) / 8000
+    left, right = 0.3 * np.sin(2 * np.pi * 220 * t), 0.2 * np.sin(2 * np.pi * 330 * t)
+    stereo = np.stack([left, right], 1).astype(np.float32)
+    sf.write(tmp_path / "stereo.wav", stereo, 8000, subtype="FLOAT")
+    sf.write(tmp_path / "mono.wav", stereo.mean(axis=1), 8000, subtype="FLOAT")
+    sf.write(tmp_path / "three.wav", np.stack([left, right, left], 1).astype(np.float32), 8000, subtype="FLOAT")
+    out = tmp_path / "out"
+    paths = [str(tmp_path / f"{name}.wav") for name in ("stereo", "mono", "three")]
+    assert generate_files(paths, str(out), LocalModel(exported[0]), chunk_seconds=1.0, progress=False) == []
+
+    def read(name):
+        return sf.read(out / name, dtype="float32", always_2d=True)[0]
+
+    accompaniment, remix = read("stereo_accompaniment.wav"), read("stereo_remix.wav")
+    assert accompaniment.shape == (16000, 1) and remix.shape == (16000, 2)
+    # the model hears the channels' average: the accompaniment is the mono file's
+    np.testing.assert_array_equal(accompaniment, read("mono_accompaniment.wav"))
+    # each channel is its own vocal plus the accompaniment, the same mix in both (to 16-bit rounding)
+    gains = []
+    for channel, vocal in enumerate((left, right)):
+        basis = np.stack([accompaniment[:, 0], vocal], axis=1)
+        gains.append(np.linalg.lstsq(basis, remix[:, channel], rcond=None)[0])
+        assert np.abs(remix[:, channel] - basis @ gains[-1]).max() < 2e-4
+    np.testing.assert_allclose(gains[0], gains[1], rtol=1e-3)
+    assert read("mono_remix.wav").shape == (16000, 1) and read("three_remix.wav").shape == (16000, 1)
+
+
 @pytest.fixture(scope="module")
 def twin_export(run_dir, tmp_path_factory):
     """The tiny run exported with ``compute="both"``: float32 signatures and their bfloat16 twins."""
