@@ -46,8 +46,11 @@ def soft_notes(logits: np.ndarray) -> np.ndarray:
     return (p @ chord_notes(np.arange(25)).numpy()).T
 
 
-def score(out: str, tests: dict, net) -> dict:
-    from kgan.chords import NO_CHORD, chord_logits, chord_notes, meter_grid, song_arrays, track_labels
+def score(out: str, tests: dict, net, penalties=(), split: str = "test") -> dict:
+    """The plans of every song of each test set (of its ``split``), scored. ``penalties``
+    adds ChordNet's plan decoded by ``viterbi_chords`` with each switch penalty ("chordnet-viterbi-P")."""
+    from kgan.chords import (NO_CHORD, chord_logits, chord_notes, meter_grid, song_arrays, track_labels,
+                             viterbi_chords)
     from kgan.evaluation import Harmoniser, _chroma_tone, chroma_fit, chroma_motion, load_songs, mean_ci
     from kgan.harmony import song_meter
     from kgan.io_utils import score_chords, song_info
@@ -56,10 +59,12 @@ def score(out: str, tests: dict, net) -> dict:
     config = harmoniser.config
     results = {}
     for name, folder in tests.items():
-        split = "test" if os.path.exists(os.path.join(folder, "splits.json")) else None
         rows = {"oracle": [], "oracle-audio": [], "template": [], "chordnet": [], "chordnet-soft": []}
         accuracy = {"oracle-audio": [], "template": [], "chordnet": []}
-        for song, vocal, accompaniment in load_songs(folder, RATE, split=split):
+        for p in penalties:
+            rows[f"chordnet-viterbi-{p:g}"], accuracy[f"chordnet-viterbi-{p:g}"] = [], []
+        songs = load_songs(folder, RATE, split=split if os.path.exists(os.path.join(folder, "splits.json")) else None)
+        for song, vocal, accompaniment in songs:
             features, heard = song_arrays(vocal, accompaniment, config, harmoniser.spec)
             track = score_chords(os.path.join(folder, song))
             labels = heard if track is None else track_labels(track, len(heard), config)
@@ -80,6 +85,8 @@ def score(out: str, tests: dict, net) -> dict:
                      "chordnet": chord_notes(learned).numpy().T,
                      # every triad weighted by its probability: a hedge where the network is unsure
                      "chordnet-soft": soft_notes(logits)}
+            for p in penalties:
+                plans[f"chordnet-viterbi-{p:g}"] = chord_notes(viterbi_chords(logits[None], p, net.pool)[0]).numpy().T
             if "chordnet-grid" in rows and getattr(net, "grid", False) and meter:
                 plans["chordnet-grid"] = chord_notes(np.where(voiced | (told.argmax(-1) != NO_CHORD), told.argmax(-1),
                                                               NO_CHORD)).numpy().T
@@ -229,6 +236,9 @@ def main(argv=None) -> None:
                         help="Score the chord network stored in this export (e.g. kgan/pretrained/export/1) "
                              "instead of training one.")
     parser.add_argument("--score-only", help="Comma-separated test set names to score (default: all).")
+    parser.add_argument("--viterbi", default="", help="Comma-separated switch penalties: also score ChordNet's plan "
+                                                     "decoded by kgan.chords.viterbi_chords with each.")
+    parser.add_argument("--split", default="test", help="The split of each test set's splits.json to score.")
     parser.add_argument("--plot", metavar="TEST_DIR/SONG", help="Draw this song's plans to OUT_DIR/chord-plans.png.")
     parser.add_argument("--analyse", action="store_true",
                         help="Where the network misses on the val split, to OUT_DIR/analysis.json (score labels).")
@@ -261,7 +271,8 @@ def main(argv=None) -> None:
     tests = dict(item.split("=", 1) for item in args.tests.split(","))
     if args.score_only:
         tests = {k: v for k, v in tests.items() if k in args.score_only.split(",")}
-    write_summary(args.out, score(args.out, tests, net))
+    penalties = [float(p) for p in args.viterbi.split(",") if p]
+    write_summary(args.out, score(args.out, tests, net, penalties, args.split))
 
 
 if __name__ == "__main__":

@@ -332,6 +332,38 @@ def chord_logits(net, melody, grid=None, training: bool = False):
     return net([melody, tf.convert_to_tensor(grid, tf.float32)], training=training)
 
 
+def viterbi_chords(logits, switch_penalty: float, pool: int = 8):
+    """Chord logits ``[B, T, K]`` -> int32 ``[B, T]``: the chord sequence with the highest summed log-probability
+    minus ``switch_penalty`` for every change, so a chord holds unless another one is clearly likelier for long.
+
+    Decoded over ChordNet's pooled steps (every ``pool``-th frame; its logits are constant within a step) with
+    ``tf.scan`` (core ops), and repeated back to every frame. A penalty of 0 is the argmax.
+    """
+    logits = tf.convert_to_tensor(logits, tf.float32)
+    frames, chords = tf.shape(logits)[1], tf.shape(logits)[2]
+    steps = tf.transpose(tf.nn.log_softmax(logits[:, ::pool], axis=-1), [1, 0, 2])  # (S, B, K)
+    stay = tf.range(chords)[None, :]  # (1, K): each chord's own predecessor when it holds
+
+    def forward(carry, emission):
+        score, _ = carry  # (B, K): the best path ending in each chord
+        best = tf.argmax(score, axis=-1, output_type=tf.int32)[:, None]  # (B, 1)
+        switched = tf.reduce_max(score, axis=-1, keepdims=True) - switch_penalty
+        back = tf.where(score >= switched, stay, best)  # (B, K)
+        return tf.maximum(score, switched) + emission, back
+
+    first = (steps[0], tf.zeros_like(steps[0], tf.int32) + stay)
+    scores, backs = tf.scan(forward, steps[1:], initializer=first)  # (S - 1, B, K) each
+    last = tf.concat([steps[0:1], scores], axis=0)[-1]  # (B, K)
+    end = tf.argmax(last, axis=-1, output_type=tf.int32)  # (B,)
+
+    def backward(chord, back):  # the chord at the step before, from this step's pointers
+        return tf.gather(back, chord, axis=1, batch_dims=1)
+
+    earlier = tf.scan(backward, backs, initializer=end, reverse=True)  # (S - 1, B): the chords of steps 0..S-2
+    path = tf.transpose(tf.concat([earlier, end[None]], axis=0))  # (B, S)
+    return tf.repeat(path, pool, axis=1)[:, :frames]
+
+
 class PlanRenderer:
     """Chord plans as the ``plan`` input's second channel: ``[B, F, T, 1]`` in [-1, 1] (``kgan.features``).
 

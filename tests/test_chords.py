@@ -419,3 +419,32 @@ def test_a_soft_plan_weighs_each_triad_by_its_probability():
     assert g > c > -0.9 and g > b > -0.9 and f_sharp < -0.9
     assert np.all(planner.soft_image(np.where(np.arange(25) == NO_CHORD, 30.0, -30.0)[None, None]
                                      .astype(np.float32)).numpy() == -1.0)  # no chord: nothing lit
+
+
+def test_viterbi_decoding_finds_the_best_penalised_path_and_holds_a_chord_through_a_wobble():
+    import itertools
+
+    from kgan.chords import viterbi_chords
+
+    def best(log_p, penalty):  # every path, scored
+        paths = itertools.product(range(log_p.shape[1]), repeat=len(log_p))
+        return max(paths, key=lambda c: sum(log_p[i, k] for i, k in enumerate(c))
+                   - penalty * sum(a != b for a, b in zip(c, c[1:])))
+
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        steps, chords, pool = int(rng.integers(1, 6)), int(rng.integers(2, 4)), 3
+        logits = np.repeat(rng.normal(size=(2, steps, chords)), pool, axis=1).astype(np.float32)[:, :-1]
+        penalty = float(rng.uniform(0.0, 3.0))
+        got = viterbi_chords(logits, penalty, pool).numpy()
+        assert got.shape == logits.shape[:2]
+        for b in range(2):
+            expected = np.repeat(best(tf.nn.log_softmax(logits[b, ::pool]).numpy(), penalty), pool)[:-1]
+            np.testing.assert_array_equal(got[b], expected)
+    # C major held with one step leaning to G: argmax flips, a penalty holds C; a long G still wins
+    held = np.full((1, 10, 25), -5.0, np.float32)
+    held[0, :, 0] = 2.0
+    held[0, 4, 14] = 3.0
+    held[0, 7:, 14] = 4.0
+    assert viterbi_chords(held, 0.0, 1).numpy()[0].tolist() == [0] * 4 + [14] + [0] * 2 + [14] * 3
+    assert viterbi_chords(held, 2.0, 1).numpy()[0].tolist() == [0] * 7 + [14] * 3
