@@ -218,6 +218,7 @@ def test_generate_from_a_finished_song_accompanies_its_separated_vocal(tmp_path,
     assert result.exit_code == 1 and "notes.mp3: cannot decode audio" in result.output, result.output
     stem, ref = sf.info(str(out / "mixture_vocals.wav")), sf.info(mix)
     assert (stem.samplerate, stem.channels, stem.frames) == (ref.samplerate, ref.channels, ref.frames)
+    assert ref.channels == 2 and sf.info(str(out / "mixture_remix.wav")).channels == 2  # the song's stereo image
     separated, rate = load(out / "mixture_vocals.wav")
     assert si_sdr(separated, load(os.path.join(MUSDB_SONG, "vocals.flac"), rate)[0]) > 3.0
     # the remix sings the separated vocal, not the mixture: remix = a * accompaniment + b * vocal, to 16-bit rounding
