@@ -46,9 +46,10 @@ def soft_notes(logits: np.ndarray) -> np.ndarray:
     return (p @ chord_notes(np.arange(25)).numpy()).T
 
 
-def score(out: str, tests: dict, net, penalties=(), split: str = "test") -> dict:
+def score(out: str, tests: dict, net, penalties=(), split: str = "test", sharpen=()) -> dict:
     """The plans of every song of each test set (of its ``split``), scored. ``penalties``
-    adds ChordNet's plan decoded by ``viterbi_chords`` with each switch penalty ("chordnet-viterbi-P")."""
+    adds ChordNet's plan decoded by ``viterbi_chords`` with each switch penalty ("chordnet-viterbi-P");
+    ``sharpen`` its soft plan with the probabilities raised to each power and renormalised ("chordnet-soft-B")."""
     from kgan.chords import (NO_CHORD, chord_logits, chord_notes, meter_grid, song_arrays, track_labels,
                              viterbi_chords)
     from kgan.evaluation import Harmoniser, _chroma_tone, chroma_fit, chroma_motion, load_songs, mean_ci
@@ -63,6 +64,8 @@ def score(out: str, tests: dict, net, penalties=(), split: str = "test") -> dict
         accuracy = {"oracle-audio": [], "template": [], "chordnet": []}
         for p in penalties:
             rows[f"chordnet-viterbi-{p:g}"], accuracy[f"chordnet-viterbi-{p:g}"] = [], []
+        for b in sharpen:
+            rows[f"chordnet-soft-{b:g}"] = []
         songs = load_songs(folder, RATE, split=split if os.path.exists(os.path.join(folder, "splits.json")) else None)
         for song, vocal, accompaniment in songs:
             features, heard = song_arrays(vocal, accompaniment, config, harmoniser.spec)
@@ -87,6 +90,8 @@ def score(out: str, tests: dict, net, penalties=(), split: str = "test") -> dict
                      "chordnet-soft": soft_notes(logits)}
             for p in penalties:
                 plans[f"chordnet-viterbi-{p:g}"] = chord_notes(viterbi_chords(logits[None], p, net.pool)[0]).numpy().T
+            for b in sharpen:  # p ** b, renormalised: between the soft plan (1) and the argmax (infinity)
+                plans[f"chordnet-soft-{b:g}"] = soft_notes(logits * b)
             if "chordnet-grid" in rows and getattr(net, "grid", False) and meter:
                 plans["chordnet-grid"] = chord_notes(np.where(voiced | (told.argmax(-1) != NO_CHORD), told.argmax(-1),
                                                               NO_CHORD)).numpy().T
@@ -238,6 +243,8 @@ def main(argv=None) -> None:
     parser.add_argument("--score-only", help="Comma-separated test set names to score (default: all).")
     parser.add_argument("--viterbi", default="", help="Comma-separated switch penalties: also score ChordNet's plan "
                                                      "decoded by kgan.chords.viterbi_chords with each.")
+    parser.add_argument("--sharpen", default="", help="Comma-separated powers: also score ChordNet's soft plan with "
+                                                     "its probabilities raised to each and renormalised.")
     parser.add_argument("--split", default="test", help="The split of each test set's splits.json to score.")
     parser.add_argument("--plot", metavar="TEST_DIR/SONG", help="Draw this song's plans to OUT_DIR/chord-plans.png.")
     parser.add_argument("--analyse", action="store_true",
@@ -272,7 +279,8 @@ def main(argv=None) -> None:
     if args.score_only:
         tests = {k: v for k, v in tests.items() if k in args.score_only.split(",")}
     penalties = [float(p) for p in args.viterbi.split(",") if p]
-    write_summary(args.out, score(args.out, tests, net, penalties, args.split))
+    sharpen = [float(b) for b in args.sharpen.split(",") if b]
+    write_summary(args.out, score(args.out, tests, net, penalties, args.split, sharpen))
 
 
 if __name__ == "__main__":
