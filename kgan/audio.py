@@ -18,8 +18,8 @@ import soundfile as sf
 
 from kgan.io_utils import atomic_path
 
-__all__ = ["AudioError", "AUDIO_EXTENSIONS", "SampleFile", "array_blocks", "info_seconds", "load", "read_blocks",
-           "resample", "write", "tf_load", "headroom_gain"]
+__all__ = ["AudioError", "AUDIO_EXTENSIONS", "SampleFile", "array_blocks", "fold_channels", "info_seconds", "load",
+           "read_blocks", "resample", "write", "tf_load", "headroom_gain"]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
 
@@ -168,8 +168,12 @@ def read_blocks(path: str | os.PathLike, sample_rate: int, max_channels: int = 2
     if f is not None:
         return _decoded_blocks(f, path, sample_rate, f.channels if f.channels <= max_channels else 1, block_seconds)
     audio, _ = load(path, sample_rate, mono=False)
-    return array_blocks(audio if len(audio) <= max_channels else audio.mean(axis=0, keepdims=True),
-                        int(block_seconds * sample_rate))
+    return array_blocks(fold_channels(audio, max_channels), int(block_seconds * sample_rate))
+
+
+def fold_channels(audio: np.ndarray, max_channels: int = 2) -> np.ndarray:
+    """``[channels, samples]`` kept as it is up to ``max_channels`` channels, else averaged to one."""
+    return audio if len(audio) <= max_channels else audio.mean(axis=0, keepdims=True)
 
 
 def array_blocks(audio: np.ndarray, block: int):

@@ -133,10 +133,10 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
             if separate_method:
                 sung, sung_rate = _separated_vocal(path, os.path.join(out_dir, f"{name}_vocals.wav"), separate_method)
                 vocal = audio_io.resample(sung.mean(axis=0), sung_rate, rate)
+                heard = audio_io.fold_channels(audio_io.resample(sung, sung_rate, out_rate))  # held: resampled once
 
                 def remix_vocal():
-                    return audio_io.array_blocks(_at_most_stereo(audio_io.resample(sung, sung_rate, out_rate)),
-                                                 REMIX_BLOCK)
+                    return audio_io.array_blocks(heard, REMIX_BLOCK)
             else:
                 vocal = audio_io.load(path, rate)[0]
 
@@ -188,11 +188,6 @@ def _separated_vocal(path: str, stem_path: str, method: str) -> tuple[np.ndarray
     stems = separate(mix, mix_rate, method)
     audio_io.write(stem_path, stems.vocals, mix_rate, subtype="FLOAT")
     return stems.vocals, mix_rate
-
-
-def _at_most_stereo(audio: np.ndarray) -> np.ndarray:
-    """``[channels, samples]`` kept as it is up to two channels, else averaged to one (as ``read_blocks`` does)."""
-    return audio if len(audio) <= 2 else audio.mean(axis=0, keepdims=True)
 
 
 def _fitted(blocks, length: int):
