@@ -808,8 +808,15 @@ def vocoder():
 @click.option("--steps", type=click.IntRange(min=0), default=None, help="Training steps (default: 6000).")
 @click.option("--channels", type=click.IntRange(min=1), default=None, help="Width of the ConvNeXt stack.")
 @click.option("--blocks", type=click.IntRange(min=1), default=None, help="ConvNeXt blocks.")
+@click.option("--refine", type=click.IntRange(min=0, max=64), default=None,
+              help="Fast Griffin-Lim iterations after the network, trained through (the loss scores the refined "
+                   "waveform) and run by the export (default: 0, the network alone).")
+@click.option("--loss", type=click.Choice(["mr-stft", "convergence"]), default=None,
+              help="mr-stft (default): spectral convergence plus log-magnitude and log-mel L1; convergence: "
+                   "spectral convergence alone (the loud bins), for a vocoder trained through --refine.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def vocoder_train(corpus_dir, out_dir, preset, config_path, overrides, steps, channels, blocks, no_progress):
+def vocoder_train(corpus_dir, out_dir, preset, config_path, overrides, steps, channels, blocks, refine, loss,
+                  no_progress):
     """Train a vocoder on the accompaniment stems of CORPUS_DIR's train split; re-running resumes.
 
     Its STFT (--preset/--config/--set) must be the generator's. Crops are scored with a
@@ -819,6 +826,7 @@ def vocoder_train(corpus_dir, out_dir, preset, config_path, overrides, steps, ch
     \b
     Example:
       kgan vocoder train data/corpus runs/vocoder --steps 6000
+      kgan vocoder train data/corpus runs/vocoder-gl8 --refine 8 --loss convergence
       kgan export runs/chorales exports/kgan --phase vocoder --vocoder runs/vocoder
     """
     import dataclasses
@@ -826,7 +834,10 @@ def vocoder_train(corpus_dir, out_dir, preset, config_path, overrides, steps, ch
     from kgan.vocoder import VocoderSettings, train_vocoder
 
     cfg = _resolve_config(preset, config_path, overrides)
-    changes = {k: v for k, v in (("channels", channels), ("blocks", blocks)) if v is not None}
+    changes = {k: v for k, v in (("channels", channels), ("blocks", blocks), ("refine_iters", refine))
+               if v is not None}
+    if loss is not None:
+        changes.update(log_weight=float(loss == "mr-stft"), mel_weight=float(loss == "mr-stft"))
     settings = dataclasses.replace(VocoderSettings(), **changes) if changes else None  # None: the folder's own
     try:
         metrics = train_vocoder(corpus_dir, out_dir, cfg, settings, steps=steps, progress=not no_progress)

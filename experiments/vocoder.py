@@ -49,7 +49,8 @@ def _songs(folder: str, count: int) -> list[str]:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vocoder", required=True)
-    parser.add_argument("--run", required=True, help="A training run whose generator makes the magnitudes.")
+    parser.add_argument("--run", required=True, help="A training run, or an export (the shipped "
+                                                     "kgan/pretrained/export/1), whose generator makes the magnitudes.")
     parser.add_argument("--songs", required=True, help="A folder of test-split song folders.")
     parser.add_argument("--n", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -63,17 +64,25 @@ def main(argv=None) -> None:
     import tensorflow as tf
 
     from benchmarks._common import machine_line, percentile_table
-    from kgan.export import restore_generator
+    from kgan.export import is_export, restore_from_export, restore_generator
     from kgan.inference import Generate
     from kgan.preprocess import find_sources, load_sources
     from kgan.spectrogram import Spectrogram
     from kgan.vocoder import load_vocoder, stft_distances
 
     print(machine_line())
-    generator, config, _ = restore_generator(args.run)
+    if is_export(args.run):  # a plan generator's export brings its chord network
+        generator, config, chord_net, _ = restore_from_export(args.run)
+    else:
+        generator, config, _ = restore_generator(args.run)
+        chord_net = None
+        if config.model.vocal_input == "plan":  # its chord network, where kgan export looks for it
+            from kgan.chords import load_chord_net
+
+            chord_net = load_chord_net(os.path.join(args.run, "chords"), config)
     spec = Spectrogram(config.stft)
     rate = config.audio.sample_rate
-    pipeline = Generate(generator, config)
+    pipeline = Generate(generator, config, chord_net=chord_net)
     iters = args.griffin_lim_iters
 
     @tf.function(input_signature=[tf.TensorSpec([1, None, config.stft.num_bins]), tf.TensorSpec([], tf.int32)])

@@ -33,8 +33,10 @@ inside the exported SavedModel (``kgan export --phase vocoder``).
 Training (``kgan vocoder train``) reads the accompaniment stems of a corpus and
 fits random crops with a multi-resolution STFT loss (spectral convergence plus
 log-magnitude L1 at three resolutions, Yamamoto et al. 2020, Parallel WaveGAN)
-and a log-mel L1 loss. ``vocoder.json`` beside the checkpoints records the
-network's shape and the STFT it was trained for.
+and a log-mel L1 loss. With ``refine_iters`` the loss scores the waveform after
+that many Griffin-Lim iterations, so the network learns a starting phase for them
+(``--refine``; ``--loss convergence`` drops the log terms). ``vocoder.json``
+beside the checkpoints records the network's shape and the STFT it was trained for.
 """
 
 from __future__ import annotations
@@ -79,6 +81,10 @@ class VocoderSettings:
     batch_size: int = 8
     segment_frames: int = 64
     learning_rate: float = 5e-4
+    # the loss' log-magnitude terms (the multi-resolution one's L1 of log magnitudes, and the log-mel L1); 0 leaves
+    # spectral convergence alone, which weighs the loud bins, where a phase is heard and Griffin-Lim's
+    # inconsistency lands (kgan vocoder train --loss convergence)
+    log_weight: float = 1.0
     mel_weight: float = 1.0
     mel_bins: int = 80
     steps: int = 6000
@@ -149,14 +155,16 @@ def stft_magnitude(waveform, n_fft: int, hop: int):
     return tf.abs(tf.signal.stft(waveform, n_fft, hop, fft_length=n_fft, window_fn=tf.signal.hann_window))
 
 
-def multi_resolution_stft_loss(reference, estimate, sizes):
-    """Mean over ``sizes`` ((n_fft, hop) pairs) of spectral convergence + L1 of log magnitudes: ``[B]``."""
+def multi_resolution_stft_loss(reference, estimate, sizes, log_weight: float = 1.0):
+    """Mean over ``sizes`` ((n_fft, hop) pairs) of spectral convergence + ``log_weight`` x L1 of log magnitudes:
+    ``[B]``."""
     total = 0.0
     for n_fft, hop in sizes:
         ref, est = stft_magnitude(reference, n_fft, hop), stft_magnitude(estimate, n_fft, hop)
-        convergence = tf.norm(ref - est, axis=[-2, -1]) / tf.maximum(tf.norm(ref, axis=[-2, -1]), 1e-6)
-        log_l1 = tf.reduce_mean(tf.abs(tf.math.log(ref + 1e-5) - tf.math.log(est + 1e-5)), axis=[-2, -1])
-        total += convergence + log_l1
+        total += tf.norm(ref - est, axis=[-2, -1]) / tf.maximum(tf.norm(ref, axis=[-2, -1]), 1e-6)
+        if log_weight:
+            log_l1 = tf.reduce_mean(tf.abs(tf.math.log(ref + 1e-5) - tf.math.log(est + 1e-5)), axis=[-2, -1])
+            total += log_weight * log_l1
     return total / len(sizes)
 
 
@@ -314,7 +322,7 @@ def train_vocoder(corpus_dir: str, out_dir: str, config: Config, settings: Vocod
         normalised = spec.to_model(batch)
         with tf.GradientTape() as tape:
             estimate = vocoder.waveform(normalised, length)
-            stft = multi_resolution_stft_loss(batch, estimate, sizes)
+            stft = multi_resolution_stft_loss(batch, estimate, sizes, settings.log_weight)
             mel = _mel_loss(batch, estimate, mel_matrix, config.stft.n_fft, config.stft.hop_length)
             loss = tf.reduce_mean(stft + settings.mel_weight * mel)
         grads = tape.gradient(loss, net.trainable_variables)

@@ -1,0 +1,145 @@
+"""Plan guidance: push a plan generator's output further along what its chord plan changes in it.
+
+    python experiments/plan_guidance.py EXPORT TEST_DIR [TEST_DIR ...] --weights 0,0.5,1,2 \\
+        [--null tonic|none] [--grid] [--limit 30] [-o OUT.json]
+
+A ``model.vocal_input=plan`` generator voices the plan it is told, but only in part: on the seen-voice
+test songs the shipped one keeps about 0.12 of the 0.19 chord motion its chord network's plan has when
+played as bare triads. So each window is generated twice, once with the plan and once with a *null*
+plan that holds no chord changes, and the two are extrapolated, in the spirit of classifier-free
+guidance (Ho & Salimans 2022):
+
+    out = G(vocal, plan) + w * (G(vocal, plan) - G(vocal, null))
+
+on the normalised [-1, 1] scale, clipped to it. ``--null tonic`` replaces every chord of the plan by the
+song's most frequent one (rests stay rests, so the two differ in harmony only); ``none`` tells no chord
+at all. w = 0 is the export as it ships. Each song is generated whole, in its own style (its
+``song.json`` label; ``any`` without one), with the export's level gains and Griffin-Lim, at the
+model's rate (no high band), and scored against its true accompaniment: chord motion, chroma fit,
+log-spectral distance and the level error (``kgan.evaluation``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def guided_pipeline(generator, config, chord_net, meta):
+    """A ``Generate`` that makes guided accompaniments: ``pipe(vocal, style, meter, weight, null)``."""
+    import tensorflow as tf
+
+    from kgan.chords import NO_CHORD, chord_logits, meter_grid, refine_meter
+    from kgan.inference import Generate
+
+    names = list(config.model.style_names) or ["any"]
+    gains = [meta["level_calibration"]["gains_db"].get(n, 0.0) for n in names] if meta.get("level_calibration") \
+        else None
+
+    class Guided(Generate):
+        told = None  # the plan plane [B, T, K] spectrogram() is told, set per call
+
+        def plan(self, normalised, meter=None):
+            return self.told
+
+        def labels(self, normalised, meter):
+            image = tf.transpose(normalised, [0, 2, 1])[..., None]
+            melody = self.melody.melody(image)
+            grid = None
+            if self.gridded and meter is not None:
+                meter = tf.reshape(tf.constant(meter, tf.float32), [1, 3])
+                grid = meter_grid(refine_meter(melody, meter, self.config), tf.shape(normalised)[1], self.config)
+            return tf.argmax(chord_logits(self.chord_net, melody, grid), axis=-1, output_type=tf.int32)  # (1, T)
+
+        def render(self, labels):
+            return tf.transpose(self.planner.image(labels)[..., 0], [0, 2, 1])
+
+        def guided(self, vocal, style, meter, weights, null, shape_only=True):
+            vocal = tf.constant(vocal[None], tf.float32)
+            normalised = self.spec.to_model(vocal)
+            labels = self.labels(normalised, meter)
+            ids = labels.numpy()[0]
+            chords = ids[ids != NO_CHORD]
+            tonic = np.bincount(chords, minlength=NO_CHORD + 1).argmax() if chords.size else NO_CHORD
+            nulled = np.where(ids == NO_CHORD, NO_CHORD, tonic) if null == "tonic" else np.full_like(ids, NO_CHORD)
+            style_t = tf.constant([style], tf.int32) if self.styled else None
+            self.told = self.render(labels)
+            planned = self.spectrogram(vocal, style_t)
+            self.told = self.render(tf.constant(nulled[None], tf.int32))
+            flat = self.spectrogram(vocal, style_t)
+            outs = {}
+            push = planned - flat
+            if shape_only:  # each frame's mean change (its level) left out: only the spectrum's shape moves
+                push -= tf.reduce_mean(push, axis=-1, keepdims=True)
+            for w in weights:
+                mixed = tf.clip_by_value(planned + w * push, -1.0, 1.0)
+                out = self.spec.griffin_lim(self.spec.from_model(mixed), tf.shape(vocal)[1],
+                                            n_iter=self.griffin_lim_iters, initial=self.griffin_lim_init)
+                if gains is not None:
+                    out = out * 10.0 ** (gains[style] / 20.0)
+                outs[w] = out[0].numpy()
+            return outs
+
+    return Guided(generator, config, chord_net=chord_net, griffin_lim_iters=meta.get("griffin_lim_iters", 16))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("export")
+    parser.add_argument("tests", nargs="+")
+    parser.add_argument("--weights", default="0,0.5,1,2", help="Guidance weights w, comma-separated (0: no guidance).")
+    parser.add_argument("--null", choices=("tonic", "none"), default="tonic")
+    parser.add_argument("--grid", action="store_true", help="Tell the chord network each song's beat grid.")
+    parser.add_argument("--limit", type=int, default=30, help="Score the first N songs of each test set.")
+    parser.add_argument("-o", "--out", help="Write the results here as JSON.")
+    args = parser.parse_args(argv)
+
+    from kgan import use_served_kernels
+
+    use_served_kernels()
+    from kgan.evaluation import (chroma_fit, chroma_motion, level_error_db, load_songs, log_spectral_distance,
+                                 mean_ci, song_labels)
+    from kgan.export import restore_from_export
+    from kgan.harmony import song_meter
+    from kgan.io_utils import song_info
+
+    weights = [float(w) for w in args.weights.split(",")]
+    generator, config, chord_net, meta = restore_from_export(args.export)
+    pipe = guided_pipeline(generator, config, chord_net, meta)
+    names = list(config.model.style_names)
+    rate = config.audio.sample_rate
+    measures = {"chroma_motion": lambda g, r: chroma_motion(g, r, rate),
+                "chroma_fit": lambda g, r: chroma_fit(g, r, rate),
+                "lsd": log_spectral_distance, "level_error_db": level_error_db}
+    results = {}
+    for test in args.tests:
+        split = "test" if os.path.exists(os.path.join(test, "splits.json")) else None
+        songs = load_songs(test, rate, split=split)[: args.limit]
+        labels = song_labels(test, [n for n, _, _ in songs])
+        rows = {w: {m: [] for m in measures} for w in weights}
+        for song, vocal, accompaniment in songs:
+            style = names.index(labels[song]) if labels.get(song) in names else 0
+            meter = song_meter(song_info(os.path.join(test, song))) if args.grid else None
+            outs = pipe.guided(vocal, style, meter, weights, args.null)
+            for w, out in outs.items():
+                for m, fn in measures.items():
+                    rows[w][m].append(fn(out, accompaniment))
+            print(os.path.basename(test), song, {w: round(rows[w]["chroma_motion"][-1], 3) for w in weights},
+                  flush=True)
+        results[os.path.basename(os.path.normpath(test))] = {
+            str(w): {m: mean_ci(v) for m, v in rows[w].items()} | {"songs": len(songs)} for w in weights}
+        print(json.dumps(results[os.path.basename(os.path.normpath(test))], indent=1), flush=True)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump({"export": args.export, "null": args.null, "grid": args.grid, "results": results}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
