@@ -45,7 +45,7 @@ def planned_generator(generator, config, chord_net):
             t = tf.shape(normalised)[1]
             labels = tf.constant(self.labels[None].astype(np.int32))
             labels = tf.pad(labels, [[0, 0], [0, tf.maximum(t - labels.shape[1], 0)]], constant_values=NO_CHORD)
-            return tf.transpose(self.planner.image(labels[:, :t])[..., 0], [0, 2, 1])
+            return self.render_plan(labels[:, :t])
 
     return Planned(generator, config, chord_net=chord_net)
 

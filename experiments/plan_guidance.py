@@ -11,7 +11,8 @@ guidance (Ho & Salimans 2022):
 
     out = G(vocal, plan) + w * (G(vocal, plan) - G(vocal, null))
 
-on the normalised [-1, 1] scale, clipped to it. ``--null tonic`` replaces every chord of the plan by the
+on the normalised [-1, 1] scale, clipped to it, with each frame's mean over bins taken out of the
+difference first (so the push moves the spectrum's shape, not its level). ``--null tonic`` replaces every chord of the plan by the
 song's most frequent one (rests stay rests, so the two differ in harmony only); ``none`` tells no chord
 at all. w = 0 is the export as it ships. Each song is generated whole, in its own style (its
 ``song.json`` label; ``any`` without one), with the export's level gains and Griffin-Lim, at the
@@ -33,15 +34,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def guided_pipeline(generator, config, chord_net, meta):
-    """A ``Generate`` that makes guided accompaniments: ``pipe(vocal, style, meter, weight, null)``."""
+    """A ``Generate`` that makes guided accompaniments: ``pipe.guided(vocal, style, meter, weights, null)``."""
     import tensorflow as tf
 
-    from kgan.chords import NO_CHORD, chord_logits, meter_grid, refine_meter
+    from kgan.chords import NO_CHORD
     from kgan.inference import Generate
 
     names = list(config.model.style_names) or ["any"]
-    gains = [meta["level_calibration"]["gains_db"].get(n, 0.0) for n in names] if meta.get("level_calibration") \
-        else None
+    levels = meta.get("level_calibration")
+    gains = [levels["gains_db"].get(n, 0.0) for n in names] if levels else None
 
     class Guided(Generate):
         told = None  # the plan plane [B, T, K] spectrogram() is told, set per call
@@ -49,45 +50,27 @@ def guided_pipeline(generator, config, chord_net, meta):
         def plan(self, normalised, meter=None):
             return self.told
 
-        def labels(self, normalised, meter):
-            image = tf.transpose(normalised, [0, 2, 1])[..., None]
-            melody = self.melody.melody(image)
-            grid = None
-            if self.gridded and meter is not None:
-                meter = tf.reshape(tf.constant(meter, tf.float32), [1, 3])
-                grid = meter_grid(refine_meter(melody, meter, self.config), tf.shape(normalised)[1], self.config)
-            return tf.argmax(chord_logits(self.chord_net, melody, grid), axis=-1, output_type=tf.int32)  # (1, T)
-
-        def render(self, labels):
-            return tf.transpose(self.planner.image(labels)[..., 0], [0, 2, 1])
-
-        def guided(self, vocal, style, meter, weights, null, shape_only=True):
+        def guided(self, vocal, style, meter, weights, null):
             vocal = tf.constant(vocal[None], tf.float32)
-            normalised = self.spec.to_model(vocal)
-            labels = self.labels(normalised, meter)
+            meter = None if meter is None else tf.constant([meter], tf.float32)
+            logits = self.plan_logits(self.spec.to_model(vocal), meter)
+            labels = tf.argmax(logits, axis=-1, output_type=tf.int32)  # (1, T)
             ids = labels.numpy()[0]
             chords = ids[ids != NO_CHORD]
             tonic = np.bincount(chords, minlength=NO_CHORD + 1).argmax() if chords.size else NO_CHORD
             nulled = np.where(ids == NO_CHORD, NO_CHORD, tonic) if null == "tonic" else np.full_like(ids, NO_CHORD)
-            style_t = tf.constant([style], tf.int32) if self.styled else None
-            self.told = self.render(labels)
-            planned = self.spectrogram(vocal, style_t)
-            self.told = self.render(tf.constant(nulled[None], tf.int32))
-            flat = self.spectrogram(vocal, style_t)
-            outs = {}
-            push = planned - flat
-            if shape_only:  # each frame's mean change (its level) left out: only the spectrum's shape moves
-                push -= tf.reduce_mean(push, axis=-1, keepdims=True)
-            for w in weights:
-                mixed = tf.clip_by_value(planned + w * push, -1.0, 1.0)
-                out = self.spec.griffin_lim(self.spec.from_model(mixed), tf.shape(vocal)[1],
-                                            n_iter=self.griffin_lim_iters, initial=self.griffin_lim_init)
-                if gains is not None:
-                    out = out * 10.0 ** (gains[style] / 20.0)
-                outs[w] = out[0].numpy()
-            return outs
+            style = tf.constant([style], tf.int32)
+            self.told = self.render_plan(labels)
+            planned = self.spectrogram(vocal, style)
+            self.told = self.render_plan(tf.constant(nulled[None], tf.int32))
+            push = planned - self.spectrogram(vocal, style)
+            # each frame's mean change (its level) left out: only the spectrum's shape moves
+            push -= tf.reduce_mean(push, axis=-1, keepdims=True)
+            return {w: self.waveform(tf.clip_by_value(planned + w * push, -1.0, 1.0), tf.shape(vocal)[1],
+                                     style)[0].numpy() for w in weights}
 
-    return Guided(generator, config, chord_net=chord_net, griffin_lim_iters=meta.get("griffin_lim_iters", 16))
+    return Guided(generator, config, chord_net=chord_net, griffin_lim_iters=meta.get("griffin_lim_iters", 16),
+                  griffin_lim_init=meta.get("griffin_lim_init", "integrated"), level_gains_db=gains)
 
 
 def main(argv=None) -> None:

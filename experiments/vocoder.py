@@ -73,13 +73,8 @@ def main(argv=None) -> None:
     print(machine_line())
     if is_export(args.run):  # a plan generator's export brings its chord network
         generator, config, chord_net, _ = restore_from_export(args.run)
-    else:
-        generator, config, _ = restore_generator(args.run)
-        chord_net = None
-        if config.model.vocal_input == "plan":  # its chord network, where kgan export looks for it
-            from kgan.chords import load_chord_net
-
-            chord_net = load_chord_net(os.path.join(args.run, "chords"), config)
+    else:  # a plan run has no chord network here: export it first
+        (generator, config, _), chord_net = restore_generator(args.run), None
     spec = Spectrogram(config.stft)
     rate = config.audio.sample_rate
     pipeline = Generate(generator, config, chord_net=chord_net)

@@ -135,6 +135,14 @@ class Generate(tf.Module):
         ``meter``: float32 ``[B, 3]`` or ``[1, 3]`` (seconds a beat, seconds a chord segment, first downbeat
         in seconds from the input's start; zeros: unknown), for a chord network that takes a beat grid;
         ``kgan.chords.refine_meter`` first pulls it onto the melody's note starts."""
+        logits = self.plan_logits(normalised, meter)  # (B, T, 25)
+        if self.chord_decoding == "soft":
+            return tf.transpose(self.planner.soft_image(logits)[..., 0], [0, 2, 1])
+        return self.render_plan(tf.argmax(logits, axis=-1, output_type=tf.int32))
+
+    def plan_logits(self, normalised, meter=None):
+        """The chord network's logits ``[B, T, 25]`` (``kgan.chords`` ids) for normalised vocals ``[B, T, K]``;
+        ``meter`` as for ``plan``."""
         from kgan.chords import chord_logits, meter_grid, refine_meter
 
         image = tf.transpose(normalised, [0, 2, 1])[..., None]  # (B, K, T, 1)
@@ -143,12 +151,11 @@ class Generate(tf.Module):
         if self.gridded and meter is not None:  # the user's grid, fitted to the sung note starts first
             meter = tf.reshape(tf.cast(meter, tf.float32), [-1, 3]) + tf.zeros([tf.shape(melody)[0], 3])  # (B, 3)
             grid = meter_grid(refine_meter(melody, meter, self.config), tf.shape(normalised)[1], self.config)
-        logits = chord_logits(self.chord_net, melody, grid)  # (B, T, 25)
-        if self.chord_decoding == "soft":
-            plane = self.planner.soft_image(logits)
-        else:
-            plane = self.planner.image(tf.argmax(logits, axis=-1, output_type=tf.int32))  # (B, K, T, 1)
-        return tf.transpose(plane[..., 0], [0, 2, 1])
+        return chord_logits(self.chord_net, melody, grid)
+
+    def render_plan(self, labels):
+        """Chord ids per frame ``[B, T]`` -> the plan plane ``[B, T, K]`` the generator hears beside the vocal."""
+        return tf.transpose(self.planner.image(labels)[..., 0], [0, 2, 1])
 
     def with_plan(self, vocal_windows):
         """Model-layout vocal windows ``[M, K, W, 1]`` -> the generator's input: with each window's own plan
@@ -204,15 +211,18 @@ class Generate(tf.Module):
         beat grid (``plan``), for a chord network that takes one; None: unknown.
         """
         vocal = tf.convert_to_tensor(vocal, tf.float32)
-        length = tf.shape(vocal)[1]
-        generated = self.spectrogram(vocal, style, meter)
+        return self.waveform(self.spectrogram(vocal, style, meter), tf.shape(vocal)[1], style)
+
+    def waveform(self, generated, length, style=None):
+        """Generated normalised accompaniments ``[B, T, K]`` -> waveforms ``[B, length]`` (``[B, 2 * length]``
+        with ``high_band``): the phase (vocoder or Griffin-Lim), then each style's level gain and high band."""
         if self.vocoder is not None:
             out = self.vocoder.waveform(generated, length)
         else:
             initial = None if self.griffin_lim_init == "random" else self.griffin_lim_init
             out = self.spec.griffin_lim(self.spec.from_model(generated), length, n_iter=self.griffin_lim_iters,
                                         initial=initial)
-        ids = self.batch_styles(style, tf.shape(vocal)[0]) if self.styled else tf.zeros([tf.shape(vocal)[0]], tf.int32)
+        ids = self.batch_styles(style, tf.shape(out)[0]) if self.styled else tf.zeros([tf.shape(out)[0]], tf.int32)
         if self.level_gains_db is not None:
             gains = tf.constant([10.0 ** (g / 20.0) for g in self.level_gains_db], tf.float32)
             out = out * tf.gather(gains, ids)[:, None]
