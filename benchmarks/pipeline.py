@@ -9,6 +9,12 @@ from a clean output folder, start-up included (TensorFlow's import, Beam's
 workers), and separates then preprocesses every song with the default preset.
 The table gives each path's audio seconds per wall-clock second and the
 pipeline's speed-up over the plain path (goal: >= 1.8 with 2 workers on 2 cores).
+
+Two more rows bound what any pool of workers can gain here: the plain path with
+one TensorFlow thread (what each Beam worker runs), and ``--workers`` plain
+processes of one thread each, started together, each on its own share of the songs
+(no Beam, no shuffling, no reports: perfect parallelism at the cost of a
+process start each). The last row is the ceiling for a pipeline of that many workers.
 """
 
 from __future__ import annotations
@@ -47,19 +53,39 @@ def main():
     audio = args.songs * args.seconds
     rows, rates = [], {}
     paths = (("plain (one process)", []), (f"Beam, {args.workers} workers", ["--workers", str(args.workers)]))
-    for name, extra in paths:
-        out = os.path.join(root, "out")
-        shutil.rmtree(out, ignore_errors=True)
-        cmd = [sys.executable, "-m", "cli.main", "preprocess", "--mixes", songs, out, "--no-progress", *extra]
+    one_thread = {**os.environ, "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+    shares = []
+    for w in range(args.workers):  # each process's own songs, in a folder of its own
+        share = os.path.join(root, f"share{w}")
+        os.makedirs(share)
+        for name in sorted(os.listdir(songs))[w::args.workers]:
+            os.link(os.path.join(songs, name), os.path.join(share, name))
+        shares.append(share)
+
+    out = os.path.join(root, "out")
+    runs = [(name, [(songs, out, extra, None)]) for name, extra in paths]
+    runs.append(("plain, one TensorFlow thread", [(songs, out, [], one_thread)]))
+    runs.append((f"{args.workers} plain processes of one thread (the ceiling)",
+                 [(share, share + "-out", [], one_thread) for share in shares]))
+    for name, commands in runs:
+        for _, folder, _, _ in commands:  # every run starts from a clean output folder
+            shutil.rmtree(folder, ignore_errors=True)
         start = time.perf_counter()
-        subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs = [subprocess.Popen([sys.executable, "-m", "cli.main", "preprocess", "--mixes", inputs, folder,
+                                   "--no-progress", *extra], cwd=ROOT, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for inputs, folder, extra, env in commands]
+        if any([proc.wait() for proc in procs]):  # wait for every one
+            raise SystemExit(f"{name}: kgan preprocess failed")
         seconds = time.perf_counter() - start
         rates[name] = audio / seconds
-        rows.append([name, f"{audio:.0f}", f"{seconds:.1f}", f"{audio / seconds:.1f}"])
+        rows.append([name, f"{audio:.0f}", f"{seconds:.1f}", f"{audio / seconds:.1f}",
+                     f"{rates[name] / rates[rows[0][0]] if rows else 1.0:.2f}"])
     speedup = rates[rows[1][0]] / rates[rows[0][0]]
     print(f"{args.songs} songs of {args.seconds:.0f} s, {rate} Hz stereo")
-    print(percentile_table(rows, ["path", "audio s", "wall s", "x real time"]))
-    print(f"speed-up of the pipeline: {speedup:.2f}x")
+    print(percentile_table(rows, ["path", "audio s", "wall s", "x real time", "x plain"]))
+    print(f"speed-up of the pipeline: {speedup:.2f}x; ceiling for {args.workers} workers: "
+          f"{rates[rows[-1][0]] / rates[rows[0][0]]:.2f}x")
     shutil.rmtree(root, ignore_errors=True)
 
 
