@@ -135,15 +135,21 @@ class Spectrogram:
         inside an exported graph.
         """
         magnitude = tf.convert_to_tensor(magnitude, tf.float32)
-        mag = magnitude * self.scale
+        return self._iterate(magnitude, self._start(magnitude, initial, seed), length, n_iter, momentum)
+
+    def _start(self, magnitude, initial, seed: int):
+        """Griffin-Lim's starting phase for a full-scale ``magnitude`` (see ``griffin_lim``'s ``initial``)."""
         if initial is None:
-            phase = tf.random.stateless_uniform(tf.shape(mag), seed=[seed, 0], minval=-math.pi, maxval=math.pi)
-        elif isinstance(initial, str):
+            return tf.random.stateless_uniform(tf.shape(magnitude), seed=[seed, 0], minval=-math.pi, maxval=math.pi)
+        if isinstance(initial, str):
             if initial != "integrated":
                 raise ValueError(f"initial must be a complex STFT or 'integrated'. Received: {initial!r}")
-            phase = integrated_phase(magnitude, self.n_fft, self.hop)
-        else:
-            phase = tf.math.angle(tf.convert_to_tensor(initial, tf.complex64))
+            return integrated_phase(magnitude, self.n_fft, self.hop)
+        return tf.math.angle(tf.convert_to_tensor(initial, tf.complex64))
+
+    def _iterate(self, magnitude, phase, length, n_iter: int, momentum: float):
+        """Fast Griffin-Lim's iterations from ``phase`` on a full-scale ``magnitude``; the waveform."""
+        mag = magnitude * self.scale
         spec = tf.complex(mag * tf.cos(phase), mag * tf.sin(phase))
         alpha = tf.complex(tf.constant(momentum, tf.float32), 0.0)
 
@@ -168,6 +174,52 @@ class Spectrogram:
             lambda i, *_: i < n_iter, body, (tf.constant(0), spec, project(spec)), parallel_iterations=1
         )
         return self.inverse(spec, length)
+
+    def griffin_lim_in_segments(self, magnitude, length, n_iter: int = 32, momentum: float = 0.99, seed: int = 0,
+                                initial=None, segment: int = 1024, overlap: int | None = None):
+        """``griffin_lim`` on ``[B, T, K]``, one ``segment`` of frames at a time when ``T`` is longer.
+
+        Every iteration of Griffin-Lim sweeps the whole spectrogram twice, so on a long song its working
+        set leaves the caches and each second costs about twice what it costs on 10 s. Here segments of
+        ``segment`` frames, ``overlap`` frames apart from the next, go through all their iterations one
+        after the other, starting from slices of one starting phase computed over the whole song (so
+        neighbours agree in phase), and are joined by linear cross-fades inside the overlaps, away from
+        each segment's edges (whose frames miss their neighbours' samples). As ``griffin_lim`` when
+        ``T <= segment``. ``overlap`` defaults to ``16 * n_fft / hop`` frames (64 at n_fft 1024, hop 256: a
+        cross-fade of 0.56 s at 22.05 kHz).
+        """
+        magnitude = tf.convert_to_tensor(magnitude, tf.float32)
+        margin = 2 * self.n_fft // self.hop  # frames
+        overlap = 8 * margin if overlap is None else overlap
+        step = segment - overlap
+        if step <= 0 or overlap <= 2 * margin:
+            raise ValueError(f"overlap must be more than {2 * margin} frames and less than segment; "
+                             f"got segment {segment}, overlap {overlap}")
+        frames = tf.shape(magnitude)[1]
+        phase = self._start(magnitude, initial, seed)
+
+        def whole():
+            return self._iterate(magnitude, phase, length, n_iter, momentum)
+
+        def segmented():
+            count = 1 + (frames - segment + step - 1) // step
+            extra = [[0, 0], [0, (count - 1) * step + segment - frames], [0, 0]]
+            pieces = [tf.transpose(tf.signal.frame(tf.pad(x, extra), segment, step, axis=1), [1, 0, 2, 3])
+                      for x in (magnitude, phase)]  # [count, B, segment, K]
+            samples = self.num_samples(segment)
+            spec = tf.TensorSpec([None, samples], tf.float32)
+            waves = tf.map_fn(lambda mp: self._iterate(mp[0], mp[1], samples, n_iter, momentum), tuple(pieces),
+                              fn_output_signature=spec, parallel_iterations=1)  # [count, B, samples]
+            i = tf.range(samples, dtype=tf.float32)
+            fade = float((overlap - 2 * margin) * self.hop)
+            rise = tf.clip_by_value((i - margin * self.hop) / fade, 0.0, 1.0)  # from the segment before
+            fall = 1.0 - tf.clip_by_value((i - (step + margin) * self.hop) / fade, 0.0, 1.0)  # into the next
+            k = tf.range(count)[:, None]
+            weight = tf.where(k == 0, 1.0, rise) * tf.where(k == count - 1, 1.0, fall)  # [count, samples]
+            joined = tf.signal.overlap_and_add(tf.transpose(waves * weight[:, None, :], [1, 0, 2]), step * self.hop)
+            return joined[:, :length]
+
+        return tf.cond(frames > segment, segmented, whole)
 
 
 def spectral_convergence(target_magnitude, estimate_magnitude):
