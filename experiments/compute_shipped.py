@@ -19,22 +19,17 @@ Every step is skipped when its output exists.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from _steps import ROOT  # noqa: E402
-from recalibrate_shipped import publish, reexport_and_compare, report_table  # noqa: E402
+from recalibrate_shipped import publish, reexport_and_compare, reexport_parser, report_table  # noqa: E402
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out")
-    parser.add_argument("--tests", required=True, help="A folder holding experiments/pretrained.py's test-* sets.")
-    parser.add_argument("--install", action="store_true")
-    args = parser.parse_args(argv)
+    args = reexport_parser(__doc__, overlap=False).parse_args(argv)
     out = os.path.abspath(args.out)
     reexport_and_compare(out, args.tests, ["--compute", "both"], ["--compute", "bfloat16"])
     section = ["## bfloat16 twin", "",

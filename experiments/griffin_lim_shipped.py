@@ -17,23 +17,17 @@ Every step is skipped when its output exists.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from _steps import ROOT  # noqa: E402
-from recalibrate_shipped import publish, reexport_and_compare, report_table  # noqa: E402
+from recalibrate_shipped import publish, reexport_and_compare, reexport_parser, report_table  # noqa: E402
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out")
-    parser.add_argument("--tests", required=True, help="A folder holding experiments/pretrained.py's test-* sets.")
-    parser.add_argument("--overlap", type=float, help="kgan export --overlap (default: the installed export's).")
-    parser.add_argument("--install", action="store_true")
-    args = parser.parse_args(argv)
+    args = reexport_parser(__doc__).parse_args(argv)
     out = os.path.abspath(args.out)
     overlap = [] if args.overlap is None else ["--overlap", str(args.overlap)]
     reexport_and_compare(out, args.tests, ["--compute", "both", *overlap], ["--compute", "bfloat16"])

@@ -55,13 +55,21 @@ def report_table(out: str, rows=(("report", "model", "now"), ("report", "shipped
     return lines
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def reexport_parser(doc: str, overlap: bool = True) -> argparse.ArgumentParser:
+    """The arguments every script that exports the shipped model again takes: OUT, --tests, --install and,
+    with ``overlap``, --overlap."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("out")
-    parser.add_argument("--corpus", required=True, help="The shipped model's corpus (its val split calibrates).")
     parser.add_argument("--tests", required=True, help="A folder holding experiments/pretrained.py's test-* sets.")
-    parser.add_argument("--overlap", type=float, help="kgan export --overlap (default: the installed export's).")
+    if overlap:
+        parser.add_argument("--overlap", type=float, help="kgan export --overlap (default: the installed export's).")
     parser.add_argument("--install", action="store_true")
+    return parser
+
+
+def main(argv=None) -> None:
+    parser = reexport_parser(__doc__)
+    parser.add_argument("--corpus", required=True, help="The shipped model's corpus (its val split calibrates).")
     args = parser.parse_args(argv)
     out = os.path.abspath(args.out)
     reexport_and_compare(out, args.tests, ["--calibrate-levels", args.corpus,
