@@ -82,8 +82,7 @@ def main():
     frames = pipe.spec.num_frames(length)
     fade = tf.function(lambda g: pipe.spec.from_model(pipe.cross_fade(g, frames)))
     magnitude = fade(generated)
-    griffin_lim = tf.function(lambda m: pipe.spec.griffin_lim_in_segments(  # as Generate runs it
-        m, length, n_iter=16, initial="integrated", segment=pipe.griffin_lim_segment))
+    griffin_lim = tf.function(lambda m: pipe.griffin_lim(m, length))  # as Generate runs it
     if bands:
         audio = griffin_lim(magnitude)
         high_band = tf.function(HighBand(cfg.stft, [bands["gains_db"]["any"]]))

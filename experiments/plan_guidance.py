@@ -12,8 +12,8 @@ guidance (Ho & Salimans 2022):
     out = G(vocal, plan) + w * (G(vocal, plan) - G(vocal, null))
 
 on the normalised [-1, 1] scale, clipped to it, with each frame's mean over bins taken out of the
-difference first (so the push moves the spectrum's shape, not its level). ``--null tonic`` replaces every chord of the plan by the
-song's most frequent one (rests stay rests, so the two differ in harmony only); ``none`` tells no chord
+difference first (so the push moves the spectrum's shape, not its level). ``--null tonic`` replaces
+every chord of the plan by the song's most frequent one (rests stay rests, so the two differ in harmony only); ``none`` tells no chord
 at all. w = 0 is the export as it ships. Each song is generated whole, in its own style (its
 ``song.json`` label; ``any`` without one), with the export's level gains and Griffin-Lim, at the
 model's rate (no high band), and scored against its true accompaniment: chord motion, chroma fit,
@@ -39,10 +39,9 @@ def guided_pipeline(generator, config, chord_net, meta):
 
     from kgan.chords import NO_CHORD
     from kgan.inference import Generate
+    from kgan.levels import style_gains_db
 
-    names = list(config.model.style_names) or ["any"]
-    levels = meta.get("level_calibration")
-    gains = [levels["gains_db"].get(n, 0.0) for n in names] if levels else None
+    gains = style_gains_db(meta.get("level_calibration"), config.model.style_names)
 
     class Guided(Generate):
         told = None  # the plan plane [B, T, K] spectrogram() is told, set per call

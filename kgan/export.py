@@ -444,8 +444,10 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     elif calibrate_levels is not None:
         levels = _calibrate(served, config, griffin_lim_iters, phase, griffin_lim_init, chord_net, chord_decoding,
                             calibrate_levels, progress)
+    from kgan.levels import style_gains_db
+
     names = list(config.model.style_names) or ["any"]
-    gains = None if levels is None else [levels["gains_db"].get(name, 0.0) for name in names]
+    gains = style_gains_db(levels, config.model.style_names)
     if high_band == "off":
         bands = None
     elif high_band is not None and is_export(high_band):

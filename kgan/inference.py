@@ -76,9 +76,9 @@ class Generate(tf.Module):
         self.bins = config.stft.num_bins
         self.window_hop = config.window.generate_hop
         self.griffin_lim_iters = int(griffin_lim_iters)
-        # frames a Griffin-Lim segment: GRIFFIN_LIM_SEGMENT_CELLS, and at least 8 of its overlaps (16 n_fft / hop)
-        self.griffin_lim_segment = max(GRIFFIN_LIM_SEGMENT_CELLS // (self.bins + 1),
-                                       8 * 16 * config.stft.n_fft // config.stft.hop_length)
+        # frames a Griffin-Lim segment: GRIFFIN_LIM_SEGMENT_CELLS of the STFT's bins, and at least 8 overlaps
+        self.griffin_lim_segment = max(GRIFFIN_LIM_SEGMENT_CELLS // (self.spec.n_fft // 2 + 1),
+                                       8 * self.spec.segment_overlap)
         self.chunk_windows = int(chunk_windows)
 
     def windows(self, normalised):
@@ -223,16 +223,20 @@ class Generate(tf.Module):
         vocal = tf.convert_to_tensor(vocal, tf.float32)
         return self.waveform(self.spectrogram(vocal, style, meter), tf.shape(vocal)[1], style)
 
+    def griffin_lim(self, magnitude, length):
+        """Full-scale magnitudes ``[B, T, n_fft/2 + 1]`` -> waveforms ``[B, length]`` by fast Griffin-Lim, as configured
+        (iterations, start), in segments when long."""
+        initial = None if self.griffin_lim_init == "random" else self.griffin_lim_init
+        return self.spec.griffin_lim_in_segments(magnitude, length, n_iter=self.griffin_lim_iters, initial=initial,
+                                                 segment=self.griffin_lim_segment)
+
     def waveform(self, generated, length, style=None):
         """Generated normalised accompaniments ``[B, T, K]`` -> waveforms ``[B, length]`` (``[B, 2 * length]``
         with ``high_band``): the phase (vocoder or Griffin-Lim), then each style's level gain and high band."""
         if self.vocoder is not None:
             out = self.vocoder.waveform(generated, length)
         else:
-            initial = None if self.griffin_lim_init == "random" else self.griffin_lim_init
-            out = self.spec.griffin_lim_in_segments(self.spec.from_model(generated), length,
-                                                    n_iter=self.griffin_lim_iters, initial=initial,
-                                                    segment=self.griffin_lim_segment)
+            out = self.griffin_lim(self.spec.from_model(generated), length)
         ids = self.batch_styles(style, tf.shape(out)[0]) if self.styled else tf.zeros([tf.shape(out)[0]], tf.int32)
         if self.level_gains_db is not None:
             gains = tf.constant([10.0 ** (g / 20.0) for g in self.level_gains_db], tf.float32)

@@ -16,12 +16,21 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["rms_db", "measure_gains"]
+__all__ = ["rms_db", "measure_gains", "style_gains_db"]
 
 
 def rms_db(x: np.ndarray) -> float:
     """A signal's RMS level in dB (full scale 0 dB); -120 for silence."""
     return float(10.0 * np.log10(max(float(np.mean(np.square(np.asarray(x, np.float64)))), 1e-12)))
+
+
+def style_gains_db(levels: dict | None, style_names) -> list[float] | None:
+    """The gain (dB) of each style id, in order, from a calibration (``measure_gains``' result, as an export
+    stores it); 0 for a style it did not measure; None without a calibration. An unconditioned generator's
+    one id is ``any``."""
+    if levels is None:
+        return None
+    return [levels["gains_db"].get(name, 0.0) for name in (list(style_names) or ["any"])]
 
 
 def _in_turn(groups: dict[str, list], count: int) -> list:

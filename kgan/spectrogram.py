@@ -51,6 +51,8 @@ class Spectrogram:
         self.db_floor = float(config.db_floor)
         self.db_ceiling = float(config.db_ceiling)
         self.floor_magnitude = 10.0 ** (self.db_floor / 20.0)
+        # frames two Griffin-Lim segments share (griffin_lim_in_segments): 64 at n_fft 1024, hop 256
+        self.segment_overlap = 16 * self.n_fft // self.hop
 
     # ----------------------------------------------------------------- framing
     def num_frames(self, num_samples):
@@ -185,12 +187,12 @@ class Spectrogram:
         after the other, starting from slices of one starting phase computed over the whole song (so
         neighbours agree in phase), and are joined by linear cross-fades inside the overlaps, away from
         each segment's edges (whose frames miss their neighbours' samples). As ``griffin_lim`` when
-        ``T <= segment``. ``overlap`` defaults to ``16 * n_fft / hop`` frames (64 at n_fft 1024, hop 256: a
+        ``T <= segment``. ``overlap`` defaults to ``segment_overlap`` frames (64 at n_fft 1024, hop 256: a
         cross-fade of 0.56 s at 22.05 kHz).
         """
         magnitude = tf.convert_to_tensor(magnitude, tf.float32)
         margin = 2 * self.n_fft // self.hop  # frames
-        overlap = 8 * margin if overlap is None else overlap
+        overlap = self.segment_overlap if overlap is None else overlap
         step = segment - overlap
         if step <= 0 or overlap <= 2 * margin:
             raise ValueError(f"overlap must be more than {2 * margin} frames and less than segment; "
