@@ -33,7 +33,14 @@ import tensorflow as tf
 
 from kgan.config import STFTConfig
 
-__all__ = ["Spectrogram", "spectral_convergence", "integrated_phase"]
+__all__ = ["Spectrogram", "spectral_convergence", "integrated_phase", "GRIFFIN_LIM_ALGORITHMS"]
+
+# Griffin-Lim's variants (``Spectrogram.griffin_lim``'s ``algorithm``): "fast" (Perraudin, Balazs & Sondergaard 2013)
+# and "accelerated" (Nenov, Peer & Balazs 2023), which adds two more inertial terms: beta extrapolates the point each
+# step is averaged with, and gamma over-relaxes the step. Their alpha is ``momentum``. The paper's gamma is 1.25; here
+# 1.2, since on accompaniment spectrograms 1.3 already diverged (spectral convergence 0.08 -> 0.17-0.40).
+GRIFFIN_LIM_ALGORITHMS = ("fast", "accelerated")
+ACCELERATED_BETA, ACCELERATED_GAMMA = 1.1, 1.2
 
 
 class Spectrogram:
@@ -120,7 +127,7 @@ class Spectrogram:
 
     # ------------------------------------------------------------- Griffin-Lim
     def griffin_lim(self, magnitude, length, n_iter: int = 32, momentum: float = 0.99, seed: int = 0,
-                    initial=None):
+                    initial=None, algorithm: str = "fast"):
         """Waveform ``[..., length]`` whose STFT magnitude approximates ``magnitude``.
 
         ``magnitude`` is full-scale ``[..., T, n_fft/2 + 1]`` as from ``magnitude``
@@ -133,11 +140,15 @@ class Spectrogram:
         deterministic. ``initial="integrated"`` starts from ``integrated_phase``
         instead (16 iterations from there beat 32 from a random phase on every
         measure of ``experiments/vocoder.py``), and a complex STFT of the same
-        shape starts from its phase (a vocoder's, refined). Pure TF ops, usable
-        inside an exported graph.
+        shape starts from its phase (a vocoder's, refined). ``algorithm="accelerated"``
+        is the accelerated Griffin-Lim algorithm of Nenov, Peer & Balazs ("Accelerated
+        Griffin-Lim algorithm: a fast and provably converging numerical method for
+        phase retrieval", 2023): 12 of its iterations from the integrated start reach
+        what 16 fast ones do (``experiments/griffin_lim_iterations.py``). Pure TF ops,
+        usable inside an exported graph.
         """
         magnitude = tf.convert_to_tensor(magnitude, tf.float32)
-        return self._iterate(magnitude, self._start(magnitude, initial, seed), length, n_iter, momentum)
+        return self._iterate(magnitude, self._start(magnitude, initial, seed), length, n_iter, momentum, algorithm)
 
     def _start(self, magnitude, initial, seed: int):
         """Griffin-Lim's starting phase for a full-scale ``magnitude`` (see ``griffin_lim``'s ``initial``)."""
@@ -149,8 +160,10 @@ class Spectrogram:
             return integrated_phase(magnitude, self.n_fft, self.hop)
         return tf.math.angle(tf.convert_to_tensor(initial, tf.complex64))
 
-    def _iterate(self, magnitude, phase, length, n_iter: int, momentum: float):
-        """Fast Griffin-Lim's iterations from ``phase`` on a full-scale ``magnitude``; the waveform."""
+    def _iterate(self, magnitude, phase, length, n_iter: int, momentum: float, algorithm: str = "fast"):
+        """Griffin-Lim's iterations (``algorithm``) from ``phase`` on a full-scale ``magnitude``; the waveform."""
+        if algorithm not in GRIFFIN_LIM_ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {list(GRIFFIN_LIM_ALGORITHMS)}. Received: {algorithm!r}")
         mag = magnitude * self.scale
         spec = tf.complex(mag * tf.cos(phase), mag * tf.sin(phase))
         alpha = tf.complex(tf.constant(momentum, tf.float32), 0.0)
@@ -172,13 +185,26 @@ class Spectrogram:
             t = c + alpha * (c - prev_c)
             return i + 1, impose(t), c
 
-        _, spec, _ = tf.while_loop(
-            lambda i, *_: i < n_iter, body, (tf.constant(0), spec, project(spec)), parallel_iterations=1
-        )
+        # accelerated: the consistent estimate is averaged with the extrapolated point d (weight 1 - gamma, gamma > 1:
+        # an over-relaxed step), and both the next iterate and d extrapolate from it (alpha, beta); gamma = 1 would be
+        # the fast algorithm above
+        beta = tf.complex(tf.constant(ACCELERATED_BETA, tf.float32), 0.0)
+        gamma = tf.complex(tf.constant(ACCELERATED_GAMMA, tf.float32), 0.0)
+
+        def accelerated(i, s, prev_t, d):
+            t = gamma * project(s) + (1.0 - gamma) * d
+            step = t - prev_t
+            return i + 1, impose(t + alpha * step), t, t + beta * step
+
+        start = project(spec)
+        # the fast loop's first step projects spec again and has no momentum yet; the accelerated one starts a
+        # step further, from the start's projection
+        state = (body, spec, start) if algorithm == "fast" else (accelerated, impose(start), start, start)
+        spec = tf.while_loop(lambda i, *_: i < n_iter, state[0], (tf.constant(0), *state[1:]), parallel_iterations=1)[1]
         return self.inverse(spec, length)
 
     def griffin_lim_in_segments(self, magnitude, length, n_iter: int = 32, momentum: float = 0.99, seed: int = 0,
-                                initial=None, segment: int = 1024, overlap: int | None = None):
+                                initial=None, segment: int = 1024, overlap: int | None = None, algorithm: str = "fast"):
         """``griffin_lim`` on ``[B, T, K]``, one ``segment`` of frames at a time when ``T`` is longer.
 
         Every iteration of Griffin-Lim sweeps the whole spectrogram twice, so on a long song its working
@@ -186,8 +212,9 @@ class Spectrogram:
         ``segment`` frames, ``overlap`` frames apart from the next, go through all their iterations one
         after the other, starting from slices of one starting phase computed over the whole song (so
         neighbours agree in phase), and are joined by linear cross-fades inside the overlaps, away from
-        each segment's edges (whose frames miss their neighbours' samples). As ``griffin_lim`` when
-        ``T <= segment``. ``overlap`` defaults to ``segment_overlap`` frames (64 at n_fft 1024, hop 256: a
+        each segment's edges (whose frames miss their neighbours' samples). Two segments are in flight at
+        a time: one segment's iterations keep 1.7 of 2 cores busy, two interleaved ones nearly all (about
+        7 % faster on 3 minutes; the same output). As ``griffin_lim`` when ``T <= segment``. ``overlap`` defaults to ``segment_overlap`` frames (64 at n_fft 1024, hop 256: a
         cross-fade of 0.56 s at 22.05 kHz).
         """
         magnitude = tf.convert_to_tensor(magnitude, tf.float32)
@@ -201,7 +228,7 @@ class Spectrogram:
         phase = self._start(magnitude, initial, seed)
 
         def whole():
-            return self._iterate(magnitude, phase, length, n_iter, momentum)
+            return self._iterate(magnitude, phase, length, n_iter, momentum, algorithm)
 
         def segmented():
             count = 1 + (frames - segment + step - 1) // step
@@ -210,8 +237,8 @@ class Spectrogram:
                       for x in (magnitude, phase)]  # [count, B, segment, K]
             samples = self.num_samples(segment)
             spec = tf.TensorSpec([None, samples], tf.float32)
-            waves = tf.map_fn(lambda mp: self._iterate(mp[0], mp[1], samples, n_iter, momentum), tuple(pieces),
-                              fn_output_signature=spec, parallel_iterations=1)  # [count, B, samples]
+            waves = tf.map_fn(lambda mp: self._iterate(mp[0], mp[1], samples, n_iter, momentum, algorithm),
+                              tuple(pieces), fn_output_signature=spec, parallel_iterations=2)  # [count, B, samples]
             i = tf.range(samples, dtype=tf.float32)
             fade = float((overlap - 2 * margin) * self.hop)
             rise = tf.clip_by_value((i - margin * self.hop) / fade, 0.0, 1.0)  # from the segment before

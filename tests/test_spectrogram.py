@@ -133,6 +133,20 @@ def test_the_integrated_phase_starts_griffin_lim_far_closer(spec):
         spec.griffin_lim(spec.magnitude(spec.forward(x)), len(x), n_iter=1, initial="zero")
 
 
+def test_the_accelerated_algorithm_gets_further_in_as_many_iterations(spec):
+    x = _music()
+
+    def sc(n_iter, algorithm, initial="integrated"):
+        return _griffin_lim_convergence(spec, x, n_iter=n_iter, initial=initial, algorithm=algorithm)
+
+    for n_iter in (4, 12):
+        assert sc(n_iter, "accelerated") < 0.95 * sc(n_iter, "fast"), n_iter
+    assert sc(12, "accelerated", None) < sc(12, "fast", None)  # from a random phase too
+    assert sc(12, "accelerated") < sc(4, "accelerated")  # and it keeps converging
+    with pytest.raises(ValueError, match="'accelerated'"):
+        spec.griffin_lim(spec.magnitude(spec.forward(x)), len(x), n_iter=1, algorithm="adam")
+
+
 def test_griffin_lim_is_deterministic_and_batched(spec):
     x = np.stack([_music(), 0.5 * _music()])
     target = spec.magnitude(spec.forward(x))
