@@ -64,17 +64,15 @@ def main(argv=None) -> None:
     import tensorflow as tf
 
     from benchmarks._common import machine_line, percentile_table
-    from kgan.export import is_export, restore_from_export, restore_generator
+    from kgan.export import restore_run_or_export
     from kgan.inference import Generate
     from kgan.preprocess import find_sources, load_sources
     from kgan.spectrogram import Spectrogram
     from kgan.vocoder import load_vocoder, stft_distances
 
     print(machine_line())
-    if is_export(args.run):  # a plan generator's export brings its chord network
-        generator, config, chord_net, _ = restore_from_export(args.run)
-    else:  # a plan run has no chord network here: export it first
-        (generator, config, _), chord_net = restore_generator(args.run), None
+    # a plan generator's export brings its chord network; a plan run has none here: export it first
+    generator, config, chord_net, _ = restore_run_or_export(args.run)
     spec = Spectrogram(config.stft)
     rate = config.audio.sample_rate
     pipeline = Generate(generator, config, chord_net=chord_net)

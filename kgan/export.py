@@ -50,7 +50,7 @@ import tensorflow as tf
 from kgan.config import Config
 from kgan.inference import Generate
 
-__all__ = ["export", "restore_generator", "restore_from_export", "is_export", "export_meta", "load", "forbidden_ops",
+__all__ = ["export", "restore_generator", "restore_from_export", "restore_run_or_export", "is_export", "export_meta", "load", "forbidden_ops",
            "StoredWeights", "EXPORT_CONFIG", "MODEL_NAME", "WEIGHT_DTYPES",
            "COMPUTE_DTYPES", "BFLOAT16_SIGNATURES", "bfloat16_native", "signature_for",
            "saved_model_proto", "graph_nodes"]
@@ -352,6 +352,21 @@ def restore_from_export(export_dir: str):
     return generator, config, chord_net, meta
 
 
+def restore_run_or_export(path: str, checkpoint: str | None = None):
+    """``(generator, config, chord_net or None, source)`` from a training run or an export version folder.
+
+    A run gives its newest (or ``checkpoint``'s) generator, no chord network and ``source``
+    ``{"checkpoint": path}``; an export (``is_export``) its stored weights, its chord network and its
+    ``kgan_config.json`` as ``source`` (``restore_from_export``). An export has no checkpoints to choose from.
+    """
+    if is_export(path):
+        if checkpoint is not None:
+            raise ValueError(f"{path} is an export: it has no checkpoints to choose from")
+        return restore_from_export(path)
+    generator, config, ckpt = restore_generator(path, checkpoint)
+    return generator, config, None, {"checkpoint": ckpt}
+
+
 def export(run_dir: str, export_base: str, version: int | None = None, griffin_lim_iters: int = 16,
            checkpoint: str | None = None, weights: str = "float32", vocoder: str | None = None,
            griffin_lim_init: str = "integrated", chords: str | None = None, chord_decoding: str = "argmax",
@@ -388,16 +403,9 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
         raise ValueError(f"weights must be one of {list(WEIGHT_DTYPES)}. Received: {weights!r}")
     if compute not in COMPUTE_DTYPES:
         raise ValueError(f"compute must be one of {list(COMPUTE_DTYPES)}. Received: {compute!r}")
-    stored_chords, levels, bands = None, None, None
-    if is_export(run_dir):
-        if checkpoint is not None:
-            raise ValueError(f"{run_dir} is an export: it has no checkpoints to choose from")
-        generator, config, stored_chords, source = restore_from_export(run_dir)
-        ckpt = str(source.get("checkpoint"))
-        levels = source.get("level_calibration")
-        bands = source.get("high_band")
-    else:
-        generator, config, ckpt = restore_generator(run_dir, checkpoint)
+    generator, config, stored_chords, source = restore_run_or_export(run_dir, checkpoint)
+    ckpt = str(source.get("checkpoint"))
+    levels, bands = source.get("level_calibration"), source.get("high_band")  # an export's, kept unless replaced
     if overlap is not None:
         config = config.override(**{"window.overlap": overlap})
     chord_net = None
