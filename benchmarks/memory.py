@@ -1,6 +1,6 @@
 """Peak memory of ``kgan generate`` on long vocals and of ``kgan serve`` under its largest requests.
 
-    python benchmarks/memory.py [--minutes 5,20,60]
+    python benchmarks/memory.py [--minutes 5,20,60] [--mmap-thresholds 16,32]
 
 Goals: ``kgan generate`` on a 1-hour vocal within 2 GB; the server within 2 GB
 under any single request, and handing memory back after a large one.
@@ -14,7 +14,8 @@ memory and its real-time factor.
 ``serve``: ``kgan serve`` in a subprocess on the same export, sent the largest
 request of each kind its caps allow (``--max-seconds`` of audio in one row;
 the same work as many short rows; a full ``spectrogram`` batch); the server's
-peak resident memory (VmHWM) after each, and its resident memory once idle.
+peak resident memory (VmHWM) after each, and its resident memory once idle; with
+``--mmap-thresholds``, once per ``kgan serve --mmap-threshold`` value.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def generate_rows(base: str, minutes_list, tmp: str):
     return rows
 
 
-def serve_rows(base: str):
+def serve_rows(base: str, mmap_threshold: str = ""):
     import grpc
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
@@ -85,7 +86,8 @@ def serve_rows(base: str):
     from kgan.server import DEFAULT_MAX_SECONDS, MAX_SPECTROGRAM_BATCH
     from kgan.server import spawn
 
-    proc, target = spawn(base)
+    proc, target = spawn(base, *(["--mmap-threshold", mmap_threshold] if mmap_threshold else []))
+    tag = f" (mmap {mmap_threshold} MiB)" if mmap_threshold else ""
     rows = []
     try:
         channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 2**30),
@@ -103,7 +105,7 @@ def serve_rows(base: str):
             (f"serve, spectrogram batch of {MAX_SPECTROGRAM_BATCH}", "spectrogram", "vocal_spectrogram",
              -np.ones((MAX_SPECTROGRAM_BATCH, 512, 128, 1), np.float32)),
         ]
-        rows.append(("serve, started", f"{status_gib(proc.pid, 'VmHWM'):.2f}", f"{status_gib(proc.pid, 'VmRSS'):.2f}",
+        rows.append((f"serve{tag}, started", f"{status_gib(proc.pid, 'VmHWM'):.2f}", f"{status_gib(proc.pid, 'VmRSS'):.2f}",
                      ""))
         for label, signature, key, value in requests:
             request = predict_pb2.PredictRequest()
@@ -115,7 +117,7 @@ def serve_rows(base: str):
             stub.Predict(request, timeout=3600)
             wall = time.perf_counter() - start
             audio = value.size / rate if key == "vocal" else 0
-            rows.append((label, f"{status_gib(proc.pid, 'VmHWM'):.2f}", f"{status_gib(proc.pid, 'VmRSS'):.2f}",
+            rows.append((label.replace("serve,", f"serve{tag},"), f"{status_gib(proc.pid, 'VmHWM'):.2f}", f"{status_gib(proc.pid, 'VmRSS'):.2f}",
                          f"{wall / audio:.3f}" if audio else ""))
             print(*rows[-1], sep=" | ", flush=True)
         channel.close()
@@ -131,6 +133,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", default="5,20,60", help="vocal lengths for generate ('' skips it)")
     parser.add_argument("--no-serve", action="store_true", help="skip the server")
+    parser.add_argument("--mmap-thresholds", default="", metavar="MIB,...",
+                        help="run the server once per kgan serve --mmap-threshold value (default: its own)")
     args = parser.parse_args()
     print(machine_line())
     _, base = fresh_export("default")
@@ -139,7 +143,8 @@ def main():
         with tempfile.TemporaryDirectory(prefix="kgan-bench-mem-") as tmp:
             rows += generate_rows(base, [float(m) for m in args.minutes.split(",")], tmp)
     if not args.no_serve:
-        rows += serve_rows(base)
+        for mib in args.mmap_thresholds.split(",") if args.mmap_thresholds else [""]:
+            rows += serve_rows(base, mib)
     print(percentile_table(rows, ["run", "peak RSS (GiB)", "RSS after (GiB)", "real-time factor"]))
 
 

@@ -1,13 +1,15 @@
 """Latency of 10-second requests to `kgan serve` on loopback, with 1 and 4 concurrent clients.
 
     python benchmarks/serving.py [--preset default] [--requests 12] [--models NAME=BASE,...] [--kernels tf,onednn]
+        [--mmap-thresholds 16,32,16,32]
 
 Starts `kgan serve` in a subprocess over a freshly exported model, then sends
 ``--requests`` requests per client through the gRPC client (`kgan.client`), to an export with
 each phase method (Griffin-Lim from the integrated start, and the vocoder, freshly initialised),
 or to the exports ``--models`` names (e.g. the shipped model and its ``--overlap 0.25`` export).
 With ``--kernels tf,onednn`` each export is served once on TensorFlow's own kernels and once on oneDNN's
-(``TF_ENABLE_ONEDNN_OPTS``), one after the other in the same run.
+(``TF_ENABLE_ONEDNN_OPTS``), one after the other in the same run; with ``--mmap-thresholds`` once per
+``kgan serve --mmap-threshold`` in the list, in its order (repeat a value to see the run's own drift).
 Prints p50 / p99 latency and the throughput in seconds of audio per second.
 """
 
@@ -33,6 +35,8 @@ def main():
                         help="Serve these exports instead of fresh ones, e.g. shipped=kgan/pretrained/export.")
     parser.add_argument("--kernels", default="", metavar="tf,onednn",
                         help="Serve each export on these kernel sets in turn (default: kgan serve's own choice).")
+    parser.add_argument("--mmap-thresholds", default="", metavar="MIB,...",
+                        help="Serve each export with each of these kgan serve --mmap-threshold values in turn.")
     args = parser.parse_args()
     from _common import machine_line
 
@@ -52,11 +56,13 @@ def main():
     kernels = args.kernels.split(",") if args.kernels else [""]
     if not set(kernels) <= {"", *flags}:
         parser.error(f"--kernels: {args.kernels!r}; expected names of tf, onednn")
+    thresholds = args.mmap_thresholds.split(",") if args.mmap_thresholds else [""]
     rows = []
-    for (name, export_base), kernel in [(e, k) for e in exports for k in kernels]:
-        phase = f"{name}, {kernel}" if kernel else name
+    for (name, export_base), kernel, mib in [(e, k, t) for e in exports for k in kernels for t in thresholds]:
+        phase = ", ".join([name] + ([kernel] if kernel else []) + ([f"mmap {mib} MiB"] if mib else []))
         env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": flags[kernel]} if kernel else None
-        server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", export_base, "--port", str(args.port)],
+        server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", export_base, "--port", str(args.port),
+                                   *(["--mmap-threshold", mib] if mib else [])],
                                   stderr=subprocess.PIPE, text=True, env=env)
         try:
             if "serving" not in server.stderr.readline():

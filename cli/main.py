@@ -577,8 +577,12 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, styl
 @click.option("--max-seconds", type=FiniteRange(min=0.0, min_open=True, max=3600.0), default=300.0,
               show_default=True, help="Most work accepted in one request, in seconds of audio (priced in "
                                       "generator windows over the whole batch; longer songs: send chunks).")
+@click.option("--mmap-threshold", type=click.IntRange(min=0, max=1024), default=None, metavar="MIB",
+              help="Buffers this large (MiB) or larger get their own memory mappings, handed back when freed: "
+                   "lower holds less memory after a large request, higher answers short ones faster (0: the C "
+                   "library's own threshold)  [default: 16]")
 @compute_option
-def serve(export_base, port, host, model_name, max_seconds, compute):
+def serve(export_base, port, host, model_name, max_seconds, mmap_threshold, compute):
     """Serve EXPORT_BASE over gRPC with TF Serving's PredictionService (Predict, GetModelMetadata).
 
     The newest numeric version folder is served, as TF Serving does; without EXPORT_BASE,
@@ -597,7 +601,8 @@ def serve(export_base, port, host, model_name, max_seconds, compute):
     from kgan.server import serve as start
 
     try:
-        server, bound = start(export_base, host, port, model_name, max_seconds=max_seconds, compute=compute)
+        server, bound = start(export_base, host, port, model_name, max_seconds=max_seconds, compute=compute,
+                              **({} if mmap_threshold is None else {"mmap_threshold_mib": mmap_threshold}))
     except (FileNotFoundError, OSError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"serving {model_name!r} from {export_base} on {host}:{bound} (Ctrl-C stops)", err=True)

@@ -52,6 +52,7 @@ DEFAULT_MAX_SECONDS = 5 * 60  # per request, priced in generator windows over th
 MAX_SPECTROGRAM_BATCH = 32  # windows per ``spectrogram`` request (the generator runs them at once)
 MAX_PROBE = 1024  # elements of a ``metadata`` probe
 LARGE_REQUEST_WINDOWS = 64  # after a request this size, freed heap memory is handed back to the system
+MMAP_THRESHOLD_MIB = 16  # buffers this large get their own mappings (_allocate_large_buffers_with_mmap)
 
 
 class RequestError(Exception):
@@ -341,16 +342,22 @@ def _check_meter(meter: np.ndarray) -> None:
                                f"seconds a chord segment in [0, 60], first downbeat in seconds); got {row.tolist()}")
 
 
-def _allocate_large_buffers_with_mmap(threshold: int = 16 << 20) -> None:
-    """glibc: serve every allocation of ``threshold`` bytes or more with its own mmap, returned on free.
+def _allocate_large_buffers_with_mmap(threshold_mib: int = MMAP_THRESHOLD_MIB) -> None:
+    """glibc: serve every allocation of ``threshold_mib`` MiB or more with its own mmap, returned on free.
 
-    By default glibc raises this threshold after a large free (up to 32 MiB), so the
-    next large tensors come from the heap and stay in the process after the request.
-    16 MiB, not less: at 1 MiB every activation was mapped and faulted in afresh, which made
-    a 10-second request 1.5x slower; the memory after a request is the same (benchmarks/memory.py).
+    By default glibc raises this threshold after a large free (up to 32 MiB), so the next large
+    tensors come from the heap and stay in the process after the request. The threshold trades
+    memory against the time of a short request, whose activations are mapped and faulted in afresh
+    when they reach it: at 1 MiB a 10-second request took 1.5x its time. Against 16 MiB, 32 MiB
+    answered a 10-second request 0.01 s sooner at p50 (0.22-0.23 s against 0.23-0.24) but peaked
+    0.12-0.23 GiB higher under the largest requests (1.85-1.96 GiB), with the same memory after
+    them (benchmarks/serving.py and benchmarks/memory.py, ``--mmap-thresholds``). 0 leaves glibc's
+    own sliding threshold.
     """
+    if threshold_mib <= 0:
+        return
     try:
-        ctypes.CDLL("libc.so.6").mallopt(-3, int(threshold))  # M_MMAP_THRESHOLD
+        ctypes.CDLL("libc.so.6").mallopt(-3, int(threshold_mib) << 20)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):
         pass
 
@@ -372,14 +379,17 @@ def reply_bytes(max_seconds: float, sample_rate: int) -> int:
 
 
 def serve(export_base: str, host: str = "127.0.0.1", port: int = 8500, model_name: str = MODEL_NAME,
-          workers: int = 4, max_seconds: float = DEFAULT_MAX_SECONDS, compute: str = "auto") -> tuple[grpc.Server, int]:
+          workers: int = 4, max_seconds: float = DEFAULT_MAX_SECONDS, compute: str = "auto",
+          mmap_threshold_mib: int = MMAP_THRESHOLD_MIB) -> tuple[grpc.Server, int]:
     """Start the server (non-blocking); returns it and the bound port (``port=0`` picks a free one).
 
     ``compute``: which signature answers ``serving_default`` and ``spectrogram`` requests
     (``kgan.export.signature_for``): their bfloat16 twins, where an export has them, with ``auto`` on a CPU
     that computes bfloat16 at speed or always with ``bfloat16``; never with ``float32``.
+    ``mmap_threshold_mib``: buffers this large or larger get their own mappings, handed back when freed
+    (``_allocate_large_buffers_with_mmap``; it applies to the whole process); 0: glibc's own threshold.
     """
-    _allocate_large_buffers_with_mmap()
+    _allocate_large_buffers_with_mmap(mmap_threshold_mib)
     service = PredictionService(export_base, model_name, max_seconds, compute)
     server = grpc.server(
         concurrent.futures.ThreadPoolExecutor(max_workers=workers),

@@ -7,8 +7,10 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from click.testing import CliRunner
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from cli.main import main
 from kgan.client import RemoteModel
 from kgan.export import load
 from kgan.server import serve
@@ -128,7 +130,13 @@ def test_client_retries_unavailable_then_fails_clearly():
 
 @pytest.mark.slow
 def test_generate_over_grpc_matches_local_generate_byte_for_byte(exported, tmp_path):
-    generate_served_and_local(exported[1], tmp_path)
+    # with another memory-mapping threshold than the default (how buffers are allocated changes no number)
+    generate_served_and_local(exported[1], tmp_path, server_args=["--mmap-threshold", "64"])
+
+
+def test_serve_refuses_a_negative_mmap_threshold():
+    result = CliRunner().invoke(main, ["serve", "--mmap-threshold", "-1"])
+    assert result.exit_code == 2 and "--mmap-threshold" in result.output
 
 
 @pytest.mark.parametrize("rate, output_rate", [(1000, 1000), (1000, 2000)])
