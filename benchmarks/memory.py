@@ -105,8 +105,11 @@ def serve_rows(base: str, mmap_threshold: str = ""):
             (f"serve, spectrogram batch of {MAX_SPECTROGRAM_BATCH}", "spectrogram", "vocal_spectrogram",
              -np.ones((MAX_SPECTROGRAM_BATCH, 512, 128, 1), np.float32)),
         ]
-        rows.append((f"serve{tag}, started", f"{status_gib(proc.pid, 'VmHWM'):.2f}", f"{status_gib(proc.pid, 'VmRSS'):.2f}",
-                     ""))
+
+        def memory():
+            return f"{status_gib(proc.pid, 'VmHWM'):.2f}", f"{status_gib(proc.pid, 'VmRSS'):.2f}"
+
+        rows.append((f"serve{tag}, started", *memory(), ""))
         for label, signature, key, value in requests:
             request = predict_pb2.PredictRequest()
             request.model_spec.name = "kgan"
@@ -117,8 +120,7 @@ def serve_rows(base: str, mmap_threshold: str = ""):
             stub.Predict(request, timeout=3600)
             wall = time.perf_counter() - start
             audio = value.size / rate if key == "vocal" else 0
-            rows.append((label.replace("serve,", f"serve{tag},"), f"{status_gib(proc.pid, 'VmHWM'):.2f}", f"{status_gib(proc.pid, 'VmRSS'):.2f}",
-                         f"{wall / audio:.3f}" if audio else ""))
+            rows.append((label.replace("serve,", f"serve{tag},"), *memory(), f"{wall / audio:.3f}" if audio else ""))
             print(*rows[-1], sep=" | ", flush=True)
         channel.close()
     finally:

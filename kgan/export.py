@@ -50,7 +50,8 @@ import tensorflow as tf
 from kgan.config import Config
 from kgan.inference import Generate
 
-__all__ = ["export", "restore_generator", "restore_from_export", "restore_run_or_export", "is_export", "export_meta", "load", "forbidden_ops",
+__all__ = ["export", "restore_generator", "restore_from_export", "restore_run_or_export", "is_export", "export_meta",
+           "load", "forbidden_ops",
            "StoredWeights", "EXPORT_CONFIG", "MODEL_NAME", "WEIGHT_DTYPES",
            "COMPUTE_DTYPES", "BFLOAT16_SIGNATURES", "bfloat16_native", "signature_for",
            "saved_model_proto", "graph_nodes"]

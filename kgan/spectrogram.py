@@ -38,7 +38,8 @@ __all__ = ["Spectrogram", "spectral_convergence", "integrated_phase", "GRIFFIN_L
 # Griffin-Lim's variants (``Spectrogram.griffin_lim``'s ``algorithm``): "fast" (Perraudin, Balazs & Sondergaard 2013)
 # and "accelerated" (Nenov, Peer & Balazs 2023), which adds two more inertial terms: beta extrapolates the point each
 # step is averaged with, and gamma over-relaxes the step. Their alpha is ``momentum``. The paper's gamma is 1.25; here
-# 1.2, since on accompaniment spectrograms 1.3 already diverged (spectral convergence 0.08 -> 0.17-0.40).
+# 1.2, a step further from where it diverged on accompaniment spectrograms (gamma 1.35: spectral convergence 0.08 ->
+# 0.29; docs/speed/griffin_lim_accelerated/).
 GRIFFIN_LIM_ALGORITHMS = ("fast", "accelerated")
 ACCELERATED_BETA, ACCELERATED_GAMMA = 1.1, 1.2
 
@@ -143,9 +144,9 @@ class Spectrogram:
         shape starts from its phase (a vocoder's, refined). ``algorithm="accelerated"``
         is the accelerated Griffin-Lim algorithm of Nenov, Peer & Balazs ("Accelerated
         Griffin-Lim algorithm: a fast and provably converging numerical method for
-        phase retrieval", 2023): 12 of its iterations from the integrated start reach
-        what 16 fast ones do (``experiments/griffin_lim_iterations.py``). Pure TF ops,
-        usable inside an exported graph.
+        phase retrieval", 2023): 13 of its iterations from the integrated start score
+        what 16 fast ones do, in 5-9 % less time (``experiments/griffin_lim_iterations.py``).
+        Pure TF ops, usable inside an exported graph.
         """
         magnitude = tf.convert_to_tensor(magnitude, tf.float32)
         return self._iterate(magnitude, self._start(magnitude, initial, seed), length, n_iter, momentum, algorithm)
@@ -200,11 +201,13 @@ class Spectrogram:
         # the fast loop's first step projects spec again and has no momentum yet; the accelerated one starts a
         # step further, from the start's projection
         state = (body, spec, start) if algorithm == "fast" else (accelerated, impose(start), start, start)
-        spec = tf.while_loop(lambda i, *_: i < n_iter, state[0], (tf.constant(0), *state[1:]), parallel_iterations=1)[1]
+        spec = tf.while_loop(lambda i, *_: i < n_iter, state[0], (tf.constant(0), *state[1:]),
+                             parallel_iterations=1)[1]
         return self.inverse(spec, length)
 
     def griffin_lim_in_segments(self, magnitude, length, n_iter: int = 32, momentum: float = 0.99, seed: int = 0,
-                                initial=None, segment: int = 1024, overlap: int | None = None, algorithm: str = "fast"):
+                                initial=None, segment: int = 1024, overlap: int | None = None,
+                                algorithm: str = "fast"):
         """``griffin_lim`` on ``[B, T, K]``, one ``segment`` of frames at a time when ``T`` is longer.
 
         Every iteration of Griffin-Lim sweeps the whole spectrogram twice, so on a long song its working
@@ -214,8 +217,9 @@ class Spectrogram:
         neighbours agree in phase), and are joined by linear cross-fades inside the overlaps, away from
         each segment's edges (whose frames miss their neighbours' samples). Two segments are in flight at
         a time: one segment's iterations keep 1.7 of 2 cores busy, two interleaved ones nearly all (about
-        7 % faster on 3 minutes; the same output). As ``griffin_lim`` when ``T <= segment``. ``overlap`` defaults to ``segment_overlap`` frames (64 at n_fft 1024, hop 256: a
-        cross-fade of 0.56 s at 22.05 kHz).
+        7 % faster on 3 minutes; the same output). As ``griffin_lim`` when ``T <= segment``. ``overlap``
+        defaults to ``segment_overlap`` frames (64 at n_fft 1024, hop 256: a cross-fade of 0.56 s at
+        22.05 kHz).
         """
         magnitude = tf.convert_to_tensor(magnitude, tf.float32)
         margin = 2 * self.n_fft // self.hop  # frames
