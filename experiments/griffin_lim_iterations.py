@@ -1,7 +1,7 @@
 """Griffin-Lim's iterations against its quality, on true accompaniment magnitudes.
 
     python experiments/griffin_lim_iterations.py SONGS [--n 12] [--seconds 15] [--iterations 4,8,12,16]
-        [--accelerated 8,12,16] [--speed 10,180]
+        [--accelerated 8,12,16] [--speed 10,180] [--generated EXPORT]
 
 For the first ``--n`` song folders of SONGS (a test rendering, e.g. ``build/dyn/test-seen-voices``), the
 first ``--seconds`` of the accompaniment go through the default preset's STFT and the normalised [-1, 1]
@@ -10,6 +10,9 @@ old default), each of ``--iterations`` from the integrated phase, and each of ``
 the accelerated algorithm (``Spectrogram.griffin_lim``'s ``algorithm``) from it. Printed per setting, mean ± 95 % CI
 over songs: spectral convergence against the true accompaniment's magnitude, and consistency (the
 re-analysed STFT's spectral convergence against the magnitude Griffin-Lim was given). Lower is better.
+``--generated EXPORT``: each setting also on the magnitudes EXPORT's generator makes from each song's vocal
+(``kgan.export.restore_from_export``, in the song's own style), scored by their consistency alone (no phase
+makes them consistent; the true accompaniment would measure the generator).
 ``--speed``: each setting also timed (median of calls in turn, oneDNN's kernels as kgan runs them) on that many
 seconds of the songs' accompaniments joined end to end, in segments when long as ``kgan.inference.Generate``
 runs it.
@@ -34,6 +37,7 @@ def main(argv=None) -> None:
     parser.add_argument("--iterations", default="4,8,12,16")
     parser.add_argument("--accelerated", default="", help="Iterations of the accelerated algorithm to score too.")
     parser.add_argument("--speed", default="", help="Also time each setting on inputs this many seconds long.")
+    parser.add_argument("--generated", help="An export whose generated magnitudes to score each setting on too.")
     args = parser.parse_args(argv)
     from kgan import use_served_kernels
 
@@ -72,8 +76,45 @@ def main(argv=None) -> None:
         v = np.array(rows)
         mean, ci = v.mean(0), 1.96 * v.std(0, ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.zeros(2)
         print(f"| {name} | {mean[0]:.3f} ± {ci[0]:.3f} | {mean[1]:.3f} ± {ci[1]:.3f} |")
+    if args.generated:
+        _generated(spec, args.generated, [os.path.dirname(p) for p in paths], args.seconds, settings)
     if args.speed:
         _speed(spec, np.concatenate(songs), rate, settings, [float(s) for s in args.speed.split(",")])
+
+
+def _generated(spec, export: str, folders: list, seconds: float, settings: dict) -> None:
+    """Each setting's consistency on ``export``'s generated magnitudes for the songs in ``folders``."""
+    import numpy as np
+    import tensorflow as tf
+
+    from kgan.evaluation import song_labels
+    from kgan.export import restore_from_export
+    from kgan.inference import Generate
+    from kgan.preprocess import find_sources, load_sources
+    from kgan.spectrogram import spectral_convergence
+
+    generator, config, chord_net, _ = restore_from_export(export)
+    pipeline = Generate(generator, config, chord_net=chord_net)
+    names = list(config.model.style_names)
+    labels = song_labels(os.path.dirname(folders[0]), [os.path.basename(f) for f in folders])
+    scores = {name: [] for name in settings}
+    for folder in folders:
+        vocal = load_sources(find_sources(folder), config.audio.sample_rate)[0]
+        vocal = vocal[: int(seconds * config.audio.sample_rate)]
+        label = labels.get(os.path.basename(folder))
+        style = names.index(label) if label in names else 0
+        styles = tf.constant([style], tf.int32) if pipeline.styled else None
+        given = spec.from_model(pipeline.spectrogram(tf.constant(vocal[None], tf.float32), styles))
+        for name, (iterations, initial, algorithm) in settings.items():
+            heard = spec.magnitude(spec.forward(spec.griffin_lim(given, len(vocal), n_iter=iterations, initial=initial,
+                                                                 algorithm=algorithm)))
+            scores[name].append(float(spectral_convergence(given, heard)[0]))
+    print(f"\nOn {export}'s generated magnitudes (each song in its own style)\n")
+    print("| Griffin-Lim | consistency |\n|---|---|")
+    for name, values in scores.items():
+        v = np.array(values)
+        ci = 1.96 * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else 0.0
+        print(f"| {name} | {v.mean():.4f} ± {ci:.4f} |")
 
 
 def _speed(spec, audio, rate: int, settings: dict, lengths: list[float], calls: int = 7) -> None:
