@@ -97,7 +97,8 @@ def main():
               best(lambda: chunked(model_in, style).numpy())),
              (f"generator, {n} windows in one call", best(lambda: one_call(model_in, style).numpy())),
              ("cross-fade + denormalise", best(lambda: fade(generated).numpy())),
-             ("fast Griffin-Lim, 16 iterations (in segments when long)", best(lambda: griffin_lim(magnitude).numpy())),
+             (f"fast Griffin-Lim, {pipe.griffin_lim_iters} iterations (in segments when long)",
+              best(lambda: griffin_lim(magnitude).numpy())),
              *([("high band (44.1 kHz out)", best(lambda: high_band(audio).numpy()))] if bands else []),
              ("SavedModel end to end", best(lambda: serve(**inputs)["accompaniment"].numpy()))]
     print(f"\n{args.seconds:g} s vocal at {rate} Hz, {args.model} ({signature})\n")

@@ -91,14 +91,13 @@ def matmul_one_channel(x, k):
     taps = tf.einsum("bhwc,ijc->bhwij", x, k[:, :, 0, :])  # every pixel against all 16 taps
     padded = tf.pad(taps, [[0, 0], [1, 1], [1, 1], [0, 0], [0, 0]])
     h, w = tf.shape(x)[1], tf.shape(x)[2]
-    offsets = {EVEN: (0, 1), ODD: (1, 2)}  # where rows m-1, m (even) or m, m+1 (odd) start in the padded planes
     phases = []
-    for rows in (EVEN, ODD):
+    for i, rows in enumerate((EVEN, ODD)):  # padded rows i, i + 1: m-1, m for even rows (i 0), m, m+1 for odd
         phases.append([])
-        for cols in (EVEN, ODD):
+        for j, cols in enumerate((EVEN, ODD)):
             total = 0.0
-            for oi, ki in zip(offsets[rows], rows):
-                for oj, kj in zip(offsets[cols], cols):
+            for oi, ki in zip((i, i + 1), rows):
+                for oj, kj in zip((j, j + 1), cols):
                     total = total + padded[:, oi : oi + h, oj : oj + w, ki, kj]
             phases[-1].append(total[..., None])
     return _interleave(phases, x)

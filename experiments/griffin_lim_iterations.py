@@ -65,9 +65,8 @@ def main(argv=None) -> None:
         x = tf.constant(audio[None].astype(np.float32))
         true = spec.magnitude(spec.forward(x))
         given = spec.from_model(spec.to_model(x))
-        for name, (iterations, initial, algorithm) in settings.items():
-            heard = spec.magnitude(spec.forward(spec.griffin_lim(given, x.shape[1], n_iter=iterations,
-                                                                 initial=initial, algorithm=algorithm)))
+        for name, setting in settings.items():
+            heard = _heard(spec, given, x.shape[1], setting)
             scores[name].append((float(spectral_convergence(true, heard)[0]),
                                  float(spectral_convergence(given, heard)[0])))
     print(f"{len(paths)} songs of {args.songs}, first {args.seconds:g} s\n")
@@ -80,6 +79,13 @@ def main(argv=None) -> None:
         _generated(spec, args.generated, [os.path.dirname(p) for p in paths], args.seconds, settings)
     if args.speed:
         _speed(spec, np.concatenate(songs), rate, settings, [float(s) for s in args.speed.split(",")])
+
+
+def _heard(spec, given, length: int, setting: tuple):
+    """The magnitude of what one setting ``(iterations, start, algorithm)`` makes of full-scale ``given``."""
+    iterations, initial, algorithm = setting
+    return spec.magnitude(spec.forward(spec.griffin_lim(given, length, n_iter=iterations, initial=initial,
+                                                        algorithm=algorithm)))
 
 
 def _generated(spec, export: str, folders: list, seconds: float, settings: dict) -> None:
@@ -105,9 +111,8 @@ def _generated(spec, export: str, folders: list, seconds: float, settings: dict)
         style = names.index(label) if label in names else 0
         styles = tf.constant([style], tf.int32) if pipeline.styled else None
         given = spec.from_model(pipeline.spectrogram(tf.constant(vocal[None], tf.float32), styles))
-        for name, (iterations, initial, algorithm) in settings.items():
-            heard = spec.magnitude(spec.forward(spec.griffin_lim(given, len(vocal), n_iter=iterations, initial=initial,
-                                                                 algorithm=algorithm)))
+        for name, setting in settings.items():
+            heard = _heard(spec, given, len(vocal), setting)
             scores[name].append(float(spectral_convergence(given, heard)[0]))
     print(f"\nOn {export}'s generated magnitudes (each song in its own style)\n")
     print("| Griffin-Lim | consistency |\n|---|---|")

@@ -186,23 +186,23 @@ class Spectrogram:
             t = c + alpha * (c - prev_c)
             return i + 1, impose(t), c
 
-        # accelerated: the consistent estimate is averaged with the extrapolated point d (weight 1 - gamma, gamma > 1:
-        # an over-relaxed step), and both the next iterate and d extrapolate from it (alpha, beta); gamma = 1 would be
-        # the fast algorithm above
-        beta = tf.complex(tf.constant(ACCELERATED_BETA, tf.float32), 0.0)
-        gamma = tf.complex(tf.constant(ACCELERATED_GAMMA, tf.float32), 0.0)
-
-        def accelerated(i, s, prev_t, d):
-            t = gamma * project(s) + (1.0 - gamma) * d
-            step = t - prev_t
-            return i + 1, impose(t + alpha * step), t, t + beta * step
-
         start = project(spec)
-        # the fast loop's first step projects spec again and has no momentum yet; the accelerated one starts a
-        # step further, from the start's projection
-        state = (body, spec, start) if algorithm == "fast" else (accelerated, impose(start), start, start)
-        spec = tf.while_loop(lambda i, *_: i < n_iter, state[0], (tf.constant(0), *state[1:]),
-                             parallel_iterations=1)[1]
+        if algorithm == "fast":  # its first step projects spec again and has no momentum yet
+            loop, state = body, (spec, start)
+        else:
+            # accelerated: the consistent estimate is averaged with the extrapolated point d (weight 1 - gamma,
+            # gamma > 1: an over-relaxed step), and both the next iterate and d extrapolate from it (alpha, beta);
+            # gamma = 1 would be the fast algorithm. It starts a step further, from the start's projection.
+            beta = tf.complex(tf.constant(ACCELERATED_BETA, tf.float32), 0.0)
+            gamma = tf.complex(tf.constant(ACCELERATED_GAMMA, tf.float32), 0.0)
+
+            def loop(i, s, prev_t, d):
+                t = gamma * project(s) + (1.0 - gamma) * d
+                step = t - prev_t
+                return i + 1, impose(t + alpha * step), t, t + beta * step
+
+            state = (impose(start), start, start)
+        spec = tf.while_loop(lambda i, *_: i < n_iter, loop, (tf.constant(0), *state), parallel_iterations=1)[1]
         return self.inverse(spec, length)
 
     def griffin_lim_in_segments(self, magnitude, length, n_iter: int = 32, momentum: float = 0.99, seed: int = 0,
