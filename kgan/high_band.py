@@ -37,13 +37,14 @@ import numpy as np
 import tensorflow as tf
 
 from kgan.config import STFTConfig
-from kgan.spectrogram import Spectrogram
+from kgan.spectrogram import Spectrogram, overlap_add
 
 __all__ = ["HighBand", "doubled_stft", "skip_bins", "band_edges", "copied_power", "fit_gains", "fit_corpus",
            "SUB_BANDS", "GAIN_RANGE_DB"]
 
 SUB_BANDS = 8  # gains per octave copy-up: 8 bands of K/8 bins (1.4 kHz at 44.1 kHz)
 GAIN_RANGE_DB = (-60.0, 20.0)  # fitted gains are clipped to this range
+BLOCK_FRAMES = 512  # STFT frames the output is made from at a time (HighBand.__call__)
 FLOOR_MARGIN_DB = 6.0  # source bins this close to the spectrogram's floor (stft.db_floor) are not copied
 
 
@@ -78,8 +79,11 @@ class HighBand(tf.Module):
     every style), as ``fit_gains`` measures them.
     """
 
-    def __init__(self, stft: STFTConfig, gains_db, name: str = "high_band"):
+    def __init__(self, stft: STFTConfig, gains_db, name: str = "high_band", block_frames: int = BLOCK_FRAMES):
         super().__init__(name=name)
+        if int(block_frames) < 1:
+            raise ValueError(f"block_frames must be a positive int. Received: {block_frames}")
+        self.block_frames = int(block_frames)
         _check_stft(stft)
         gains_db = np.atleast_2d(np.asarray(gains_db, np.float64))
         if gains_db.shape[1] != SUB_BANDS or not np.all(np.isfinite(gains_db)):
@@ -110,17 +114,35 @@ class HighBand(tf.Module):
         return tf.concat([octave, octave], axis=-1)
 
     def __call__(self, waveform, style_ids=None):
+        """The output at twice the rate, computed ``block_frames`` STFT frames at a time (two blocks in flight).
+
+        Every output sample is a sum over the frames that cover it, so the blocks' own overlap-added outputs,
+        added where they overlap, are exactly the whole signal's (tested); a block's working set stays in the
+        caches, which makes 3 minutes about twice as fast as one pass over all frames.
+        """
         waveform = tf.convert_to_tensor(waveform, tf.float32)
         length = tf.shape(waveform)[1]
-        x = self.low.forward(waveform)  # [B, T, K + 1]
         rows = tf.zeros([tf.shape(waveform)[0]], tf.int32) if style_ids is None else style_ids
         if self.gains.shape[0] == 1:
             rows = tf.zeros_like(rows)
         gain = tf.gather(self.gains, rows)[:, None, :]  # [B, 1, K]
-        upper = self.replicate(x) * tf.complex(gain, tf.zeros_like(gain))
-        nyquist = tf.zeros_like(x[..., :1])
-        full = tf.concat([2.0 * x[..., : self.k], upper, nyquist], axis=-1)  # [B, T, 2K + 1]
-        return self.high.inverse(full, 2 * length)
+        gain = tf.complex(gain, tf.zeros_like(gain))
+        n, hop, block = self.low.n_fft, self.low.hop, self.block_frames
+        count = (self.low.num_frames(length) + block - 1) // block
+        # forward()'s padding, and more zeros to whole blocks: frame t covers samples [t * hop, t * hop + n)
+        padded = tf.pad(waveform, [[0, 0], [self.low.pad, (count * block - 1) * hop + n - length - self.low.pad]])
+        pieces = tf.transpose(tf.signal.frame(padded, (block - 1) * hop + n, block * hop, axis=1), [1, 0, 2])
+
+        def synthesise(piece):  # [B, samples of `block` frames] -> [B, their output at twice the rate]
+            x = self.low.analyse(piece)  # [B, block, K + 1]
+            upper = self.replicate(x) * gain
+            full = tf.concat([2.0 * x[..., : self.k], upper, tf.zeros_like(x[..., :1])], axis=-1)  # [B, block, 2K + 1]
+            return self.high.synthesise(full)
+
+        spec = tf.TensorSpec([None, 2 * ((block - 1) * hop + n)], tf.float32)
+        out = tf.map_fn(synthesise, pieces, fn_output_signature=spec, parallel_iterations=2)  # [count, B, samples]
+        joined = overlap_add(tf.transpose(out, [1, 0, 2]), 2 * block * hop)
+        return joined[:, self.high.pad : self.high.pad + 2 * length]
 
 
 def copied_power(stft: STFTConfig, low_waveform: np.ndarray, high_waveform: np.ndarray) -> tuple[np.ndarray, ...]:

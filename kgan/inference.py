@@ -28,7 +28,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from kgan.config import Config
-from kgan.spectrogram import Spectrogram
+from kgan.spectrogram import Spectrogram, overlap_add
 
 __all__ = ["Generate"]
 
@@ -105,8 +105,13 @@ class Generate(tf.Module):
         whole = (m // self.chunk_windows) * self.chunk_windows
         shape = [self.bins, self.frames, 1]
 
+        if hasattr(self.generator, "prepared"):  # kgan.export.StoredWeights: its weights cast once, not per chunk
+            call = self.generator.prepared()
+        else:
+            call = lambda inputs: self.generator(inputs, training=False)  # noqa: E731
+
         def run(w, s):
-            return self.generator(w if s is None else [w, s], training=False)
+            return call(w if s is None else [w, s])
 
         def chunked():
             grouped = tf.reshape(windows[:whole], [-1, self.chunk_windows, self.bins, self.frames, self.channels])
@@ -132,9 +137,9 @@ class Generate(tf.Module):
         """Windows ``[B, N, W, K]`` -> frames ``[B, num_frames, K]`` by weighted overlap-add."""
         weight = tf.signal.hann_window(self.frames, periodic=True) + 1e-3  # never exactly zero at the ends
         weighted = tf.transpose(windows, [0, 3, 1, 2]) * weight  # (B, K, N, W)
-        summed = tf.signal.overlap_and_add(weighted, self.window_hop)  # (B, K, T')
+        summed = overlap_add(weighted, self.window_hop)  # (B, K, T')
         n = tf.shape(windows)[1]
-        norm = tf.signal.overlap_and_add(tf.tile(weight[None], [n, 1]), self.window_hop)  # (T',)
+        norm = overlap_add(tf.tile(weight[None], [n, 1]), self.window_hop)  # (T',)
         frames = tf.transpose(summed / norm, [0, 2, 1])  # (B, T', K)
         return frames[:, :num_frames]
 

@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from kgan.config import STFTConfig
 
-__all__ = ["Spectrogram", "spectral_convergence", "integrated_phase", "GRIFFIN_LIM_ALGORITHMS"]
+__all__ = ["Spectrogram", "spectral_convergence", "integrated_phase", "overlap_add", "GRIFFIN_LIM_ALGORITHMS"]
 
 # Griffin-Lim's variants (``Spectrogram.griffin_lim``'s ``algorithm``): "fast" (Perraudin, Balazs & Sondergaard 2013)
 # and "accelerated" (Nenov, Peer & Balazs 2023), which adds two more inertial terms: beta extrapolates the point each
@@ -42,6 +42,32 @@ __all__ = ["Spectrogram", "spectral_convergence", "integrated_phase", "GRIFFIN_L
 # 0.29; docs/speed/griffin_lim_accelerated/).
 GRIFFIN_LIM_ALGORITHMS = ("fast", "accelerated")
 ACCELERATED_BETA, ACCELERATED_GAMMA = 1.1, 1.2
+TINY = 1e-15  # Griffin-Lim's magnitude projection: below half a float32 step of any value above 1e-7
+
+
+def overlap_add(frames, step: int):
+    """``tf.signal.overlap_and_add(frames, step)``: frames ``[..., T, W]`` -> ``[..., (T - 1) * step + W]``, faster.
+
+    The frames, zero-padded to ``R = ceil(W / step)`` blocks of ``step``, are summed as ``R`` copies each shifted
+    by one block more than the last. On this project's CPUs that is 5x faster than TensorFlow's own
+    (``benchmarks/stft.py``: 13 against 73 ms for 3 minutes of frames of 1024, hop 256), whose cost made up two
+    thirds of every inverse STFT. The sums are the same, in the same order (tested against TensorFlow's).
+    ``W`` must be known when the graph is built.
+    """
+    frames = tf.convert_to_tensor(frames)
+    width = frames.shape[-1]
+    if width is None or frames.shape.rank is None:
+        raise ValueError("overlap_add needs frames of a known rank and width")
+    blocks = -(-width // step)
+    lead = [[0, 0]] * (frames.shape.rank - 2)
+    if blocks * step != width:
+        frames = tf.pad(frames, lead + [[0, 0], [0, blocks * step - width]])
+    count = tf.shape(frames)[-2]
+    outer = tf.shape(frames)[:-2]
+    split = tf.reshape(frames, tf.concat([outer, [count, blocks, step]], 0))
+    shifted = [tf.pad(split[..., r, :], lead + [[r, blocks - 1 - r], [0, 0]]) for r in range(blocks)]
+    summed = tf.reshape(tf.add_n(shifted), tf.concat([outer, [-1]], 0))
+    return summed[..., : (count - 1) * step + width]
 
 
 class Spectrogram:
@@ -54,6 +80,8 @@ class Spectrogram:
         self.pad = self.n_fft - self.hop
         self._window_fn = tf.signal.hann_window  # periodic Hann, as librosa's default
         self._inverse_window_fn = tf.signal.inverse_stft_window_fn(self.hop, forward_window_fn=self._window_fn)
+        with tf.init_scope():  # a constant (numpy), even when made while a graph is traced
+            self._inverse_window = self._inverse_window_fn(self.n_fft, tf.float32).numpy()
         # sum(hann(n_fft)) / 2 = n_fft / 4: the STFT magnitude of a unit-amplitude sine
         self.scale = self.n_fft / 4.0
         self.db_floor = float(config.db_floor)
@@ -80,19 +108,24 @@ class Spectrogram:
 
     def forward(self, waveform):
         """Complex STFT ``[..., T, n_fft/2 + 1]`` of a float waveform ``[..., L]``."""
-        x = self._padded(tf.convert_to_tensor(waveform, tf.float32))
-        return tf.signal.stft(x, self.n_fft, self.hop, fft_length=self.n_fft, window_fn=self._window_fn)
+        return self.analyse(self._padded(tf.convert_to_tensor(waveform, tf.float32)))
+
+    def analyse(self, samples):
+        """The STFT of samples padded already: frame ``t`` of ``[..., T, n_fft/2 + 1]`` covers samples
+        ``[t * hop, t * hop + n_fft)`` of ``samples`` ``[..., (T - 1) * hop + n_fft]``."""
+        return tf.signal.stft(samples, self.n_fft, self.hop, fft_length=self.n_fft, window_fn=self._window_fn)
 
     def inverse(self, stft, length):
         """Waveform ``[..., length]`` from a complex STFT made by ``forward``."""
-        x = tf.signal.inverse_stft(
-            tf.convert_to_tensor(stft, tf.complex64),
-            self.n_fft,
-            self.hop,
-            fft_length=self.n_fft,
-            window_fn=self._inverse_window_fn,
-        )
-        return x[..., self.pad : self.pad + length]
+        return self.synthesise(stft)[..., self.pad : self.pad + length]
+
+    def synthesise(self, stft):
+        """``analyse``'s inverse: samples ``[..., (T - 1) * hop + n_fft]`` from ``[..., T, n_fft/2 + 1]``, uncropped.
+
+        ``tf.signal.inverse_stft``'s arithmetic (inverse FFT, synthesis window, overlap-add) with the faster
+        ``overlap_add``."""
+        frames = tf.signal.irfft(tf.convert_to_tensor(stft, tf.complex64), [self.n_fft])
+        return overlap_add(frames * self._inverse_window, self.hop)
 
     # ------------------------------------------------------------------- scale
     def magnitude(self, stft):
@@ -169,17 +202,22 @@ class Spectrogram:
         spec = tf.complex(mag * tf.cos(phase), mag * tf.sin(phase))
         alpha = tf.complex(tf.constant(momentum, tf.float32), 0.0)
 
-        def project(s):  # onto the consistent set: STFT(iSTFT(s))
-            return self.forward(self.inverse(s, length))
+        # the samples of length, within the uncropped inverse: the crop and forward()'s zero padding in one product
+        total = (tf.shape(mag)[-2] - 1) * self.hop + self.n_fft
+        kept = tf.range(total) - self.pad
+        inside = tf.cast(tf.logical_and(kept >= 0, kept < length), tf.float32)
 
-        def impose(s):  # onto the set with the target magnitude: mag * s / |s|, and phase 0 where s is ~0
-            # (the same as mag * exp(i angle(s)) to float rounding, without atan2, sin and cos per cell: this
-            # took 60 % of an iteration's time; one rsqrt instead of a sqrt and a division)
+        def project(s):  # onto the consistent set: STFT(iSTFT(s)) (of the samples of length)
+            return self.analyse(self.synthesise(s) * inside)
+
+        def impose(s):  # onto the set with the target magnitude: mag * s / |s|, and phase 0 where s is 0
+            # The same as mag * exp(i angle(s)) to float rounding, without atan2, sin and cos per cell (they took
+            # 60 % of an iteration's time): one rsqrt, and one complex product. TINY added to the real part moves no
+            # cell with |s| above 1e-7 by a float32 step, and gives a cell that is 0 phase 0 (TINY squared is a float32).
+            s = s + tf.complex(TINY, 0.0)
             re, im = tf.math.real(s), tf.math.imag(s)
-            power = re * re + im * im
-            nonzero = power > 1e-30
-            gain = mag * tf.math.rsqrt(tf.maximum(power, 1e-30))
-            return tf.complex(tf.where(nonzero, re * gain, mag), tf.where(nonzero, im * gain, 0.0))
+            gain = mag * tf.math.rsqrt(re * re + im * im)
+            return s * tf.complex(gain, tf.zeros_like(gain))
 
         def body(i, s, prev_c):
             c = project(s)
@@ -249,7 +287,7 @@ class Spectrogram:
             fall = 1.0 - tf.clip_by_value((i - (step + margin) * self.hop) / fade, 0.0, 1.0)  # into the next
             k = tf.range(count)[:, None]
             weight = tf.where(k == 0, 1.0, rise) * tf.where(k == count - 1, 1.0, fall)  # [count, samples]
-            joined = tf.signal.overlap_and_add(tf.transpose(waves * weight[:, None, :], [1, 0, 2]), step * self.hop)
+            joined = overlap_add(tf.transpose(waves * weight[:, None, :], [1, 0, 2]), step * self.hop)
             return joined[:, :length]
 
         return tf.cond(frames > segment, segmented, whole)

@@ -97,6 +97,22 @@ def test_each_style_gets_its_own_gains_and_bad_settings_are_refused():
         HighBand(Config().stft.__class__(n_fft=1000, hop_length=250), [0.0] * SUB_BANDS)
 
 
+def test_blocks_of_frames_give_the_whole_signals_output():
+    stft = Config().stft
+    gains = np.random.default_rng(0).uniform(-30.0, 5.0, (2, SUB_BANDS))
+    y = np.stack([_lowpassed_noise(1.3, RATE, 10000, seed=s) for s in (1, 2)])
+    whole = HighBand(stft, gains, block_frames=10_000)
+    assert whole.block_frames > whole.low.num_frames(y.shape[1])  # one block: the whole signal at once
+    ids = np.array([1, 0], np.int32)
+    reference = whole(y, ids).numpy()
+    assert reference.shape == (2, 2 * y.shape[1])
+    for block in (1, 7, 40):
+        np.testing.assert_allclose(HighBand(stft, gains, block_frames=block)(y, ids).numpy(), reference, rtol=0,
+                                   atol=1e-6)
+    with pytest.raises(ValueError, match="block_frames"):
+        HighBand(stft, gains, block_frames=0)
+
+
 @pytest.fixture(scope="module")
 def doubled_corpus(tmp_path_factory, tiny_config):
     """A corpus at twice the tiny model's rate: white-noise accompaniments (style "piano"), in train."""

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from kgan.config import STFTConfig
-from kgan.spectrogram import Spectrogram, integrated_phase, spectral_convergence
+from kgan.spectrogram import Spectrogram, integrated_phase, overlap_add, spectral_convergence
 from tests.conftest import tone
 
 
@@ -21,6 +21,26 @@ def test_round_trip_is_exact_over_every_sample(spec, length):
     y = spec.inverse(stft, length).numpy()
     assert y.shape == x.shape
     assert np.max(np.abs(y - x)) < 1e-5
+
+
+@pytest.mark.parametrize("shape, step", [((3, 5, 8), 2), ((2, 7, 9), 3), ((1, 0, 8), 4), ((6, 10), 7),
+                                         ((2, 3, 4, 128), 112), ((1, 1, 5), 5), ((2, 4, 6), 9)])
+def test_overlap_add_is_tensorflows_own(shape, step):
+    frames = np.random.default_rng(len(shape) + step).standard_normal(shape).astype(np.float32)
+    ours = overlap_add(frames, step).numpy()
+    theirs = tf.signal.overlap_and_add(frames, step).numpy()
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
+    assert np.abs(ours).max(initial=0) > 0 or shape[-2] == 0
+
+
+def test_the_inverse_is_tensorflows_inverse_stft(spec):
+    x = np.random.default_rng(3).uniform(-1, 1, size=(2, 5000)).astype(np.float32)
+    stft = spec.forward(x) * tf.complex(tf.random.uniform([2, spec.num_frames(5000), 257], 0.5, 2.0, seed=1), 0.0)
+    theirs = tf.signal.inverse_stft(stft, 512, 128, fft_length=512, window_fn=spec._inverse_window_fn)
+    ours = spec.synthesise(stft)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(spec.inverse(stft, 5000).numpy(), ours.numpy()[:, spec.pad : spec.pad + 5000])
 
 
 @pytest.mark.parametrize("frames", [4, 32, 128])
