@@ -46,7 +46,7 @@ def main():
     from kgan.inference import Generate
     from kgan.models import UNetGenerator
 
-    saved, cfg, _ = load(args.model)
+    saved, cfg, iterations = load(args.model)
     meta = export_meta(args.model)
     bands = meta.get("high_band")
     planned = cfg.model.vocal_input == "plan"
@@ -56,7 +56,9 @@ def main():
     generator = UNetGenerator.from_kgan_config(cfg)
     if meta.get("compute") == "bfloat16" or signature != "serving_default":
         generator = StoredWeights(generator, meta["weights"], "mixed_bfloat16")
-    pipe = Generate(generator, cfg, 16, chord_net=ChordNet() if planned else None)
+    pipe = Generate(generator, cfg, iterations, chord_net=ChordNet() if planned else None,
+                    griffin_lim_init=meta.get("griffin_lim_init", "random"),
+                    griffin_lim_algorithm=meta.get("griffin_lim_algorithm", "fast"))
     rate = cfg.audio.sample_rate
     t = np.arange(int(args.seconds * rate)) / rate
     vocal = tf.constant((0.3 * np.sin(2 * np.pi * 440 * t * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))))
@@ -97,7 +99,7 @@ def main():
               best(lambda: chunked(model_in, style).numpy())),
              (f"generator, {n} windows in one call", best(lambda: one_call(model_in, style).numpy())),
              ("cross-fade + denormalise", best(lambda: fade(generated).numpy())),
-             (f"fast Griffin-Lim, {pipe.griffin_lim_iters} iterations (in segments when long)",
+             (f"{pipe.griffin_lim_algorithm} Griffin-Lim, {pipe.griffin_lim_iters} iterations (in segments when long)",
               best(lambda: griffin_lim(magnitude).numpy())),
              *([("high band (44.1 kHz out)", best(lambda: high_band(audio).numpy()))] if bands else []),
              ("SavedModel end to end", best(lambda: serve(**inputs)["accompaniment"].numpy()))]

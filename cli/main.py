@@ -388,7 +388,10 @@ def _check_data_config(cfg, data_dir):
 @click.option("--version", "version", type=click.IntRange(min=1), default=None,
               help="Version directory to write (default: one above the newest in EXPORT_BASE).")
 @click.option("--griffin-lim-iters", type=click.IntRange(min=0), default=16, show_default=True,
-              help="Fast Griffin-Lim iterations baked into the serving graph.")
+              help="Griffin-Lim iterations baked into the serving graph.")
+@click.option("--griffin-lim-algorithm", type=click.Choice(["fast", "accelerated"]), default="fast", show_default=True,
+              help="Fast Griffin-Lim (Perraudin et al. 2013), or the accelerated algorithm (Nenov et al. 2023): 13 of "
+                   "its iterations score what 16 fast ones do, in 5-9 %% less time.")
 @click.option("--griffin-lim-init", type=click.Choice(["integrated", "random"]), default="integrated",
               show_default=True, help="Griffin-Lim's starting phase: each partial's frequency integrated over "
                                       "frames (a phase vocoder), or random.")
@@ -426,8 +429,8 @@ def _check_data_config(cfg, data_dir):
                    "from the octave below and set per style by gains fitted on the train songs of CORPUS, a kgan "
                    "corpus rendered at twice the rate (--preset fullband); or copy an EXPORT's; or 'off'. An "
                    "export exported again keeps its source's unless told.")
-def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_init, checkpoint, weights, compute,
-               phase, vocoder_dir, chords_dir, chord_decoding, overlap, level_corpus, high_band):
+def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_algorithm, griffin_lim_init, checkpoint,
+               weights, compute, phase, vocoder_dir, chords_dir, chord_decoding, overlap, level_corpus, high_band):
     """Export the newest checkpoint of RUN_DIR as a SavedModel in TF Serving's layout (EXPORT_BASE/N).
 
     RUN_DIR may also be an export (EXPORT_BASE/N, the shipped kgan/pretrained/export/1 included): its
@@ -442,6 +445,7 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_ini
       kgan export runs/chorales exports/kgan-voc --phase vocoder --vocoder runs/vocoder
       kgan export runs/plan exports/kgan-plan --chords runs/chords
       kgan export runs/chorales exports/kgan-fast --overlap 0.25
+      kgan export runs/chorales exports/kgan-agla --griffin-lim-algorithm accelerated --griffin-lim-iters 13
       kgan export kgan/pretrained/export/1 exports/kgan-bf16 --weights float16 --compute both
       kgan export kgan/pretrained/export/1 exports/kgan-new-chords --weights float16 --chords runs/chords
       kgan export runs/corpus exports/kgan --calibrate-levels data/corpus
@@ -465,7 +469,7 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_ini
         path = export(run_dir, export_base, version, griffin_lim_iters, checkpoint, weights, vocoder=vocoder_dir,
                       griffin_lim_init=griffin_lim_init, chords=chords_dir, chord_decoding=chord_decoding,
                       overlap=overlap, calibrate_levels=level_corpus, high_band=high_band, compute=compute,
-                      progress=True)
+                      griffin_lim_algorithm=griffin_lim_algorithm, progress=True)
     except (FileNotFoundError, FileExistsError) as e:
         raise click.ClickException(str(e)) from None
     bad = forbidden_ops(path)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from kgan.config import Config
-from kgan.spectrogram import Spectrogram, overlap_add
+from kgan.spectrogram import GRIFFIN_LIM_ALGORITHMS, Spectrogram, overlap_add
 
 __all__ = ["Generate"]
 
@@ -43,7 +43,8 @@ class Generate(tf.Module):
 
     def __init__(self, generator, config: Config, griffin_lim_iters: int = 16, chunk_windows: int = 8,
                  name: str | None = None, vocoder=None, griffin_lim_init: str = "integrated", chord_net=None,
-                 chord_decoding: str = "argmax", level_gains_db=None, high_band=None):
+                 chord_decoding: str = "argmax", level_gains_db=None, high_band=None,
+                 griffin_lim_algorithm: str = "fast"):
         super().__init__(name=name)
         self.generator = generator
         self.high_band = high_band  # a kgan.high_band.HighBand: the output at twice the rate, or None
@@ -70,6 +71,10 @@ class Generate(tf.Module):
         self.gridded = bool(getattr(chord_net, "grid", False))
         self.vocoder = vocoder  # a kgan.vocoder.Vocoder; None: Griffin-Lim
         self.griffin_lim_init = griffin_lim_init  # "random" or "integrated" (kgan.spectrogram.integrated_phase)
+        if griffin_lim_algorithm not in GRIFFIN_LIM_ALGORITHMS:
+            raise ValueError(f"griffin_lim_algorithm must be one of {list(GRIFFIN_LIM_ALGORITHMS)}. "
+                             f"Received: {griffin_lim_algorithm!r}")
+        self.griffin_lim_algorithm = griffin_lim_algorithm  # kgan.spectrogram.GRIFFIN_LIM_ALGORITHMS
         self.config = config
         self.spec = Spectrogram(config.stft)
         self.frames = config.window.frames
@@ -229,11 +234,12 @@ class Generate(tf.Module):
         return self.waveform(self.spectrogram(vocal, style, meter), tf.shape(vocal)[1], style)
 
     def griffin_lim(self, magnitude, length):
-        """Full-scale magnitudes ``[B, T, n_fft/2 + 1]`` -> waveforms ``[B, length]`` by fast Griffin-Lim, as configured
-        (iterations, start), in segments when long."""
+        """Full-scale magnitudes ``[B, T, n_fft/2 + 1]`` -> waveforms ``[B, length]`` by Griffin-Lim, as configured
+        (iterations, start, algorithm), in segments when long."""
         initial = None if self.griffin_lim_init == "random" else self.griffin_lim_init
         return self.spec.griffin_lim_in_segments(magnitude, length, n_iter=self.griffin_lim_iters, initial=initial,
-                                                 segment=self.griffin_lim_segment)
+                                                 segment=self.griffin_lim_segment,
+                                                 algorithm=self.griffin_lim_algorithm)
 
     def waveform(self, generated, length, style=None):
         """Generated normalised accompaniments ``[B, T, K]`` -> waveforms ``[B, length]`` (``[B, 2 * length]``

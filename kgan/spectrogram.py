@@ -212,8 +212,9 @@ class Spectrogram:
 
         def impose(s):  # onto the set with the target magnitude: mag * s / |s|, and phase 0 where s is 0
             # The same as mag * exp(i angle(s)) to float rounding, without atan2, sin and cos per cell (they took
-            # 60 % of an iteration's time): one rsqrt, and one complex product. TINY added to the real part moves no
-            # cell with |s| above 1e-7 by a float32 step, and gives a cell that is 0 phase 0 (TINY squared is a float32).
+            # 60 % of an iteration's time): one rsqrt, and one complex product. TINY added to the real part moves
+            # no cell with |s| above 1e-7 by a float32 step, and gives a cell that is 0 phase 0 (TINY squared is
+            # still a float32).
             s = s + tf.complex(TINY, 0.0)
             re, im = tf.math.real(s), tf.math.imag(s)
             gain = mag * tf.math.rsqrt(re * re + im * im)

@@ -82,6 +82,25 @@ def test_export_overlap_generates_fewer_windows_to_the_same_length(run_dir, expo
     assert y.shape == x.shape and np.all(np.isfinite(y))
 
 
+def test_an_export_runs_the_griffin_lim_algorithm_it_was_given(run_dir, exported, tmp_path):
+    from kgan.export import export, export_meta
+
+    path = export(run_dir[0], str(tmp_path / "agla"), griffin_lim_iters=8, griffin_lim_algorithm="accelerated")
+    assert export_meta(path)["griffin_lim_algorithm"] == "accelerated"
+    assert export_meta(exported[0])["griffin_lim_algorithm"] == "fast"
+    x = (0.1 * np.random.default_rng(0).standard_normal((1, 9000))).astype(np.float32)
+    served = load(path)[0].signatures["serving_default"](vocal=x)["accompaniment"].numpy()
+    local = {algorithm: Generate(run_dir[1].generator, load(path)[1], griffin_lim_iters=8,
+                                 griffin_lim_algorithm=algorithm)(x).numpy() for algorithm in ("fast", "accelerated")}
+    # as in test_exported_model_equals_the_in_memory_pipeline: the graph's rounding differs from eager's
+    assert np.sqrt(np.mean((served - local["accelerated"]) ** 2)) < 3e-4
+    assert np.sqrt(np.mean((served - local["fast"]) ** 2)) > 1e-3  # another algorithm, another waveform
+    with pytest.raises(ValueError, match="griffin_lim_algorithm"):
+        export(run_dir[0], str(tmp_path / "bad"), griffin_lim_algorithm="adam")
+    with pytest.raises(ValueError, match="griffin_lim_algorithm"):
+        Generate(run_dir[1].generator, load(path)[1], griffin_lim_algorithm="adam")
+
+
 def test_exported_graph_has_only_ops_stock_tf_serving_has(exported, tmp_path):
     assert forbidden_ops(exported[0]) == []
 
