@@ -452,7 +452,7 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_alg
       kgan corpus build data/corpus-44k --preset fullband --chorales 40 --folk 160 --jobs 2
       kgan export kgan/pretrained/export/1 exports/kgan-44k --weights float16 --high-band data/corpus-44k
     """
-    from kgan.export import export, forbidden_ops
+    from kgan.export import export, forbidden_ops, unrestored_variables
 
     if high_band not in (None, "off") and not os.path.isdir(high_band):
         raise click.BadParameter(f"{high_band}: not a folder (a corpus at twice the model's rate, an export, "
@@ -475,6 +475,10 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_alg
     bad = forbidden_ops(path)
     if bad:
         raise click.ClickException(f"{path}: graph holds ops stock TF Serving lacks: {', '.join(bad)}")
+    unrestored = unrestored_variables(path)
+    if unrestored:
+        raise click.ClickException(f"{path}: stock TF Serving would find these variables uninitialised: "
+                                   f"{', '.join(unrestored)}")
     from kgan.export import BFLOAT16_SIGNATURES
 
     names = ["serving_default", "spectrogram", "metadata", *(BFLOAT16_SIGNATURES.values() if compute == "both" else [])]

@@ -51,7 +51,7 @@ from kgan.config import Config
 from kgan.inference import Generate
 from kgan.spectrogram import GRIFFIN_LIM_ALGORITHMS
 
-__all__ = ["export", "restore_generator", "restore_from_export", "restore_run_or_export", "is_export", "export_meta",
+__all__ = ["export", "unrestored_variables", "restore_generator", "restore_from_export", "restore_run_or_export", "is_export", "export_meta",
            "load", "forbidden_ops",
            "StoredWeights", "EXPORT_CONFIG", "MODEL_NAME", "WEIGHT_DTYPES",
            "COMPUTE_DTYPES", "BFLOAT16_SIGNATURES", "bfloat16_native", "signature_for",
@@ -105,7 +105,8 @@ class StoredWeights(tf.Module):
             _share_constants(self._source, twin)
             model = twin
         object.__setattr__(self, "_model", model)
-        self.styles = getattr(model, "styles", 0)
+        self.styles = getattr(model, "styles", 0)  # a style-conditioned generator's style count
+        self.grid = bool(getattr(model, "grid", False))  # a ChordNet told the beat grid (kgan.chords.chord_logits)
 
     def __call__(self, inputs, training=False):
         if training:
@@ -344,20 +345,28 @@ def restore_from_export(export_dir: str):
     config = Config.from_dict(meta["config"])
     generator = UNetGenerator.from_kgan_config(config)
     reader = tf.train.load_checkpoint(os.path.join(export_dir, "variables", "variables"))
-    if meta.get("weights") == "float16" or meta.get("compute", "float32") != "float32":  # StoredWeights' lists
-        for group, variables in (("half", generator.trainable_variables), ("full", generator.non_trainable_variables)):
-            for i, v in enumerate(variables):  # in the model's own variable order; a twin's path may hold them
-                _assign_stored(v, reader, [f"{pipe}/generator/{group}/{i}/.ATTRIBUTES/VARIABLE_VALUE"
-                                           for pipe in ("pipeline", "pipeline_bfloat16")], export_dir)
-    else:
-        _assign_operations(generator, reader, "pipeline/generator", export_dir)
+    _assign_model(generator, reader, "generator", export_dir)
     chord_net = None
     if meta.get("chords"):
         from kgan.chords import ChordNet
 
         chord_net = ChordNet.from_config(meta.get("chordnet") or {})  # exports before the field: the defaults
-        _assign_operations(chord_net, reader, "pipeline/chord_net", export_dir)
+        _assign_model(chord_net, reader, "chord_net", export_dir)
     return generator, config, chord_net, meta
+
+
+def _assign_model(model, reader, name: str, source: str) -> None:
+    """Fill ``model`` from the export's weights of ``Generate.<name>``: a ``StoredWeights``' lists (every export
+    since 2026-12-04; before, float16 and bfloat16 ones) in the model's own variable order, where a twin's
+    pipeline may hold them too; or, in older float32 exports, the Keras model's own variables."""
+    if not any(reader.has_tensor(f"{pipe}/{name}/half/0/.ATTRIBUTES/VARIABLE_VALUE")
+               for pipe in ("pipeline", "pipeline_bfloat16")):
+        _assign_operations(model, reader, f"pipeline/{name}", source)
+        return
+    for group, variables in (("half", model.trainable_variables), ("full", model.non_trainable_variables)):
+        for i, v in enumerate(variables):
+            _assign_stored(v, reader, [f"{pipe}/{name}/{group}/{i}/.ATTRIBUTES/VARIABLE_VALUE"
+                                       for pipe in ("pipeline", "pipeline_bfloat16")], source)
 
 
 def restore_run_or_export(path: str, checkpoint: str | None = None):
@@ -446,24 +455,24 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
         from kgan.vocoder import Vocoder, load_vocoder
 
         trained = load_vocoder(vocoder, config.stft, config.audio.sample_rate)
-        net = StoredWeights(trained.net, name="half_vocoder") if weights == "float16" else trained.net
-        phase = Vocoder(net, config.stft, trained.settings)
+        phase = Vocoder(StoredWeights(trained.net, weights, name="half_vocoder"), config.stft, trained.settings)
 
     version = next_version(export_base) if version is None else int(version)
     final = os.path.join(export_base, str(version))
     if os.path.exists(final):
         raise FileExistsError(f"{final} exists; choose another --version")
-    served, twin = generator, None
-    if weights == "float16" or compute != "float32":
-        served = StoredWeights(generator, weights, "mixed_bfloat16" if compute == "bfloat16" else "float32")
-        if compute == "both":
-            twin = served.twin("mixed_bfloat16")
+    # every Keras model reaches the graph through StoredWeights' plain variables: a Keras 3 variable saved inside a
+    # tf.Module is read in the graph under another name than the one its restore op fills, so TF1-style loaders
+    # (stock TF Serving's, saved_model_cli run) find it uninitialised (keras-team/keras#20095; unrestored_variables)
+    served = StoredWeights(generator, weights, "mixed_bfloat16" if compute == "bfloat16" else "float32")
+    twin = served.twin("mixed_bfloat16") if compute == "both" else None
+    chord_graph = None if chord_net is None else StoredWeights(chord_net, "float32", name="chord_weights")
     if calibrate_levels is not None and is_export(calibrate_levels):  # another export's gains, e.g. its float32 twin
         levels = export_meta(calibrate_levels).get("level_calibration")
         if levels is None:
             raise ValueError(f"{calibrate_levels}: this export has no level calibration to copy")
     elif calibrate_levels is not None:
-        levels = _calibrate(served, config, griffin_lim_iters, phase, griffin_lim_init, chord_net, chord_decoding,
+        levels = _calibrate(served, config, griffin_lim_iters, phase, griffin_lim_init, chord_graph, chord_decoding,
                             calibrate_levels, progress, griffin_lim_algorithm)
     from kgan.levels import style_gains_db
 
@@ -500,7 +509,7 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
                        "vocoder": None if phase is None else dataclasses.asdict(phase.settings)},
                       f, indent=2, sort_keys=True)
         module = ServingModule(served, config, griffin_lim_iters, config_path, vocoder=phase,
-                               griffin_lim_init=griffin_lim_init, chord_net=chord_net, chord_decoding=chord_decoding,
+                               griffin_lim_init=griffin_lim_init, chord_net=chord_graph, chord_decoding=chord_decoding,
                                level_gains_db=gains, high_band=upper, bfloat16_generator=twin,
                                griffin_lim_algorithm=griffin_lim_algorithm)
         model_dir = os.path.join(staging, "model")
@@ -560,6 +569,30 @@ def graph_ops(export_dir: str) -> set[str]:
     proto = saved_model_proto(export_dir)
     functions = {fn.signature.name for meta_graph in proto.meta_graphs for fn in meta_graph.graph_def.library.function}
     return {n.op for n in graph_nodes(proto)} - functions  # a node may call a library function by its name
+
+
+def unrestored_variables(export_dir: str) -> list[str]:
+    """Variables a signature reads that the SavedModel's restore op does not fill: what TF1-style loaders
+    (stock TF Serving's C++ loader, ``saved_model_cli run``) would find uninitialised at the first request.
+
+    Those loaders run ``saver_def.restore_op_name`` on the graph's variable handles and then the signature's
+    call op, so each handle the call op takes must also be an input of the restore op. A Keras 3 model tracked
+    inside a ``tf.Module`` fails this (keras-team/keras#20095): its weights are restored into handles of other
+    names than the ones its functions read. ``tf.saved_model.load`` (TF2) matches them by object and works.
+    """
+    meta_graph = saved_model_proto(export_dir).meta_graphs[0]
+    nodes = {n.name: n for n in meta_graph.graph_def.node}
+    handles = {name for name, n in nodes.items() if n.op == "VarHandleOp"}
+    restore = nodes[meta_graph.saver_def.restore_op_name.split(":")[0]]
+    restored = {i.split(":")[0] for i in restore.input}
+    missing = set()
+    for signature in meta_graph.signature_def.values():
+        for output in signature.outputs.values():
+            call = nodes[output.name.split(":")[0]]
+            while call.op == "Identity" and call.input:  # the signature's outputs hang off its call op
+                call = nodes[call.input[0].split(":")[0]]
+            missing |= {i.split(":")[0] for i in call.input if i.split(":")[0] in handles} - restored
+    return sorted(nodes[name].attr["shared_name"].s.decode() or name for name in missing)
 
 
 def forbidden_ops(export_dir: str) -> list[str]:

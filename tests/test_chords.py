@@ -296,7 +296,7 @@ def test_a_plan_model_exports_with_its_chord_net_and_voices_the_plan(tmp_path, c
     import keras
 
     from kgan.audio import load as load_audio
-    from kgan.export import export, forbidden_ops, load
+    from kgan.export import export, forbidden_ops, load, unrestored_variables
     from kgan.inference import Generate
     from kgan.preprocess import preprocess
     from kgan.training import Trainer, make_strategy, write_run_config
@@ -312,7 +312,7 @@ def test_a_plan_model_exports_with_its_chord_net_and_voices_the_plan(tmp_path, c
         export(run, base)
     train_chord_net(chorale_dir, os.path.join(run, "chords"), config, steps=3, batch=2, frames=64, progress=False)
     path = export(run, base, griffin_lim_iters=2)
-    assert forbidden_ops(path) == []
+    assert forbidden_ops(path) == [] and unrestored_variables(path) == []  # stock TF Serving restores the chord net
     assert json.loads(open(os.path.join(path, "assets", "kgan_config.json")).read())["chords"] is True
 
     model, _, _ = load(path)
@@ -349,6 +349,7 @@ def test_a_plan_model_exports_with_its_chord_net_and_voices_the_plan(tmp_path, c
                        griffin_lim_iters=2, weights=load_json(source)["weights"])
         np.testing.assert_array_equal(spectrogram(again), spectrogram(source))
         assert forbidden_ops(again) == [] and load_json(again)["chordnet"]["channels"] == 48
+        assert unrestored_variables(again) == []
     other = os.path.join(str(tmp_path), "other-chords")
     metrics = train_chord_net(chorale_dir, other, config, steps=3, batch=2, frames=64, progress=False, seed=5,
                               channels=8, onsets=True, meter=True, grid=True)

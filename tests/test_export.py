@@ -8,7 +8,7 @@ import soundfile as sf
 import tensorflow as tf
 
 from kgan.audio import SampleFile
-from kgan.export import forbidden_ops, load
+from kgan.export import forbidden_ops, load, unrestored_variables
 from kgan.inference import Generate, chunk_bounds, generate_song, stream_song
 from tests.conftest import REAL_MP3
 
@@ -111,6 +111,36 @@ def test_exported_graph_has_only_ops_stock_tf_serving_has(exported, tmp_path):
 
     tf.saved_model.save(WithPython(), str(tmp_path / "bad"))
     assert "EagerPyFunc" in forbidden_ops(str(tmp_path / "bad"))
+
+
+def test_a_tf1_style_loader_restores_every_variable_the_export_reads(exported, tmp_path):
+    """Stock TF Serving loads a SavedModel as TF1 did: the restore op, then the signature's tensors by name.
+    saved_model_cli run loads it the same way, so it stands in for the server here."""
+    import keras
+
+    assert unrestored_variables(exported[0]) == []
+    x = (0.1 * np.random.default_rng(0).standard_normal((1, 6000))).astype(np.float32)
+    np.save(tmp_path / "vocal.npy", x)
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    out = subprocess.run([cli, "run", "--dir", exported[0], "--tag_set", "serve", "--signature_def", "serving_default",
+                          "--inputs", f"vocal={tmp_path / 'vocal.npy'}", "--outdir", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    served = load(exported[0])[0].signatures["serving_default"](vocal=x)["accompaniment"].numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "accompaniment.npy"), served, atol=1e-5)
+
+    class WithKeras(tf.Module):  # a negative control: a Keras 3 model inside a tf.Module (keras-team/keras#20095)
+        def __init__(self):
+            super().__init__()
+            self.net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32)])
+        def serve(self, x):
+            return {"y": self.net(x)}
+
+    module = WithKeras()
+    tf.saved_model.save(module, str(tmp_path / "keras"), signatures={"serving_default": module.serve})
+    assert unrestored_variables(str(tmp_path / "keras")) == ["sequential/dense/bias", "sequential/dense/kernel"]
 
 
 def test_saved_model_cli_lists_both_signatures(exported):

@@ -65,11 +65,11 @@ def test_training_lowers_the_loss_resumes_and_exports_with_core_ops(chorale_dir,
         train_vocoder(chorale_dir, str(out), tiny_config.override(**{"stft.hop_length": 32}), TINY, steps=1,
                       progress=False)
 
-    from kgan.export import export, forbidden_ops, load
+    from kgan.export import export, forbidden_ops, load, unrestored_variables
 
     assert forbidden_ops(export(run_dir[0], str(tmp_path / "half"), vocoder=str(out), weights="float16")) == []
     path = export(run_dir[0], str(tmp_path / "exports"), vocoder=str(out))
-    assert forbidden_ops(path) == []
+    assert forbidden_ops(path) == [] and unrestored_variables(path) == []
     model, config, _ = load(path)
     with open(os.path.join(path, "assets", "kgan_config.json")) as f:
         assert json.load(f)["phase"] == "vocoder"
