@@ -18,7 +18,7 @@ import soundfile as sf
 import tensorflow as tf
 
 from kgan import pretrained
-from kgan.export import forbidden_ops
+from kgan.export import forbidden_ops, unrestored_variables
 from tests.conftest import REAL_MP3, ROOT
 
 
@@ -47,6 +47,7 @@ def test_shipped_export_is_small_float16_core_ops_and_matches_its_card(shipped):
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(shipped) for f in files)
     assert 1e6 < size <= 30e6, size
     assert forbidden_ops(shipped) == []
+    assert unrestored_variables(shipped) == []  # stock TF Serving restores every variable it reads
     digest = pretrained.tree_sha256(shipped)
     assert digest in pretrained.model_card()
     with open(os.path.join(os.path.dirname(os.path.dirname(shipped)), "metrics.json"), encoding="utf-8") as f:
