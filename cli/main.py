@@ -391,7 +391,7 @@ def _check_data_config(cfg, data_dir):
               help="Griffin-Lim iterations baked into the serving graph.")
 @click.option("--griffin-lim-algorithm", type=click.Choice(["fast", "accelerated"]), default="fast", show_default=True,
               help="Fast Griffin-Lim (Perraudin et al. 2013), or the accelerated algorithm (Nenov et al. 2023): 13 of "
-                   "its iterations score what 16 fast ones do, in 5-9 %% less time.")
+                   "its iterations score what 16 fast ones do, in up to 9 % less time.")
 @click.option("--griffin-lim-init", type=click.Choice(["integrated", "random"]), default="integrated",
               show_default=True, help="Griffin-Lim's starting phase: each partial's frequency integrated over "
                                       "frames (a phase vocoder), or random.")

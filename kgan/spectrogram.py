@@ -178,7 +178,7 @@ class Spectrogram:
         is the accelerated Griffin-Lim algorithm of Nenov, Peer & Balazs ("Accelerated
         Griffin-Lim algorithm: a fast and provably converging numerical method for
         phase retrieval", 2023): 13 of its iterations from the integrated start score
-        what 16 fast ones do, in 5-9 % less time (``experiments/griffin_lim_iterations.py``).
+        what 16 fast ones do, in up to 9 % less time (``experiments/griffin_lim_iterations.py``).
         Pure TF ops, usable inside an exported graph.
         """
         magnitude = tf.convert_to_tensor(magnitude, tf.float32)
