@@ -387,14 +387,15 @@ def _check_data_config(cfg, data_dir):
 @click.argument("export_base", type=click.Path(file_okay=False))
 @click.option("--version", "version", type=click.IntRange(min=1), default=None,
               help="Version directory to write (default: one above the newest in EXPORT_BASE).")
-@click.option("--griffin-lim-iters", type=click.IntRange(min=0), default=16, show_default=True,
-              help="Griffin-Lim iterations baked into the serving graph.")
-@click.option("--griffin-lim-algorithm", type=click.Choice(["fast", "accelerated"]), default="fast", show_default=True,
-              help="Fast Griffin-Lim (Perraudin et al. 2013), or the accelerated algorithm (Nenov et al. 2023): 13 of "
-                   "its iterations score what 16 fast ones do, in up to 9 % less time.")
-@click.option("--griffin-lim-init", type=click.Choice(["integrated", "random"]), default="integrated",
-              show_default=True, help="Griffin-Lim's starting phase: each partial's frequency integrated over "
-                                      "frames (a phase vocoder), or random.")
+@click.option("--griffin-lim-iters", type=click.IntRange(min=0), default=None,
+              help="Griffin-Lim iterations baked into the serving graph (default: 16, or the source export's).")
+@click.option("--griffin-lim-algorithm", type=click.Choice(["fast", "accelerated"]), default=None,
+              help="Fast Griffin-Lim (Perraudin et al. 2013; the default, or the source export's), or the "
+                   "accelerated algorithm (Nenov et al. 2023): 13 of its iterations score what 16 fast ones do, "
+                   "in up to 9 % less time.")
+@click.option("--griffin-lim-init", type=click.Choice(["integrated", "random"]), default=None,
+              help="Griffin-Lim's starting phase: each partial's frequency integrated over frames (a phase "
+                   "vocoder; the default, or the source export's), or random.")
 @click.option("--checkpoint", default=None, metavar="ckpt-N",
               help="Export this checkpoint of RUN_DIR/checkpoints instead of the newest.")
 @click.option("--weights", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,

@@ -383,11 +383,11 @@ def restore_run_or_export(path: str, checkpoint: str | None = None):
     return generator, config, None, {"checkpoint": ckpt}
 
 
-def export(run_dir: str, export_base: str, version: int | None = None, griffin_lim_iters: int = 16,
+def export(run_dir: str, export_base: str, version: int | None = None, griffin_lim_iters: int | None = None,
            checkpoint: str | None = None, weights: str = "float32", vocoder: str | None = None,
-           griffin_lim_init: str = "integrated", chords: str | None = None, chord_decoding: str = "argmax",
+           griffin_lim_init: str | None = None, chords: str | None = None, chord_decoding: str = "argmax",
            overlap: float | None = None, calibrate_levels: str | None = None, high_band: str | None = None,
-           compute: str = "float32", griffin_lim_algorithm: str = "fast", progress: bool = False) -> str:
+           compute: str = "float32", griffin_lim_algorithm: str | None = None, progress: bool = False) -> str:
     """Write the newest (or given) checkpoint of ``run_dir`` as ``export_base/version``; returns that path.
 
     ``run_dir`` may also be an export version folder (``is_export``): its stored weights are exported again
@@ -399,10 +399,11 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     ``serving_default`` and ``spectrogram``, bfloat16 in their twins ``serving_bfloat16`` and
     ``spectrogram_bfloat16`` on the same stored weights (``signature_for`` picks one). ``vocoder``: a
     ``kgan vocoder train`` folder whose network makes the waveform instead of Griffin-Lim (``--phase vocoder``).
-    ``griffin_lim_init``: Griffin-Lim's starting phase, ``integrated`` (``kgan.spectrogram.integrated_phase``)
-    or ``random``; ``griffin_lim_algorithm``: ``fast`` or ``accelerated``
-    (``kgan.spectrogram.GRIFFIN_LIM_ALGORITHMS``: 13 accelerated iterations score what 16 fast ones do, in
-    up to 9 % less time). ``chords``: the ``kgan chords train`` folder
+    ``griffin_lim_iters`` (default 16), ``griffin_lim_init``: Griffin-Lim's starting phase, ``integrated``
+    (``kgan.spectrogram.integrated_phase``, the default) or ``random``, and ``griffin_lim_algorithm``: ``fast`` (the
+    default) or ``accelerated`` (``kgan.spectrogram.GRIFFIN_LIM_ALGORITHMS``: 13 accelerated iterations score what
+    16 fast ones do, in up to 9 % less time); an export exported again keeps its source's unless they are given.
+    ``chords``: the ``kgan chords train`` folder
     whose ``ChordNet`` makes the plan of a ``model.vocal_input=plan`` generator (default ``run_dir/chords``), or
     an export whose chord network is taken;
     ``chord_decoding``: its likeliest triad per frame (``argmax``) or every triad by its probability (``soft``).
@@ -415,7 +416,7 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     (``kgan.high_band``: the output is then at twice the rate), an export whose high band is copied, or
     ``"off"``; an export exported again keeps its source's high band unless this is given.
     """
-    if griffin_lim_init not in ("integrated", "random"):
+    if griffin_lim_init not in (None, "integrated", "random"):
         raise ValueError(f"griffin_lim_init must be 'integrated' or 'random'. Received: {griffin_lim_init!r}")
     if weights not in WEIGHT_DTYPES:
         raise ValueError(f"weights must be one of {list(WEIGHT_DTYPES)}. Received: {weights!r}")
@@ -424,6 +425,10 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     generator, config, stored_chords, source = restore_run_or_export(run_dir, checkpoint)
     ckpt = str(source.get("checkpoint"))
     levels, bands = source.get("level_calibration"), source.get("high_band")  # an export's, kept unless replaced
+    # Griffin-Lim as given, else as the source export ran it, else the defaults (a run's source has none of them)
+    griffin_lim_iters = int(source.get("griffin_lim_iters", 16) if griffin_lim_iters is None else griffin_lim_iters)
+    griffin_lim_init = griffin_lim_init or source.get("griffin_lim_init", "integrated")
+    griffin_lim_algorithm = griffin_lim_algorithm or source.get("griffin_lim_algorithm", "fast")
     if overlap is not None:
         config = config.override(**{"window.overlap": overlap})
     chord_net = None

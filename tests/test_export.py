@@ -88,6 +88,11 @@ def test_an_export_runs_the_griffin_lim_algorithm_it_was_given(run_dir, exported
     path = export(run_dir[0], str(tmp_path / "agla"), griffin_lim_iters=8, griffin_lim_algorithm="accelerated")
     assert export_meta(path)["griffin_lim_algorithm"] == "accelerated"
     assert export_meta(exported[0])["griffin_lim_algorithm"] == "fast"
+    again = export_meta(export(path, str(tmp_path / "again")))  # an export exported again keeps its Griffin-Lim
+    assert (again["griffin_lim_algorithm"], again["griffin_lim_iters"], again["griffin_lim_init"]) == (
+        "accelerated", 8, "integrated")
+    told = export_meta(export(path, str(tmp_path / "told"), griffin_lim_iters=4, griffin_lim_algorithm="fast"))
+    assert (told["griffin_lim_algorithm"], told["griffin_lim_iters"]) == ("fast", 4)
     x = (0.1 * np.random.default_rng(0).standard_normal((1, 9000))).astype(np.float32)
     served = load(path)[0].signatures["serving_default"](vocal=x)["accompaniment"].numpy()
     local = {algorithm: Generate(run_dir[1].generator, load(path)[1], griffin_lim_iters=8,
