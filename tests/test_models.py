@@ -119,3 +119,34 @@ def test_synchronised_batch_norm_variance_survives_a_large_mean():
     np.testing.assert_allclose(r["ours"], r["truth"], rtol=1e-3)  # momentum 0: the batch's own variance
     # the check can fail: Keras' one-pass variance misses the large-mean channel's by far
     assert abs(r["keras"][0] / r["truth"][0] - 1) > 0.1
+
+
+def test_leaky_relu_takes_its_bfloat16_gradient_in_float32():
+    """kgan's LeakyReLU: Keras' forward pass, and in bfloat16 training a gradient within one bfloat16 step of
+    TF's own bfloat16 kernel (which rounds twice) and equal to the float32 gradient rounded once."""
+    import tensorflow as tf
+
+    from kgan.models.blocks import LeakyReLU
+
+    rng = np.random.default_rng(0)
+    x = tf.cast(rng.normal(size=(2, 16, 8, 4)).astype("float32"), tf.bfloat16)
+    upstream = tf.cast(rng.normal(size=(2, 16, 8, 4)).astype("float32"), tf.bfloat16)
+    ours, theirs = LeakyReLU(0.2, dtype="mixed_bfloat16"), keras.layers.LeakyReLU(0.2, dtype="mixed_bfloat16")
+
+    def forward_and_gradient(layer, training):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=training) if isinstance(layer, LeakyReLU) else layer(x)
+        return y, tape.gradient(y, x, output_gradients=upstream)
+
+    (y_ours, g_ours), (y_theirs, g_theirs) = forward_and_gradient(ours, True), forward_and_gradient(theirs, None)
+    assert g_ours.dtype == tf.bfloat16
+    np.testing.assert_array_equal(np.asarray(tf.cast(y_ours, tf.float32)), np.asarray(tf.cast(y_theirs, tf.float32)))
+    exact = np.where(np.asarray(tf.cast(x, tf.float32)) > 0, 1.0, 0.2) * np.asarray(tf.cast(upstream, tf.float32))
+    np.testing.assert_array_equal(np.asarray(tf.cast(g_ours, tf.float32)),
+                                  np.asarray(tf.cast(tf.cast(exact, tf.bfloat16), tf.float32)))
+    step = np.abs(np.asarray(tf.cast(g_theirs, tf.float32))) * 2.0 ** -7  # one bfloat16 step, about
+    assert np.all(np.abs(np.asarray(tf.cast(g_ours - g_theirs, tf.float32))) <= step + 1e-30)
+    # in inference, and in float32, it is Keras' layer itself
+    y_inference, g_inference = forward_and_gradient(ours, False)
+    np.testing.assert_array_equal(np.asarray(tf.cast(g_inference, tf.float32)), np.asarray(tf.cast(g_theirs, tf.float32)))

@@ -44,6 +44,36 @@ class SyncBatchNormalization(keras.layers.BatchNormalization):
         return tf.squeeze(mean, axes), tf.squeeze(variance, axes)
 
 
+@keras.saving.register_keras_serializable(package="kgan")
+class LeakyReLU(keras.layers.LeakyReLU):
+    """Keras' LeakyReLU, whose gradient in training is taken in float32 when its input is bfloat16.
+
+    TensorFlow's bfloat16 ``LeakyReluGrad`` kernel on the CPU is slow: on a ``(8, 256, 64, 32)`` tensor
+    it took 12-21 ms, four times the float32 kernel with the two casts around it (4-6 ms), and in a
+    ``mixed_bfloat16`` training step it was 11 % of the CPU time, more than any op but the convolutions.
+    The forward pass is Keras' own, so inference and exports are unchanged. The float32 gradient rounds
+    once where the bfloat16 kernel rounded twice: the two differ by at most one bfloat16 step.
+    """
+
+    def call(self, inputs, training=None):
+        if not training or inputs.dtype != tf.bfloat16:
+            return super().call(inputs)
+        return _leaky_relu_float32_gradient(inputs, float(self.negative_slope))
+
+
+def _leaky_relu_float32_gradient(x, alpha: float):
+    @tf.custom_gradient
+    def leaky_relu(features):
+        def gradient(upstream):
+            return tf.cast(tf.raw_ops.LeakyReluGrad(gradients=tf.cast(upstream, tf.float32),
+                                                    features=tf.cast(features, tf.float32), alpha=alpha),
+                           features.dtype)
+
+        return tf.nn.leaky_relu(features, alpha), gradient
+
+    return leaky_relu(x)
+
+
 def initializer():
     return keras.initializers.RandomNormal(0.0, INIT_STDDEV)
 
@@ -63,7 +93,7 @@ def downsample(x, filters: int, name: str, norm: str | None, strides: int = 2):
                             kernel_initializer=initializer(), name=f"{name}_conv")(x)
     if norm is not None:
         x = normalization(norm, f"{name}_norm")(x)
-    return keras.layers.LeakyReLU(0.2, name=f"{name}_act")(x)
+    return LeakyReLU(0.2, name=f"{name}_act")(x)
 
 
 def upsample_conv(x, filters: int, name: str, mode: str, use_bias: bool):

@@ -1,0 +1,154 @@
+"""The corpus' own folk harmoniser, run on the sung melody with the song's true beat grid: how far can rules go?
+
+    python experiments/rule_plan.py OUT_DIR --tests NAME=DIR[,NAME=DIR...]
+
+The folk songs of ``kgan corpus`` are harmonised by ``kgan.harmony.harmonise``: a chord per half bar
+or bar, chosen by duration-weighted chord tones, the note on the segment's downbeat, functional
+transitions and a cadence, in the key of the tune. Given the true grid (``song_meter``: the corpus
+knows every song's tempo, meter and pickup; a chorale changes chord on the beat), the same rules run
+here on what inference has instead of the score: the tracked pitch class of each frame
+(``VocalFeatures.melody``, voicing-weighted). Differences from the score version, forced by audio:
+the key's last-note bonus takes the last voiced frame; the downbeat note is read from the frames
+46-139 ms after the segment starts (a frame's analysis window reaches 46 ms back, so the frames at
+the boundary still hear the note before; ``--strong`` sets the span).
+
+Each song's plan is played as sustained triads and scored like ChordNet's plans in
+``experiments/chord_plan.py`` (chord motion and chroma fit against the true accompaniment, frame
+accuracy against the score's chords), with the oracle (the score's own triads) beside it, and split
+into chorales (Bach's harmony: the rules are only a style) and folk songs (the rules made their
+accompaniment). OUT_DIR/rule_plan.json and .md hold the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+RATE = 22050
+
+
+def key_of(classes: np.ndarray) -> tuple[int, str]:
+    """``kgan.harmony.estimate_key`` on frames: the voicing-weighted pitch-class histogram ``[T, 12]``, with the
+    last voiced frame's class as the last note."""
+    from kgan.harmony import MAJOR_PROFILE, MINOR_PROFILE
+
+    hist = classes.sum(0)
+    voiced = np.flatnonzero(classes.sum(1) > 0.5)
+    last = int(classes[voiced[-1]].argmax()) if voiced.size else 0
+    best, best_score = (0, "major"), -np.inf
+    for mode, profile in (("major", MAJOR_PROFILE), ("minor", MINOR_PROFILE)):
+        for tonic in range(12):
+            r = np.corrcoef(hist, np.roll(profile, tonic))[0, 1] if hist.std() > 0 else 0.0
+            if r + (0.3 if tonic == last else 0.0) > best_score:
+                best, best_score = (tonic, mode), r + (0.3 if tonic == last else 0.0)
+    return best
+
+
+def rule_plan(classes: np.ndarray, meter: tuple[float, float, float], centre: np.ndarray,
+              strong: tuple[int, int] = (4, 12)) -> np.ndarray:
+    """Triad ids ``[T]`` (``kgan.harmony.triad_id``) from the tracked melody ``[T, 12]`` and a beat grid
+    (seconds a beat, seconds a chord segment, first downbeat), by ``kgan.harmony.harmonise``'s rules."""
+    from kgan.harmony import _CHORDS, _FUNCTION_MOVE, _QUALITY
+
+    beat, segment, downbeat = meter
+    tonic, mode = key_of(classes)
+    vocab = []
+    for name, offset, quality, function in _CHORDS[mode]:
+        root = (tonic + offset) % 12
+        vocab.append((name, root, tuple((root + i) % 12 for i in _QUALITY[quality]), function))
+    tones = np.zeros((len(vocab), 12))
+    for j, chord in enumerate(vocab):
+        tones[j, list(chord[2])] = 1.0
+    index = np.maximum(np.floor((centre - downbeat) / segment).astype(int), 0)  # the pickup joins segment 0
+    n = int(index.max()) + 1
+    duration = (centre[1] - centre[0]) / beat  # a frame, in beats: harmonise counts quarter notes
+    local = np.zeros((n, len(vocab)))
+    for i in range(n):
+        frames = np.flatnonzero(index == i)
+        if frames.size == 0:
+            continue
+        inside = classes[frames] @ tones.T  # (f, chords): the frame's voiced weight on chord tones
+        outside = classes[frames].sum(1, keepdims=True) - inside
+        local[i] += duration * (inside - 0.3 * outside).sum(0)
+        head = frames[strong[0]:strong[1]]  # the note on the strong beat
+        if head.size:
+            on = (classes[head] @ tones.T).mean(0)
+            local[i] += 4.0 * on - 6.0 * (classes[head].sum(1).mean() - on)
+        local[i] -= np.array([0.5 if len(c[2]) == 4 else 0.0 for c in vocab])
+    voiced = np.flatnonzero(classes.sum(1) > 0.5)
+    last = int(index[voiced[-1]]) if voiced.size else n - 1  # the last segment that holds melody
+    local[0] += np.array([2.0 if c[1] == tonic and c[3] == "T" else 0.0 for c in vocab])
+    local[last] += np.array([5.0 if c[1] == tonic and c[3] == "T" and len(c[2]) == 3 else -5.0 for c in vocab])
+    if last >= 1:
+        local[last - 1] += np.array([1.5 if c[3] == "D" and c[1] == (tonic + 7) % 12 else 0.0 for c in vocab])
+    move = np.array([[_FUNCTION_MOVE[(a[3], b[3])] - (0.3 if a[0] == b[0] else 0.0) for b in vocab] for a in vocab])
+    best, back = local[0].copy(), np.zeros((n, len(vocab)), int)
+    for i in range(1, n):
+        total = best[:, None] + move
+        back[i], best = total.argmax(0), total.max(0) + local[i]
+    path = [int(best.argmax())]
+    for i in range(n - 1, 0, -1):
+        path.append(int(back[i][path[-1]]))
+    ids = np.array([2 * vocab[j][1] + int((vocab[j][2][1] - vocab[j][1]) % 12 == 3) for j in reversed(path)])
+    return ids[index]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out")
+    parser.add_argument("--tests", required=True, metavar="NAME=DIR,...")
+    parser.add_argument("--strong", default="4,12", help="frames after a segment start that hear its downbeat note")
+    args = parser.parse_args(argv)
+    from kgan.chords import NO_CHORD, chord_notes, frame_seconds, song_arrays
+    from kgan.evaluation import Harmoniser, _chroma_tone, chroma_fit, chroma_motion, load_songs, mean_ci
+    from kgan.harmony import song_meter
+    from kgan.io_utils import score_chords, song_info
+
+    strong = tuple(int(v) for v in args.strong.split(","))
+    config = Harmoniser().config
+    results = {}
+    for item in args.tests.split(","):
+        name, folder = item.split("=", 1)
+        rows = {}
+        for song, vocal, accompaniment in load_songs(folder, RATE, split=None):
+            info, track = song_info(os.path.join(folder, song)), score_chords(os.path.join(folder, song))
+            meter = song_meter(info)
+            if track is None or meter is None:
+                continue
+            features, labels = song_arrays(vocal, accompaniment, config, track=track)
+            centre = frame_seconds(len(features), config).numpy()
+            guess = rule_plan(features[:, :12].astype(np.float32), meter, centre, strong)
+            chord = labels != NO_CHORD
+            source = "chorales" if info.get("source") == "chorales" else "folk"
+            for system, ids in (("oracle", labels), ("rules, grid told", guess)):
+                tone = _chroma_tone(chord_notes(ids).numpy().T, len(vocal), RATE)
+                for group in (source, "all"):
+                    rows.setdefault((system, group), []).append(
+                        (chroma_motion(tone, accompaniment, RATE), chroma_fit(tone, accompaniment, RATE),
+                         float((ids[chord] == labels[chord]).mean()) if chord.any() else 0.0))
+        results[name] = {f"{system} | {group}": {
+            "songs": len(v), **{m: mean_ci([r[i] for r in v]) for i, m in enumerate(("chroma_motion", "chroma_fit",
+                                                                                    "accuracy"))}}
+            for (system, group), v in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0]))}
+        print(name, json.dumps(results[name]), flush=True)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "rule_plan.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    lines = ["| test set | plan | songs | chord motion | chroma fit | frame accuracy |", "|---|---|---|---|---|---|"]
+    for name, table in results.items():
+        for key, r in table.items():
+            lines.append(f"| {name} | {key} | {r['songs']} | " + " | ".join(
+                f"{r[m][0]:.3f} ± {r[m][1]:.3f}" for m in ("chroma_motion", "chroma_fit", "accuracy")) + " |")
+    with open(os.path.join(args.out, "rule_plan.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
