@@ -17,6 +17,11 @@ Each song's plan is played as sustained triads and scored like ChordNet's plans 
 accuracy against the score's chords), with the oracle (the score's own triads) beside it, and split
 into chorales (Bach's harmony: the rules are only a style) and folk songs (the rules made their
 accompaniment). OUT_DIR/rule_plan.json and .md hold the table.
+
+With ``--export EXPORT`` (a ``model.vocal_input=plan`` export, e.g. the shipped one) its generator,
+rebuilt in memory from the export's weights, also plays each song in the song's own style from each
+plan: its chord network's (without and with the song's grid, as ``kgan generate`` and ``--bpm`` do), the
+rules', and the score's (the ceiling); its outputs are scored the same way ("generator, ..." rows).
 """
 
 from __future__ import annotations
@@ -99,11 +104,52 @@ def rule_plan(classes: np.ndarray, meter: tuple[float, float, float], centre: np
     return ids[index]
 
 
+class Player:
+    """A plan export's generator, rebuilt from its weights (``kgan.export.restore_from_export``), playing a vocal
+    from its chord network's plan (told a grid or not) or from given chord ids per frame."""
+
+    def __init__(self, export_dir: str):
+        import tensorflow as tf
+
+        from kgan.chords import NO_CHORD
+        from kgan.config import resolve_style
+        from kgan.export import restore_from_export
+        from kgan.inference import Generate
+
+        generator, config, chord_net, meta = restore_from_export(export_dir)
+        if config.audio.sample_rate != RATE or chord_net is None:
+            raise SystemExit(f"{export_dir}: expected a model.vocal_input=plan export at {RATE} Hz")
+        self.resolve = lambda style: resolve_style(config.model.style_names, style) if style else None
+
+        class Planned(Generate):
+            labels = None  # chord ids per frame, or None: the chord network's plan
+
+            def plan(self, normalised, meter=None):
+                if self.labels is None:
+                    return super().plan(normalised, meter)
+                t = tf.shape(normalised)[1]
+                labels = tf.constant(self.labels[None].astype(np.int32))
+                return self.render_plan(tf.pad(labels, [[0, 0], [0, tf.maximum(t - labels.shape[1], 0)]],
+                                               constant_values=NO_CHORD)[:, :t])
+
+        self.model = Planned(generator, config, chord_net=chord_net,
+                             griffin_lim_iters=meta.get("griffin_lim_iters") or 16,
+                             griffin_lim_algorithm=meta.get("griffin_lim_algorithm") or "fast",
+                             level_gains_db=None)
+
+    def __call__(self, vocal, style, labels=None, meter=None) -> np.ndarray:
+        self.model.labels = labels
+        sid = self.resolve(style)
+        return self.model(vocal[None], None if sid is None else [sid],
+                          None if meter is None else np.array([meter], np.float32))[0].numpy()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out")
     parser.add_argument("--tests", required=True, metavar="NAME=DIR,...")
     parser.add_argument("--strong", default="4,12", help="frames after a segment start that hear its downbeat note")
+    parser.add_argument("--export", help="also score this plan export's generator playing each plan")
     args = parser.parse_args(argv)
     from kgan.chords import NO_CHORD, chord_notes, frame_seconds, song_arrays
     from kgan.evaluation import Harmoniser, _chroma_tone, chroma_fit, chroma_motion, load_songs, mean_ci
@@ -112,6 +158,7 @@ def main(argv=None) -> None:
 
     strong = tuple(int(v) for v in args.strong.split(","))
     config = Harmoniser().config
+    player = Player(args.export) if args.export else None
     results = {}
     for item in args.tests.split(","):
         name, folder = item.split("=", 1)
@@ -132,9 +179,17 @@ def main(argv=None) -> None:
                     rows.setdefault((system, group), []).append(
                         (chroma_motion(tone, accompaniment, RATE), chroma_fit(tone, accompaniment, RATE),
                          float((ids[chord] == labels[chord]).mean()) if chord.any() else 0.0))
+            if player is not None:
+                plans = {"chord network": (None, None), "chord network, grid told": (None, meter),
+                         "rules, grid told": (guess, None), "the score's chords": (labels, None)}
+                for system, (ids, grid) in plans.items():
+                    out = player(vocal, info.get("style"), ids, grid)
+                    for group in (source, "all"):
+                        rows.setdefault((f"generator, {system}", group), []).append(
+                            (chroma_motion(out, accompaniment, RATE), chroma_fit(out, accompaniment, RATE), None))
         results[name] = {f"{system} | {group}": {
-            "songs": len(v), **{m: mean_ci([r[i] for r in v]) for i, m in enumerate(("chroma_motion", "chroma_fit",
-                                                                                    "accuracy"))}}
+            "songs": len(v), **{m: mean_ci([r[i] for r in v]) if v[0][i] is not None else None
+                                for i, m in enumerate(("chroma_motion", "chroma_fit", "accuracy"))}}
             for (system, group), v in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0]))}
         print(name, json.dumps(results[name]), flush=True)
     os.makedirs(args.out, exist_ok=True)
@@ -144,7 +199,8 @@ def main(argv=None) -> None:
     for name, table in results.items():
         for key, r in table.items():
             lines.append(f"| {name} | {key} | {r['songs']} | " + " | ".join(
-                f"{r[m][0]:.3f} ± {r[m][1]:.3f}" for m in ("chroma_motion", "chroma_fit", "accuracy")) + " |")
+                f"{r[m][0]:.3f} ± {r[m][1]:.3f}" if r[m] else "" for m in ("chroma_motion", "chroma_fit", "accuracy"))
+                + " |")
     with open(os.path.join(args.out, "rule_plan.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
