@@ -92,7 +92,7 @@ def main():
                     t.join()
                 wall = time.perf_counter() - start
                 p50, p99 = np.percentile(latencies, [50, 99])
-                rows.append((phase, clients, len(latencies), f"{p50:.2f}", f"{p99:.2f}",
+                rows.append((phase, clients, len(latencies), f"{p50:.3f}", f"{p99:.3f}",
                              f"{10 * len(latencies) / wall:.1f}"))
         finally:
             server.terminate()
