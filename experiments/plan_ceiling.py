@@ -29,8 +29,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def planned_generator(generator, config, chord_net):
-    """A ``Generate`` whose plan is ``labels`` (chord ids per frame) when set, ``chord_net``'s guess otherwise."""
+def planned_generator(generator, config, chord_net, **kwargs):
+    """A ``Generate`` (``kwargs`` its other arguments) whose plan is ``labels`` (chord ids per frame) when set,
+    ``chord_net``'s guess otherwise (told the beat grid ``meter`` when given)."""
     import tensorflow as tf
 
     from kgan.chords import NO_CHORD
@@ -39,15 +40,15 @@ def planned_generator(generator, config, chord_net):
     class Planned(Generate):
         labels = None
 
-        def plan(self, normalised):
+        def plan(self, normalised, meter=None):
             if self.labels is None:
-                return super().plan(normalised)
+                return super().plan(normalised, meter)
             t = tf.shape(normalised)[1]
             labels = tf.constant(self.labels[None].astype(np.int32))
             labels = tf.pad(labels, [[0, 0], [0, tf.maximum(t - labels.shape[1], 0)]], constant_values=NO_CHORD)
             return self.render_plan(labels[:, :t])
 
-    return Planned(generator, config, chord_net=chord_net)
+    return Planned(generator, config, chord_net=chord_net, **kwargs)
 
 
 def main(argv=None) -> None:

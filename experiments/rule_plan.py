@@ -38,46 +38,25 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RATE = 22050
 
 
-def key_of(classes: np.ndarray) -> tuple[int, str]:
-    """``kgan.harmony.estimate_key`` on frames: the voicing-weighted pitch-class histogram ``[T, 12]``, with the
-    last voiced frame's class as the last note."""
-    from kgan.harmony import MAJOR_PROFILE, MINOR_PROFILE
-
-    hist = classes.sum(0)
-    voiced = np.flatnonzero(classes.sum(1) > 0.5)
-    last = int(classes[voiced[-1]].argmax()) if voiced.size else 0
-    best, best_score = (0, "major"), -np.inf
-    for mode, profile in (("major", MAJOR_PROFILE), ("minor", MINOR_PROFILE)):
-        for tonic in range(12):
-            r = np.corrcoef(hist, np.roll(profile, tonic))[0, 1] if hist.std() > 0 else 0.0
-            if r + (0.3 if tonic == last else 0.0) > best_score:
-                best, best_score = (tonic, mode), r + (0.3 if tonic == last else 0.0)
-    return best
-
-
 def rule_plan(classes: np.ndarray, meter: tuple[float, float, float], centre: np.ndarray,
               strong: tuple[int, int] = (4, 12)) -> np.ndarray:
     """Triad ids ``[T]`` (``kgan.harmony.triad_id``) from the tracked melody ``[T, 12]`` and a beat grid
-    (seconds a beat, seconds a chord segment, first downbeat), by ``kgan.harmony.harmonise``'s rules."""
-    from kgan.harmony import _CHORDS, _FUNCTION_MOVE, _QUALITY
+    (seconds a beat, seconds a chord segment, first downbeat), by ``kgan.harmony.harmonise``'s rules: its key
+    estimate, vocabulary and chord choice, with each segment's melody score taken from frames."""
+    from kgan.harmony import choose_chords, key_of_histogram, triad_id, vocabulary
 
     beat, segment, downbeat = meter
-    tonic, mode = key_of(classes)
-    vocab = []
-    for name, offset, quality, function in _CHORDS[mode]:
-        root = (tonic + offset) % 12
-        vocab.append((name, root, tuple((root + i) % 12 for i in _QUALITY[quality]), function))
+    voiced = np.flatnonzero(classes.sum(1) > 0.5)
+    tonic, mode = key_of_histogram(classes.sum(0), int(classes[voiced[-1]].argmax()) if voiced.size else 0)
+    vocab = vocabulary(tonic, mode)
     tones = np.zeros((len(vocab), 12))
     for j, chord in enumerate(vocab):
         tones[j, list(chord[2])] = 1.0
     index = np.maximum(np.floor((centre - downbeat) / segment).astype(int), 0)  # the pickup joins segment 0
-    n = int(index.max()) + 1
+    local = np.zeros((int(index.max()) + 1, len(vocab)))
     duration = (centre[1] - centre[0]) / beat  # a frame, in beats: harmonise counts quarter notes
-    local = np.zeros((n, len(vocab)))
-    for i in range(n):
+    for i in range(len(local)):
         frames = np.flatnonzero(index == i)
-        if frames.size == 0:
-            continue
         inside = classes[frames] @ tones.T  # (f, chords): the frame's voiced weight on chord tones
         outside = classes[frames].sum(1, keepdims=True) - inside
         local[i] += duration * (inside - 0.3 * outside).sum(0)
@@ -85,22 +64,8 @@ def rule_plan(classes: np.ndarray, meter: tuple[float, float, float], centre: np
         if head.size:
             on = (classes[head] @ tones.T).mean(0)
             local[i] += 4.0 * on - 6.0 * (classes[head].sum(1).mean() - on)
-        local[i] -= np.array([0.5 if len(c[2]) == 4 else 0.0 for c in vocab])
-    voiced = np.flatnonzero(classes.sum(1) > 0.5)
-    last = int(index[voiced[-1]]) if voiced.size else n - 1  # the last segment that holds melody
-    local[0] += np.array([2.0 if c[1] == tonic and c[3] == "T" else 0.0 for c in vocab])
-    local[last] += np.array([5.0 if c[1] == tonic and c[3] == "T" and len(c[2]) == 3 else -5.0 for c in vocab])
-    if last >= 1:
-        local[last - 1] += np.array([1.5 if c[3] == "D" and c[1] == (tonic + 7) % 12 else 0.0 for c in vocab])
-    move = np.array([[_FUNCTION_MOVE[(a[3], b[3])] - (0.3 if a[0] == b[0] else 0.0) for b in vocab] for a in vocab])
-    best, back = local[0].copy(), np.zeros((n, len(vocab)), int)
-    for i in range(1, n):
-        total = best[:, None] + move
-        back[i], best = total.argmax(0), total.max(0) + local[i]
-    path = [int(best.argmax())]
-    for i in range(n - 1, 0, -1):
-        path.append(int(back[i][path[-1]]))
-    ids = np.array([2 * vocab[j][1] + int((vocab[j][2][1] - vocab[j][1]) % 12 == 3) for j in reversed(path)])
+    last = int(index[voiced[-1]]) if voiced.size else None  # the last segment that holds melody
+    ids = np.array([triad_id(vocab[j][2]) for j in choose_chords(local, vocab, tonic, last)])
     return ids[index]
 
 
@@ -109,33 +74,17 @@ class Player:
     from its chord network's plan (told a grid or not) or from given chord ids per frame."""
 
     def __init__(self, export_dir: str):
-        import tensorflow as tf
-
-        from kgan.chords import NO_CHORD
         from kgan.config import resolve_style
         from kgan.export import restore_from_export
-        from kgan.inference import Generate
+        from plan_ceiling import planned_generator
 
         generator, config, chord_net, meta = restore_from_export(export_dir)
         if config.audio.sample_rate != RATE or chord_net is None:
             raise SystemExit(f"{export_dir}: expected a model.vocal_input=plan export at {RATE} Hz")
         self.resolve = lambda style: resolve_style(config.model.style_names, style) if style else None
-
-        class Planned(Generate):
-            labels = None  # chord ids per frame, or None: the chord network's plan
-
-            def plan(self, normalised, meter=None):
-                if self.labels is None:
-                    return super().plan(normalised, meter)
-                t = tf.shape(normalised)[1]
-                labels = tf.constant(self.labels[None].astype(np.int32))
-                return self.render_plan(tf.pad(labels, [[0, 0], [0, tf.maximum(t - labels.shape[1], 0)]],
-                                               constant_values=NO_CHORD)[:, :t])
-
-        self.model = Planned(generator, config, chord_net=chord_net,
-                             griffin_lim_iters=meta.get("griffin_lim_iters") or 16,
-                             griffin_lim_algorithm=meta.get("griffin_lim_algorithm") or "fast",
-                             level_gains_db=None)
+        self.model = planned_generator(generator, config, chord_net,
+                                       griffin_lim_iters=meta.get("griffin_lim_iters") or 16,
+                                       griffin_lim_algorithm=meta.get("griffin_lim_algorithm") or "fast")
 
     def __call__(self, vocal, style, labels=None, meter=None) -> np.ndarray:
         self.model.labels = labels

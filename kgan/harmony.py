@@ -30,8 +30,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Chord", "estimate_key", "segment_length", "harmonise", "strong_beat_chord_tone_share", "triad_id",
-           "label_triads", "beat_quarters", "meter_seconds", "song_meter"]
+__all__ = ["Chord", "estimate_key", "key_of_histogram", "segment_length", "harmonise", "vocabulary", "choose_chords",
+           "strong_beat_chord_tone_share", "triad_id", "label_triads", "beat_quarters", "meter_seconds", "song_meter"]
 
 # Krumhansl-Kessler key profiles, C major / C minor (also kgan.evaluation's and kgan.features' keys).
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -66,7 +66,11 @@ def estimate_key(melody: Sequence[tuple[float, float, int]]) -> tuple[int, str]:
     hist = np.zeros(12)
     for _, dur, midi in melody:
         hist[midi % 12] += dur
-    last = melody[-1][2] % 12 if melody else 0
+    return key_of_histogram(hist, melody[-1][2] % 12 if melody else 0)
+
+
+def key_of_histogram(hist: np.ndarray, last: int) -> tuple[int, str]:
+    """``estimate_key`` from a duration-weighted pitch-class histogram ``[12]`` and the last note's class."""
     best, best_score = (0, "major"), -np.inf
     for mode, profile in (("major", MAJOR_PROFILE), ("minor", MINOR_PROFILE)):
         for tonic in range(12):
@@ -147,10 +151,7 @@ def harmonise(melody: Sequence[tuple[float, float, int]], segment: float = 2.0, 
     if not melody:
         return []
     tonic, mode = key or estimate_key(melody)
-    vocab = []
-    for name, offset, quality, function in _CHORDS[mode]:
-        root = (tonic + offset) % 12
-        vocab.append((name, root, tuple((root + i) % 12 for i in _QUALITY[quality]), function))
+    vocab = vocabulary(tonic, mode)
     total = max(s + d for s, d, _ in melody)
     segments = _segments(total, segment, pickup)
     n, k = len(segments), len(vocab)
@@ -166,16 +167,35 @@ def harmonise(melody: Sequence[tuple[float, float, int]], segment: float = 2.0, 
                 score += overlap * (1.0 if inside else -0.3)
                 if start <= s0 + 1e-6 < start + dur or abs(start - s0) < 1e-6:  # sounding on the strong beat
                     score += 4.0 if inside else -6.0
-            if len(pcs) == 4:  # prefer the plain triad unless the seventh is in the tune
-                score -= 0.5
             local[i, j] = score
+    path = choose_chords(local, vocab, tonic)
+    return [Chord(s0, s1, vocab[j][1], vocab[j][2], vocab[j][0]) for (s0, s1), j in zip(segments, path)]
+
+
+def vocabulary(tonic: int, mode: str) -> list[tuple[str, int, tuple[int, ...], str]]:
+    """The chords ``harmonise`` chooses from in a key: (Roman numeral, root, pitch classes root first, function)."""
+    vocab = []
+    for name, offset, quality, function in _CHORDS[mode]:
+        root = (tonic + offset) % 12
+        vocab.append((name, root, tuple((root + i) % 12 for i in _QUALITY[quality]), function))
+    return vocab
+
+
+def choose_chords(local: np.ndarray, vocab, tonic: int, last: int | None = None) -> list[int]:
+    """``harmonise``'s step 4: the ``vocab`` index of each segment's chord, from each segment's melody score
+    ``local`` ``[segments, chords]`` (changed in place): the seventh penalised, the first segment leaning to
+    the tonic, segment ``last`` (default the final one) the tonic with a dominant before it, then a Viterbi
+    path over the functional moves."""
+    n = len(local)
+    last = n - 1 if last is None else last
+    local -= np.array([0.5 if len(v[2]) == 4 else 0.0 for v in vocab])  # the plain triad, unless the seventh sounds
     local[0] += np.array([2.0 if v[1] == tonic and v[3] == "T" else 0.0 for v in vocab])  # start at home
-    local[-1] += np.array([5.0 if v[1] == tonic and v[3] == "T" and len(v[2]) == 3 else -5.0 for v in vocab])
-    if n >= 2:
-        local[-2] += np.array([1.5 if v[3] == "D" and v[1] == (tonic + 7) % 12 else 0.0 for v in vocab])
+    local[last] += np.array([5.0 if v[1] == tonic and v[3] == "T" and len(v[2]) == 3 else -5.0 for v in vocab])
+    if last >= 1:
+        local[last - 1] += np.array([1.5 if v[3] == "D" and v[1] == (tonic + 7) % 12 else 0.0 for v in vocab])
     trans = np.array([[_FUNCTION_MOVE[(a[3], b[3])] - (0.3 if a[0] == b[0] else 0.0) for b in vocab] for a in vocab])
     best = local[0].copy()
-    back = np.zeros((n, k), int)
+    back = np.zeros((n, len(vocab)), int)
     for i in range(1, n):
         cand = best[:, None] + trans  # (from, to)
         back[i] = cand.argmax(axis=0)
@@ -184,7 +204,7 @@ def harmonise(melody: Sequence[tuple[float, float, int]], segment: float = 2.0, 
     for i in range(n - 1, 0, -1):
         path.append(int(back[i][path[-1]]))
     path.reverse()
-    return [Chord(s0, s1, vocab[j][1], vocab[j][2], vocab[j][0]) for (s0, s1), j in zip(segments, path)]
+    return path
 
 
 def strong_beat_chord_tone_share(melody: Sequence[tuple[float, float, int]], chords: Sequence[Chord]) -> float:
