@@ -72,39 +72,63 @@ def guided_pipeline(generator, config, chord_net, meta):
                   griffin_lim_init=meta.get("griffin_lim_init", "integrated"), level_gains_db=gains)
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def guidance_parser(doc: str, weights: str) -> argparse.ArgumentParser:
+    """The arguments both guidance experiments take: EXPORT, TEST_DIR..., --weights, --limit, -o."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("export")
     parser.add_argument("tests", nargs="+")
-    parser.add_argument("--weights", default="0,0.5,1,2", help="Guidance weights w, comma-separated (0: no guidance).")
-    parser.add_argument("--null", choices=("tonic", "none"), default="tonic")
-    parser.add_argument("--grid", action="store_true", help="Tell the chord network each song's beat grid.")
+    parser.add_argument("--weights", default=weights, help="Guidance weights w, comma-separated (0: no guidance).")
     parser.add_argument("--limit", type=int, default=30, help="Score the first N songs of each test set.")
     parser.add_argument("-o", "--out", help="Write the results here as JSON.")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def guided_setup(args, make_pipeline):
+    """``(pipe, style names, rate, weights, measures)`` for parsed ``guidance_parser`` arguments: the pipeline is
+    ``make_pipeline(generator, config, chord_net, meta)`` on the export's own weights, with the served kernels
+    (``kgan.use_served_kernels``); ``measures`` is ``song_measures``."""
     from kgan import use_served_kernels
 
     use_served_kernels()
-    from kgan.evaluation import (chroma_fit, chroma_motion, level_error_db, load_songs, log_spectral_distance,
-                                 mean_ci, song_labels)
     from kgan.export import restore_from_export
+
+    generator, config, chord_net, meta = restore_from_export(args.export)
+    rate = config.audio.sample_rate
+    return (make_pipeline(generator, config, chord_net, meta), list(config.model.style_names), rate,
+            [float(w) for w in args.weights.split(",")], song_measures(rate))
+
+
+def song_measures(rate: int) -> dict:
+    """Name -> f(generated, true accompaniment): chord motion, chroma fit, log-spectral distance, level error."""
+    from kgan.evaluation import chroma_fit, chroma_motion, level_error_db, log_spectral_distance
+
+    return {"chroma_motion": lambda g, r: chroma_motion(g, r, rate), "chroma_fit": lambda g, r: chroma_fit(g, r, rate),
+            "lsd": log_spectral_distance, "level_error_db": level_error_db}
+
+
+def test_songs(test: str, rate: int, limit: int):
+    """(songs, their style labels): the first ``limit`` songs of ``test``'s test split (every song without one)."""
+    from kgan.evaluation import load_songs, song_labels
+
+    split = "test" if os.path.exists(os.path.join(test, "splits.json")) else None
+    songs = load_songs(test, rate, split=split)[:limit]
+    return songs, song_labels(test, [n for n, _, _ in songs])
+
+
+def main(argv=None) -> None:
+    parser = guidance_parser(__doc__, "0,0.5,1,2")
+    parser.add_argument("--null", choices=("tonic", "none"), default="tonic")
+    parser.add_argument("--grid", action="store_true", help="Tell the chord network each song's beat grid.")
+    args = parser.parse_args(argv)
+
+    pipe, names, rate, weights, measures = guided_setup(args, guided_pipeline)
+    from kgan.evaluation import mean_ci
     from kgan.harmony import song_meter
     from kgan.io_utils import song_info
 
-    weights = [float(w) for w in args.weights.split(",")]
-    generator, config, chord_net, meta = restore_from_export(args.export)
-    pipe = guided_pipeline(generator, config, chord_net, meta)
-    names = list(config.model.style_names)
-    rate = config.audio.sample_rate
-    measures = {"chroma_motion": lambda g, r: chroma_motion(g, r, rate),
-                "chroma_fit": lambda g, r: chroma_fit(g, r, rate),
-                "lsd": log_spectral_distance, "level_error_db": level_error_db}
     results = {}
     for test in args.tests:
-        split = "test" if os.path.exists(os.path.join(test, "splits.json")) else None
-        songs = load_songs(test, rate, split=split)[: args.limit]
-        labels = song_labels(test, [n for n, _, _ in songs])
+        songs, labels = test_songs(test, rate, args.limit)
         rows = {w: {m: [] for m in measures} for w in weights}
         for song, vocal, accompaniment in songs:
             style = names.index(labels[song]) if labels.get(song) in names else 0

@@ -19,7 +19,6 @@ chroma fit, log-spectral distance, level error), so what the push costs is visib
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -52,34 +51,15 @@ def guided_pipeline(generator, config, chord_net, meta):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("export")
-    parser.add_argument("tests", nargs="+")
-    parser.add_argument("--weights", default="0,1,2", help="Guidance weights w, comma-separated (0: no guidance).")
-    parser.add_argument("--limit", type=int, default=30, help="Score the first N songs of each test set.")
-    parser.add_argument("-o", "--out", help="Write the results here as JSON.")
-    args = parser.parse_args(argv)
+    from plan_guidance import guidance_parser, guided_setup, test_songs
 
-    from kgan import use_served_kernels
+    args = guidance_parser(__doc__, "0,1,2").parse_args(argv)
+    pipe, names, rate, weights, measures = guided_setup(args, guided_pipeline)
+    from kgan.evaluation import mean_ci, style_check, style_table
 
-    use_served_kernels()
-    from kgan.evaluation import (chroma_fit, chroma_motion, level_error_db, load_songs, log_spectral_distance,
-                                 mean_ci, song_labels, style_check, style_table)
-    from kgan.export import restore_from_export
-
-    weights = [float(w) for w in args.weights.split(",")]
-    generator, config, chord_net, meta = restore_from_export(args.export)
-    pipe = guided_pipeline(generator, config, chord_net, meta)
-    names = list(config.model.style_names)
-    rate = config.audio.sample_rate
-    measures = {"chroma_motion": lambda g, r: chroma_motion(g, r, rate),
-                "chroma_fit": lambda g, r: chroma_fit(g, r, rate),
-                "lsd": log_spectral_distance, "level_error_db": level_error_db}
     results = {}
     for test in args.tests:
-        split = "test" if os.path.exists(os.path.join(test, "splits.json")) else None
-        songs = load_songs(test, rate, split=split)[: args.limit]
-        labels = song_labels(test, [n for n, _, _ in songs])
+        songs, labels = test_songs(test, rate, args.limit)
         outputs = {}  # (song, style) -> {w: waveform}
         for song, vocal, _ in songs:
             for style in names[1:]:
