@@ -106,8 +106,9 @@ def song_measures(rate: int) -> dict:
             "lsd": log_spectral_distance, "level_error_db": level_error_db}
 
 
-def test_songs(test: str, rate: int, limit: int):
-    """(songs, their style labels): the first ``limit`` songs of ``test``'s test split (every song without one)."""
+def test_songs(test: str, rate: int, limit: int | None):
+    """(songs, their style labels): the first ``limit`` (None: all) songs of ``test``'s test split (every song
+    without one)."""
     from kgan.evaluation import load_songs, song_labels
 
     split = "test" if os.path.exists(os.path.join(test, "splits.json")) else None

@@ -18,31 +18,22 @@ import collections
 import os
 import sys
 
-import numpy as np
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def ceiling(test: str, rate: int = 22050) -> tuple[list[str], list[tuple[str, str, str, dict]]]:
     """(styles, [(song, its style, the style nearest its accompaniment, its programs)]) of ``test``."""
-    from kgan.evaluation import N_MFCC, load_songs, mfcc_stats, song_labels
+    from plan_guidance import test_songs
+
+    from kgan.evaluation import N_MFCC, mfcc_stats, nearest_style_left_out
     from kgan.io_utils import song_info
 
-    split = "test" if os.path.exists(os.path.join(test, "splits.json")) else None
-    songs = load_songs(test, rate, split=split)
-    labels = song_labels(test, [n for n, _, _ in songs])
+    songs, labels = test_songs(test, rate, None)
     truth = {n: mfcc_stats(a, rate)[:N_MFCC] for n, _, a in songs if labels.get(n)}
     styles = sorted({labels[n] for n in truth})
-    rows = []
-    for name, own in truth.items():
-        distances = []
-        for style in styles:
-            members = [truth[n] for n in truth if labels[n] == style and n != name]
-            distances.append(np.linalg.norm(np.mean(members, axis=0) - own) if members else np.inf)
-        programs = song_info(os.path.join(test, name)).get("programs") or {}
-        rows.append((name, labels[name], styles[int(np.argmin(distances))], programs))
-    return styles, rows
+    return styles, [(name, labels[name], nearest, song_info(os.path.join(test, name)).get("programs") or {})
+                    for name, nearest in nearest_style_left_out(truth, labels, styles).items()]
 
 
 def report(test: str, styles, rows) -> str:

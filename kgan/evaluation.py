@@ -28,7 +28,8 @@ from kgan.harmony import MAJOR_PROFILE, MINOR_PROFILE  # Krumhansl & Kessler (19
 __all__ = [
     "chroma", "chroma_fit", "chroma_motion", "estimate_key", "key_score", "onset_correlation",
     "beat_f_measure", "log_spectral_distance", "spectral_convergence", "level_error_db", "clip_embedding",
-    "frechet_distance", "pairing_accuracy", "song_labels", "style_check", "StyleClassifier", "reference_styles",
+    "frechet_distance", "pairing_accuracy", "song_labels", "nearest_style_left_out", "style_check",
+    "StyleClassifier", "reference_styles",
 ]
 
 HOP = 512
@@ -596,6 +597,19 @@ def reference_styles(data_dir: str, styles, rate: int, per_style: int = 40, seco
     return clips, chosen
 
 
+def nearest_style_left_out(truth: dict, labels: dict, styles) -> dict:
+    """Song -> the style whose centroid its own features are nearest (Euclidean), for every song of ``truth``
+    (song -> mean MFCC, in order) labelled with one of ``styles``; each song is left out of the centroid of
+    its own style. How often this is the song's own style is the style check's ceiling on true accompaniments."""
+    nearest = {}
+    for name, own in truth.items():
+        if labels.get(name) in styles:
+            others = [np.mean([v for n, v in truth.items() if labels.get(n) == s and n != name]
+                              or [np.full_like(own, np.inf)], axis=0) for s in styles]
+            nearest[name] = styles[int(np.argmin(np.linalg.norm(np.stack(others) - own, axis=1)))]
+    return nearest
+
+
 def style_check(generate, songs, labels: dict, styles, rate: int, progress: bool = True,
                 classifier: StyleClassifier | None = None) -> dict:
     """Is style control real? Every song generated in every style, scored against the styles' true sound.
@@ -622,13 +636,7 @@ def style_check(generate, songs, labels: dict, styles, rate: int, progress: bool
     stats = {n: mfcc_stats(a, rate) for n, _, a in songs}
     truth = {n: v[:N_MFCC] for n, v in stats.items()}
     centroids = np.stack([np.mean([truth[n] for n, _, _ in songs if labels.get(n) == s], axis=0) for s in styles])
-    truth_hits = []
-    for name, _, _ in songs:
-        if labels.get(name) in styles:
-            others = [np.mean([truth[n] for n, _, _ in songs if labels.get(n) == s and n != name]
-                              or [np.full_like(truth[name], np.inf)], axis=0) for s in styles]
-            truth_hits.append(styles[int(np.argmin(np.linalg.norm(np.stack(others) - truth[name], axis=1)))]
-                              == labels[name])
+    truth_hits = [nearest == labels[name] for name, nearest in nearest_style_left_out(truth, labels, styles).items()]
     hits = {s: [] for s in styles}
     judged = {s: [] for s in styles}
     motion = {s: [] for s in styles}
