@@ -41,10 +41,9 @@ class SyncBatchNormalization(keras.layers.BatchNormalization):
         super().__init__(**kwargs)
 
     def call(self, inputs, training=None, mask=None):
-        ctx = tf.distribute.get_replica_context()
         fused = (self.use_fused_kernel and training and self.trainable and mask is None and not self.renorm
                  and self.center and self.scale and len(inputs.shape) == 4 and self.axis in (-1, 3)
-                 and (ctx is None or ctx.num_replicas_in_sync == 1))
+                 and _one_replica())
         if not fused:
             return super().call(inputs, training=training, mask=mask)
         return self._fused_training_call(inputs)
@@ -64,9 +63,9 @@ class SyncBatchNormalization(keras.layers.BatchNormalization):
         return tf.cast(y, self.compute_dtype)
 
     def _moments(self, inputs, mask):
-        ctx = tf.distribute.get_replica_context()
-        if mask is not None or ctx is None or ctx.num_replicas_in_sync == 1:
+        if mask is not None or _one_replica():
             return super()._moments(inputs, mask)
+        ctx = tf.distribute.get_replica_context()
         axes = self._reduction_axes
         total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(inputs, axis=axes, keepdims=True))
         count = ctx.all_reduce(tf.distribute.ReduceOp.SUM,
@@ -75,6 +74,12 @@ class SyncBatchNormalization(keras.layers.BatchNormalization):
         deviation = tf.reduce_sum(tf.math.squared_difference(inputs, tf.stop_gradient(mean)), axis=axes, keepdims=True)
         variance = ctx.all_reduce(tf.distribute.ReduceOp.SUM, deviation) / count
         return tf.squeeze(mean, axes), tf.squeeze(variance, axes)
+
+
+def _one_replica() -> bool:
+    """Whether this code runs on one replica (or in no replica context): no batch statistics to share."""
+    ctx = tf.distribute.get_replica_context()
+    return ctx is None or ctx.num_replicas_in_sync == 1
 
 
 @keras.saving.register_keras_serializable(package="kgan")
