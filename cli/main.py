@@ -388,7 +388,9 @@ def _check_data_config(cfg, data_dir):
 @click.option("--version", "version", type=click.IntRange(min=1), default=None,
               help="Version directory to write (default: one above the newest in EXPORT_BASE).")
 @click.option("--griffin-lim-iters", type=click.IntRange(min=0), default=None,
-              help="Griffin-Lim iterations baked into the serving graph (default: 16, or the source export's).")
+              help="Griffin-Lim iterations baked into the serving graph (default: 16, or the source export's); "
+                   "with --phase vocoder, the iterations that refine the vocoder's waveform (default: its "
+                   "folder's, or 8 accelerated ones after a vocoder trained without any; 0: the network alone).")
 @click.option("--griffin-lim-algorithm", type=click.Choice(["fast", "accelerated"]), default=None,
               help="Fast Griffin-Lim (Perraudin et al. 2013; the default, or the source export's), or the "
                    "accelerated algorithm (Nenov et al. 2023): 13 of its iterations score what 16 fast ones do, "
@@ -819,18 +821,24 @@ def vocoder():
 @click.argument("corpus_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @_config_options
-@click.option("--steps", type=click.IntRange(min=0), default=None, help="Training steps (default: 6000).")
-@click.option("--channels", type=click.IntRange(min=1), default=None, help="Width of the ConvNeXt stack.")
-@click.option("--blocks", type=click.IntRange(min=1), default=None, help="ConvNeXt blocks.")
+@click.option("--steps", type=click.IntRange(min=0), default=None, help="Training steps (default: 20000).")
+@click.option("--channels", type=click.IntRange(min=1), default=None,
+              help="Width of the ConvNeXt stack (default: 96).")
+@click.option("--blocks", type=click.IntRange(min=1), default=None, help="ConvNeXt blocks (default: 4).")
+@click.option("--embed-kernel", type=click.IntRange(min=1), default=None,
+              help="Frames the first convolution spans (default: 3).")
 @click.option("--refine", type=click.IntRange(min=0, max=64), default=None,
-              help="Fast Griffin-Lim iterations after the network, trained through (the loss scores the refined "
-                   "waveform) and run by the export (default: 0, the network alone).")
+              help="Griffin-Lim iterations after the network, trained through (the loss scores the refined "
+                   "waveform) and run by the export (default: 0, the network alone; kgan export "
+                   "--griffin-lim-iters sets them for an export alone).")
+@click.option("--refine-algorithm", type=click.Choice(["fast", "accelerated"]), default=None,
+              help="Those iterations' algorithm (default: accelerated).")
 @click.option("--loss", type=click.Choice(["mr-stft", "convergence"]), default=None,
               help="mr-stft (default): spectral convergence plus log-magnitude and log-mel L1; convergence: "
                    "spectral convergence alone (the loud bins), for a vocoder trained through --refine.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def vocoder_train(corpus_dir, out_dir, preset, config_path, overrides, steps, channels, blocks, refine, loss,
-                  no_progress):
+def vocoder_train(corpus_dir, out_dir, preset, config_path, overrides, steps, channels, blocks, embed_kernel, refine,
+                  refine_algorithm, loss, no_progress):
     """Train a vocoder on the accompaniment stems of CORPUS_DIR's train split; re-running resumes.
 
     Its STFT (--preset/--config/--set) must be the generator's. Crops are scored with a
@@ -839,7 +847,7 @@ def vocoder_train(corpus_dir, out_dir, preset, config_path, overrides, steps, ch
 
     \b
     Example:
-      kgan vocoder train data/corpus runs/vocoder --steps 6000
+      kgan vocoder train data/corpus runs/vocoder
       kgan vocoder train data/corpus runs/vocoder-gl8 --refine 8 --loss convergence
       kgan export runs/chorales exports/kgan --phase vocoder --vocoder runs/vocoder
     """
@@ -848,8 +856,8 @@ def vocoder_train(corpus_dir, out_dir, preset, config_path, overrides, steps, ch
     from kgan.vocoder import VocoderSettings, train_vocoder
 
     cfg = _resolve_config(preset, config_path, overrides)
-    changes = {k: v for k, v in (("channels", channels), ("blocks", blocks), ("refine_iters", refine))
-               if v is not None}
+    changes = {k: v for k, v in (("channels", channels), ("blocks", blocks), ("embed_kernel", embed_kernel),
+                                 ("refine_iters", refine), ("refine_algorithm", refine_algorithm)) if v is not None}
     if loss is not None:
         changes.update(log_weight=float(loss == "mr-stft"), mel_weight=float(loss == "mr-stft"))
     settings = dataclasses.replace(VocoderSettings(), **changes) if changes else None  # None: the folder's own

@@ -311,7 +311,7 @@ def main(argv=None) -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--phase", choices=("griffin-lim", "vocoder"), default="griffin-lim",
                         help="How the shipped export makes its waveform (see experiments/vocoder.py).")
-    parser.add_argument("--vocoder-steps", type=int, default=6000)
+    parser.add_argument("--vocoder-steps", type=int, default=20000)
     parser.add_argument("--chord-steps", type=int, default=4000,
                         help="kgan chords train steps, for --set model.vocal_input=plan.")
     parser.add_argument("--critic-steps", type=int, default=0,

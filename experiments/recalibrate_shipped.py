@@ -109,6 +109,19 @@ def reexport_and_compare(out: str, tests: str, export_args: list, evaluate_args:
                  *evaluate_args, "--compare", f"shipped={installed}", "--no-progress", log=f"{out}/evaluate.log")
 
 
+def reexport_twins_and_publish(args, title: str, text: str, name: str, key: str, value: dict,
+                               export_args: tuple = (), model: dict | None = None) -> None:
+    """The steps of a script that exports the shipped model again with both signatures (``args``: its
+    ``reexport_parser``'s): ``kgan export ... --compute both`` plus ``export_args``, ``kgan evaluate`` of its
+    bfloat16 twin against the installed export's, and ``publish`` of ``title``, ``text`` and the comparison
+    (rows "now" and "before") as ``OUT/NAME`` and, with ``--install``, in the card and ``metrics.json[key]``."""
+    out = os.path.abspath(args.out)
+    reexport_and_compare(out, args.tests, ["--compute", "both", *export_args], ["--compute", "bfloat16"])
+    rows = (("report", "model", "now"), ("report", "shipped", "before"))
+    section = [title, "", text, "", *report_table(out, rows=rows), ""]
+    publish(out, name, section, args.install, key, value, model=model)
+
+
 def publish(out: str, name: str, section: list[str], install: bool, key: str, value: dict,
             model: dict | None = None) -> None:
     """``section`` written to ``OUT/NAME`` and printed; with ``install``, ``OUT/export/1`` installed with it

@@ -17,7 +17,8 @@ For each test song (its first ``--seconds`` of accompaniment):
   generator; consistency is the phase method's own).
 
 Speed: seconds of compute per second of audio for a 60-second spectrogram,
-each method compiled with ``tf.function``, best of five, in the same process.
+each method compiled with ``tf.function``, best of five, in the same process; Griffin-Lim runs in segments
+of 1024 frames there, as ``kgan.inference.Generate`` runs it, and so do the vocoder's iterations.
 Results: ``OUT/summary.json`` and ``OUT/summary.md``; the table is printed.
 """
 
@@ -58,6 +59,8 @@ def main(argv=None) -> None:
     parser.add_argument("--refine", default="0,4", help="Griffin-Lim iterations after the vocoder to compare.")
     parser.add_argument("--prior-refine", default="8", help="Griffin-Lim iterations from the integrated phase "
                                                             "(no network) to compare.")
+    parser.add_argument("--prior-algorithm", default="accelerated", choices=("fast", "accelerated"),
+                        help="The algorithm of the iterations from the integrated phase.")
     parser.add_argument("--out", default="docs/vocoder")
     args = parser.parse_args(argv)
 
@@ -80,7 +83,7 @@ def main(argv=None) -> None:
 
     @tf.function(input_signature=[tf.TensorSpec([1, None, config.stft.num_bins]), tf.TensorSpec([], tf.int32)])
     def griffin_lim(normalised, length):
-        return spec.griffin_lim(spec.from_model(normalised), length, n_iter=iters)
+        return spec.griffin_lim_in_segments(spec.from_model(normalised), length, n_iter=iters)
 
     def vocoder_method(refine: int):
         vocoder = load_vocoder(args.vocoder, config.stft, rate, refine_iters=refine)
@@ -99,15 +102,17 @@ def main(argv=None) -> None:
             magnitude = spec.from_model(normalised)
             phase = integrated_phase(magnitude, spec.n_fft, spec.hop)
             start = tf.complex(magnitude * tf.cos(phase), magnitude * tf.sin(phase))
-            return spec.griffin_lim(magnitude, length, n_iter=refine, initial=start)
+            return spec.griffin_lim_in_segments(magnitude, length, n_iter=refine, initial=start,
+                                                algorithm=args.prior_algorithm)
 
         return run
 
     methods = {f"Griffin-Lim ({iters} it.)": griffin_lim}
     for refine in map(int, args.prior_refine.split(",")) if args.prior_refine else ():
-        methods[f"integrated phase + {refine} GL it."] = prior_method(refine)
+        methods[f"integrated phase + {refine} {args.prior_algorithm} GL it."] = prior_method(refine)
     for refine in map(int, args.refine.split(",")):
-        methods["vocoder" + (f" + {refine} GL it." if refine else "")] = vocoder_method(refine)
+        label = f" + {refine} {load_vocoder(args.vocoder).settings.refine_algorithm} GL it." if refine else ""
+        methods["vocoder" + label] = vocoder_method(refine)
     scores = {source: {m: {k: [] for k in MEASURES} for m in methods} for source in ("true", "generated")}
     songs = _songs(args.songs, args.n)
     for song in songs:

@@ -398,7 +398,10 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     oneDNN's kernels with AVX512_BF16, emulated and slow on TensorFlow's own); or ``both``: float32 in
     ``serving_default`` and ``spectrogram``, bfloat16 in their twins ``serving_bfloat16`` and
     ``spectrogram_bfloat16`` on the same stored weights (``signature_for`` picks one). ``vocoder``: a
-    ``kgan vocoder train`` folder whose network makes the waveform instead of Griffin-Lim (``--phase vocoder``).
+    ``kgan vocoder train`` folder whose network makes the waveform instead of Griffin-Lim (``--phase vocoder``);
+    with it, ``griffin_lim_iters`` and ``griffin_lim_algorithm`` when given are the iterations that refine the
+    network's waveform (``VocoderSettings.refine_iters``; default the folder's, or ``EXPORT_REFINE_ITERS``
+    accelerated ones for a vocoder trained without any; 0 for the network alone).
     ``griffin_lim_iters`` (default 16), ``griffin_lim_init``: Griffin-Lim's starting phase, ``integrated``
     (``kgan.spectrogram.integrated_phase``, the default) or ``random``, and ``griffin_lim_algorithm``: ``fast`` (the
     default) or ``accelerated`` (``kgan.spectrogram.GRIFFIN_LIM_ALGORITHMS``: 13 accelerated iterations score what
@@ -425,6 +428,7 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
     generator, config, stored_chords, source = restore_run_or_export(run_dir, checkpoint)
     ckpt = str(source.get("checkpoint"))
     levels, bands = source.get("level_calibration"), source.get("high_band")  # an export's, kept unless replaced
+    refine = {"refine_iters": griffin_lim_iters, "refine_algorithm": griffin_lim_algorithm}  # after a vocoder
     # Griffin-Lim as given, else as the source export ran it, else the defaults (a run's source has none of them)
     griffin_lim_iters = int(source.get("griffin_lim_iters", 16) if griffin_lim_iters is None else griffin_lim_iters)
     griffin_lim_init = griffin_lim_init or source.get("griffin_lim_init", "integrated")
@@ -453,10 +457,13 @@ def export(run_dir: str, export_base: str, version: int | None = None, griffin_l
 
     phase = None
     if vocoder is not None:
-        from kgan.vocoder import Vocoder, load_vocoder
+        from kgan.vocoder import EXPORT_REFINE_ITERS, Vocoder, load_vocoder
 
         trained = load_vocoder(vocoder, config.stft, config.audio.sample_rate)
-        phase = Vocoder(StoredWeights(trained.net, weights, name="half_vocoder"), config.stft, trained.settings)
+        if refine["refine_iters"] is None and trained.settings.refine_iters == 0:
+            refine["refine_iters"] = EXPORT_REFINE_ITERS
+        settings = dataclasses.replace(trained.settings, **{k: v for k, v in refine.items() if v is not None})
+        phase = Vocoder(StoredWeights(trained.net, weights, name="half_vocoder"), config.stft, settings)
 
     version = next_version(export_base) if version is None else int(version)
     final = os.path.join(export_base, str(version))

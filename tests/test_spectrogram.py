@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from kgan.config import STFTConfig
-from kgan.spectrogram import Spectrogram, integrated_phase, overlap_add, spectral_convergence
+from kgan.spectrogram import Spectrogram, integrated_phase, lobe_peaks, overlap_add, spectral_convergence
 from tests.conftest import tone
 
 
@@ -153,13 +153,40 @@ def test_the_integrated_phase_starts_griffin_lim_far_closer(spec):
         spec.griffin_lim(spec.magnitude(spec.forward(x)), len(x), n_iter=1, initial="zero")
 
 
+def test_the_integrated_phase_locks_each_lobe_to_its_partial():
+    # three steady sines between bins: a consistent phase needs every bin of a lobe to advance at the partial's
+    # frequency, with neighbours pi apart; each bin's own parabola (a Hann window's lobe is not one) drifts
+    spec = Spectrogram(STFTConfig(n_fft=1024, hop_length=256))
+    t = np.arange(5 * 22050) / 22050
+    x = sum(a * np.sin(2 * np.pi * f * t + p) for a, f, p in ((0.3, 220.7, 0), (0.2, 331.3, 1), (0.1, 1234.5, 2)))
+    magnitude = spec.magnitude(spec.forward(x.astype(np.float32)))
+    phase = integrated_phase(magnitude, spec.n_fft, spec.hop)
+    y = spec.inverse(tf.complex(magnitude * tf.cos(phase), magnitude * tf.sin(phase)) * spec.scale, len(x))
+    assert float(spectral_convergence(magnitude, spec.magnitude(spec.forward(y)))) < 0.06  # 0.45 unlocked
+    peaks = lobe_peaks(magnitude).numpy()
+    bin_of = round(331.3 / (22050 / 1024))
+    assert set(peaks[200, bin_of - 2 : bin_of + 3]) == {bin_of}  # the lobe's bins climb to its peak
+
+
+def test_griffin_lim_starts_from_a_complex_stfts_phase(spec):
+    x = _music()
+    stft = spec.forward(x)
+    target = spec.magnitude(stft)
+    for algorithm in ("fast", "accelerated"):  # the true phase is a fixed point: the signal comes back
+        y = spec.griffin_lim(target, len(x), n_iter=3, initial=stft * 0.1, algorithm=algorithm).numpy()
+        np.testing.assert_allclose(y, x, atol=2e-4)
+    rotated = stft * tf.complex(0.0, 1.0)  # the same magnitudes, every phase turned a quarter: a quarter turn away
+    y = spec.griffin_lim(target, len(x), n_iter=0, initial=rotated).numpy()
+    np.testing.assert_allclose(y, spec.inverse(rotated, len(x)).numpy(), atol=2e-4)
+
+
 def test_the_accelerated_algorithm_gets_further_in_as_many_iterations(spec):
     x = _music()
 
     def sc(n_iter, algorithm, initial="integrated"):
         return _griffin_lim_convergence(spec, x, n_iter=n_iter, initial=initial, algorithm=algorithm)
 
-    for n_iter in (4, 12):
+    for n_iter in (8, 12):  # (from the locked start, 4 of either get about as far: 0.196 against 0.204)
         assert sc(n_iter, "accelerated") < 0.95 * sc(n_iter, "fast"), n_iter
     assert sc(12, "accelerated", None) < sc(12, "fast", None)  # from a random phase too
     assert sc(12, "accelerated") < sc(4, "accelerated")  # and it keeps converging
@@ -188,7 +215,14 @@ def test_the_integrated_phase_keeps_its_precision_over_a_long_song():
     curvature = low - 2 * log + high
     offset = np.where(curvature < -1e-3, 0.5 * (low - high) / np.minimum(curvature, -1e-3), 0.0)
     frequency = np.arange(513) + np.clip(offset, -2, 2)
-    expected = np.arange(15000)[:, None] * frequency * (2 * np.pi * 256 / 1024) + np.pi * np.arange(513)
+    peak = np.arange(513)  # each bin's local maximum: climb to the higher neighbour, at most 8 bins
+    for _ in range(8):
+        left, right = frame[np.maximum(peak - 1, 0)], frame[np.minimum(peak + 1, 512)]
+        left[peak == 0], right[peak == 512] = -1.0, -1.0
+        here = frame[peak]
+        peak = np.where((right > here) & (right >= left), peak + 1, np.where(left > here, peak - 1, peak))
+    assert 20 < len(np.unique(peak)) < 400  # lobes of several bins
+    expected = np.arange(15000)[:, None] * frequency[peak] * (2 * np.pi * 256 / 1024) + np.pi * np.arange(513)
     def apart(a, b):  # radians between two phases, modulo 2 pi
         return np.abs(np.angle(np.exp(1j * (a - b))))
 
