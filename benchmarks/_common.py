@@ -37,6 +37,8 @@ def fresh_export(preset: str = "default", griffin_lim_iters: int = 16,
                  vocoder: str | None = None) -> tuple[str, str]:
     """Export a freshly initialised generator of ``preset`` (speed does not depend on the weights).
 
+    With a ``vocoder`` folder, ``griffin_lim_iters`` does not apply: the export runs its default Griffin-Lim
+    iterations after the vocoder (``kgan.vocoder.EXPORT_REFINE_ITERS``), as ``kgan export --phase vocoder`` does.
     Returns (export version directory, export base).
     """
     import tensorflow as tf
@@ -52,7 +54,7 @@ def fresh_export(preset: str = "default", griffin_lim_iters: int = 16,
     write_run_config(run, cfg, ["benchmark"])
     tf.train.Checkpoint(generator=UNetGenerator.from_kgan_config(cfg)).save(os.path.join(run, "checkpoints", "ckpt"))
     base = os.path.join(root, "exports")
-    return export(run, base, griffin_lim_iters=griffin_lim_iters, vocoder=vocoder), base
+    return export(run, base, griffin_lim_iters=None if vocoder else griffin_lim_iters, vocoder=vocoder), base
 
 
 def fresh_vocoder(preset: str = "default") -> str:
