@@ -215,7 +215,9 @@ def test_the_integrated_phase_keeps_its_precision_over_a_long_song():
     curvature = low - 2 * log + high
     offset = np.where(curvature < -1e-3, 0.5 * (low - high) / np.minimum(curvature, -1e-3), 0.0)
     frequency = np.arange(513) + np.clip(offset, -2, 2)
-    peak = np.arange(513)  # each bin's local maximum: climb to the higher neighbour, at most 8 bins
+    # each bin's local maximum, climbing to the higher neighbour (integrated_phase climbs 2 bins for the frequency
+    # and 2 more for the phase; no slope of this frame is longer)
+    peak = np.arange(513)
     for _ in range(8):
         left, right = frame[np.maximum(peak - 1, 0)], frame[np.minimum(peak + 1, 512)]
         left[peak == 0], right[peak == 512] = -1.0, -1.0
