@@ -829,8 +829,8 @@ def vocoder():
               help="Frames the first convolution spans (default: 3).")
 @click.option("--refine", type=click.IntRange(min=0, max=64), default=None,
               help="Griffin-Lim iterations after the network, trained through (the loss scores the refined "
-                   "waveform) and run by the export (default: 0, the network alone; kgan export "
-                   "--griffin-lim-iters sets them for an export alone).")
+                   "waveform) and run by the export. Default 0: trained without, and its export runs 8 "
+                   "accelerated ones (kgan export --griffin-lim-iters sets others).")
 @click.option("--refine-algorithm", type=click.Choice(["fast", "accelerated"]), default=None,
               help="Those iterations' algorithm (default: accelerated).")
 @click.option("--loss", type=click.Choice(["mr-stft", "convergence"]), default=None,
