@@ -89,16 +89,18 @@ def test_stft_distances_know_their_answers(tiny_config):
 
 def test_training_lowers_the_loss_resumes_and_exports_with_core_ops(chorale_dir, run_dir, tiny_config, tmp_path):
     out = tmp_path / "vocoder"
-    first = train_vocoder(chorale_dir, str(out), tiny_config, TINY, steps=20, progress=False)
+    # from a zero phase the network has everything to learn, so its learning shows within 100 tiny steps (from
+    # the locked integrated phase, which is already near, these steps gain about 3 %)
+    zero = dataclasses.replace(TINY, phase_prior="zero")
+    first = train_vocoder(chorale_dir, str(out), tiny_config, zero, steps=20, progress=False)
     history = [json.loads(line) for line in open(out / "history.jsonl")]
     assert [h["step"] for h in history] == [1]  # written at the first step and every 50
     assert np.isfinite(first["loss"])
-    train_vocoder(chorale_dir, str(out), tiny_config, TINY, steps=100, progress=False)
+    train_vocoder(chorale_dir, str(out), tiny_config, zero, steps=100, progress=False)
     history = [json.loads(line) for line in open(out / "history.jsonl")]
     assert [h["step"] for h in history] == [1, 50, 100]  # resumed from step 20, not restarted
-    # fitted: on a clip of a training song, the distance to the true waveform falls below the fresh network's,
-    # which is the phase-locked vocoder alone (0.740 against 0.762 after these 100 tiny steps; a network that did
-    # not learn scores the fresh one's)
+    # fitted: on a clip of a training song, the distance to the true waveform falls well below the fresh
+    # network's (1.45 against 2.77 when measured; a network that did not learn scores the fresh one's)
     spec = Spectrogram(tiny_config.stft)
     audio = _load_accompaniments(_song_sources(chorale_dir), tiny_config.audio.sample_rate, False)[0]
     audio = audio[None, : tiny_config.audio.sample_rate * 4]
@@ -107,16 +109,16 @@ def test_training_lowers_the_loss_resumes_and_exports_with_core_ops(chorale_dir,
         estimate = vocoder.waveform(spec.to_model(audio), audio.shape[-1])
         return float(multi_resolution_stft_loss(audio, estimate, resolutions(tiny_config.stft))[0])
 
-    fresh = distance(Vocoder(VocoderNet(tiny_config.stft.num_bins, TINY), tiny_config.stft, TINY))
+    fresh = distance(Vocoder(VocoderNet(tiny_config.stft.num_bins, zero), tiny_config.stft, zero))
     fitted = distance(load_vocoder(str(out)))
-    assert fitted < 0.98 * fresh, (fitted, fresh)
+    assert fitted < 0.75 * fresh, (fitted, fresh)
     # a resume keeps the folder's own settings, and refuses others that the checkpoint would not fit
     assert train_vocoder(chorale_dir, str(out), tiny_config, None, steps=100, progress=False) == {}
     with pytest.raises(ValueError, match=f"trained with channels={TINY.channels}, not {TINY.channels + 8}"):
-        train_vocoder(chorale_dir, str(out), tiny_config, dataclasses.replace(TINY, channels=TINY.channels + 8),
+        train_vocoder(chorale_dir, str(out), tiny_config, dataclasses.replace(zero, channels=TINY.channels + 8),
                       steps=101, progress=False)
     with pytest.raises(ValueError, match="another stft"):
-        train_vocoder(chorale_dir, str(out), tiny_config.override(**{"stft.hop_length": 32}), TINY, steps=1,
+        train_vocoder(chorale_dir, str(out), tiny_config.override(**{"stft.hop_length": 32}), zero, steps=1,
                       progress=False)
 
     from kgan.export import export, forbidden_ops, load, unrestored_variables
