@@ -47,6 +47,33 @@ def _songs(folder: str, count: int) -> list[str]:
     return songs[:count]
 
 
+def score_methods(songs: list[str], methods: dict, pipeline, seconds: float) -> dict:
+    """``scores[source][method][measure]``: one value per song folder of ``songs``, for its first ``seconds``.
+
+    ``source`` is ``true`` (the accompaniment's own normalised magnitudes) or ``generated`` (``pipeline``'s, a
+    ``kgan.inference.Generate``, from the vocal); each method of ``methods`` maps (normalised ``[1, T, bins]``,
+    samples) to a waveform, scored by ``kgan.vocoder.stft_distances`` against the accompaniment."""
+    import tensorflow as tf
+
+    from kgan.preprocess import find_sources, load_sources
+    from kgan.vocoder import stft_distances
+
+    spec, rate = pipeline.spec, pipeline.config.audio.sample_rate
+    scores = {source: {m: {k: [] for k in MEASURES} for m in methods} for source in ("true", "generated")}
+    for song in songs:
+        vocal, acc = load_sources(find_sources(song), rate)
+        n = min(len(acc), len(vocal), int(seconds * rate))
+        acc, vocal = acc[:n], vocal[:n]
+        given = {"true": spec.to_model(acc[None]), "generated": pipeline.spectrogram(vocal[None])}
+        for source, normalised in given.items():
+            for name, method in methods.items():
+                out = method(normalised, tf.constant(n, tf.int32)).numpy()[0]
+                for key, value in stft_distances(acc, out, normalised.numpy()[0], spec).items():
+                    scores[source][name][key].append(value)
+        print(f"scored {os.path.basename(song)}", flush=True)
+    return scores
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vocoder", required=True)
@@ -69,9 +96,8 @@ def main(argv=None) -> None:
     from benchmarks._common import machine_line, percentile_table
     from kgan.export import restore_run_or_export
     from kgan.inference import Generate
-    from kgan.preprocess import find_sources, load_sources
     from kgan.spectrogram import Spectrogram
-    from kgan.vocoder import load_vocoder, stft_distances
+    from kgan.vocoder import load_vocoder
 
     print(machine_line())
     # a plan generator's export brings its chord network; a plan run has none here: export it first
@@ -113,19 +139,8 @@ def main(argv=None) -> None:
     for refine in map(int, args.refine.split(",")):
         label = f" + {refine} {load_vocoder(args.vocoder).settings.refine_algorithm} GL it." if refine else ""
         methods["vocoder" + label] = vocoder_method(refine)
-    scores = {source: {m: {k: [] for k in MEASURES} for m in methods} for source in ("true", "generated")}
     songs = _songs(args.songs, args.n)
-    for song in songs:
-        vocal, acc = load_sources(find_sources(song), rate)
-        n = min(len(acc), len(vocal), int(args.seconds * rate))
-        acc, vocal = acc[:n], vocal[:n]
-        given = {"true": spec.to_model(acc[None]), "generated": pipeline.spectrogram(vocal[None])}
-        for source, normalised in given.items():
-            for name, method in methods.items():
-                out = method(normalised, tf.constant(n, tf.int32)).numpy()[0]
-                for key, value in stft_distances(acc, out, normalised.numpy()[0], spec).items():
-                    scores[source][name][key].append(value)
-        print(f"scored {os.path.basename(song)}", flush=True)
+    scores = score_methods(songs, methods, pipeline, args.seconds)
 
     speed = {}
     sixty = tf.random.uniform([1, spec.num_frames(60 * rate), config.stft.num_bins], -1, 0.2)

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from vocoder import MEASURES  # noqa: E402
+from vocoder import MEASURES, score_methods  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -40,14 +40,11 @@ def main(argv=None) -> None:
 
     from kgan.export import restore_run_or_export
     from kgan.inference import Generate
-    from kgan.preprocess import find_sources, load_sources
-    from kgan.spectrogram import Spectrogram
-    from kgan.vocoder import EXPORT_REFINE_ITERS, Vocoder, load_vocoder, stft_distances
+    from kgan.vocoder import EXPORT_REFINE_ITERS, Vocoder, load_vocoder
 
     generator, config, chord_net, _ = restore_run_or_export(args.run)
-    spec, rate = Spectrogram(config.stft), config.audio.sample_rate
     pipeline = Generate(generator, config, chord_net=chord_net)
-    trained = load_vocoder(args.vocoder, config.stft, rate, refine_iters=EXPORT_REFINE_ITERS)
+    trained = load_vocoder(args.vocoder, config.stft, config.audio.sample_rate, refine_iters=EXPORT_REFINE_ITERS)
     signature = [tf.TensorSpec([1, None, config.stft.num_bins]), tf.TensorSpec([], tf.int32)]
 
     def method(level):
@@ -58,21 +55,12 @@ def main(argv=None) -> None:
     with open(os.path.join(args.corpus, "splits.json"), encoding="utf-8") as f:
         val = json.load(f)["val"]
     songs = [val[i] for i in sorted(np.random.default_rng(0).choice(len(val), min(args.n, len(val)), replace=False))]
-    scores = {source: {m: [] for m in methods} for source in ("true", "generated")}
-    for name in songs:
-        vocal, acc = load_sources(find_sources(os.path.join(args.corpus, name)), rate)
-        n = min(len(acc), len(vocal), int(args.seconds * rate))
-        acc, vocal = acc[:n], vocal[:n]
-        given = {"true": spec.to_model(acc[None]), "generated": pipeline.spectrogram(vocal[None])}
-        for source, normalised in given.items():
-            for m, run in methods.items():
-                out = run(normalised, tf.constant(n, tf.int32)).numpy()[0]
-                scores[source][m].append(stft_distances(acc, out, normalised.numpy()[0], spec))
+    scores = score_methods([os.path.join(args.corpus, name) for name in songs], methods, pipeline, args.seconds)
     print(f"{len(songs)} val songs of {args.corpus}, first {args.seconds:g} s; means, lower is better\n")
     print("| magnitudes | quiet_db | " + " | ".join(MEASURES) + " |\n|---|---|" + "---|" * len(MEASURES))
     for source in scores:
         for m in methods:
-            means = [np.mean([s[k] for s in scores[source][m]]) for k in MEASURES]
+            means = [np.mean(scores[source][m][k]) for k in MEASURES]
             print(f"| {source} | {m} | " + " | ".join(f"{v:.4f}" for v in means) + " |")
 
 
