@@ -154,12 +154,13 @@ class Vocoder(tf.Module):
         self.settings = settings
         self.spec = Spectrogram(stft)
 
-    def complex_stft(self, normalised):
+    def complex_stft(self, normalised, given=None):
+        """The network's STFT; ``given``: ``normalised`` as a full-scale magnitude, if the caller has it."""
         planes = self.net(normalised, training=False)
         gain = tf.clip_by_value(planes[..., 0], -self.settings.max_log_gain, self.settings.max_log_gain)
         x, y = planes[..., 1], planes[..., 2]
         radius = tf.sqrt(x * x + y * y + 1e-12)
-        given = self.spec.from_model(normalised)
+        given = self.spec.from_model(normalised) if given is None else given
         magnitude = given * tf.exp(gain) * self.spec.scale
         cos, sin = x / radius, y / radius
         if self.settings.phase_prior == "integrated":  # rotate the integrated phase by the network's angle
@@ -168,10 +169,10 @@ class Vocoder(tf.Module):
         return tf.complex(magnitude * cos, magnitude * sin)
 
     def waveform(self, normalised, length):
-        stft = self.complex_stft(normalised)
         s = self.settings
+        target = self.spec.from_model(normalised)
+        stft = self.complex_stft(normalised, target)
         if s.refine_iters > 0:  # a few consistency iterations from the network's phase (in segments when long)
-            target = self.spec.from_model(normalised)
             if s.quiet_db is not None:
                 quiet = target <= 10.0 ** (s.quiet_db / 20.0)
                 target = tf.where(quiet, tf.abs(stft) / self.spec.scale, target)
