@@ -112,24 +112,20 @@ def main(argv=None) -> None:
         return spec.griffin_lim_in_segments(spec.from_model(normalised), length, n_iter=iters)
 
     def vocoder_method(refine: int):
+        """(its label, the vocoder with ``refine`` Griffin-Lim iterations after it)"""
         vocoder = load_vocoder(args.vocoder, config.stft, rate, refine_iters=refine)
 
         @tf.function(input_signature=[tf.TensorSpec([1, None, config.stft.num_bins]), tf.TensorSpec([], tf.int32)])
         def vocode(normalised, length):
             return vocoder.waveform(normalised, length)
 
-        return vocode
-
-    from kgan.vocoder import integrated_phase
+        return "vocoder" + (f" + {refine} {vocoder.settings.refine_algorithm} GL it." if refine else ""), vocode
 
     def prior_method(refine: int):  # no network: Griffin-Lim started from the integrated phase
         @tf.function(input_signature=[tf.TensorSpec([1, None, config.stft.num_bins]), tf.TensorSpec([], tf.int32)])
         def run(normalised, length):
-            magnitude = spec.from_model(normalised)
-            phase = integrated_phase(magnitude, spec.n_fft, spec.hop)
-            start = tf.complex(magnitude * tf.cos(phase), magnitude * tf.sin(phase))
-            return spec.griffin_lim_in_segments(magnitude, length, n_iter=refine, initial=start,
-                                                algorithm=args.prior_algorithm)
+            return spec.griffin_lim_in_segments(spec.from_model(normalised), length, n_iter=refine,
+                                                initial="integrated", algorithm=args.prior_algorithm)
 
         return run
 
@@ -137,8 +133,8 @@ def main(argv=None) -> None:
     for refine in map(int, args.prior_refine.split(",")) if args.prior_refine else ():
         methods[f"integrated phase + {refine} {args.prior_algorithm} GL it."] = prior_method(refine)
     for refine in map(int, args.refine.split(",")):
-        label = f" + {refine} {load_vocoder(args.vocoder).settings.refine_algorithm} GL it." if refine else ""
-        methods["vocoder" + label] = vocoder_method(refine)
+        label, method = vocoder_method(refine)
+        methods[label] = method
     songs = _songs(args.songs, args.n)
     scores = score_methods(songs, methods, pipeline, args.seconds)
 
