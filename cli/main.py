@@ -836,12 +836,9 @@ def vocoder():
 @click.option("--loss", type=click.Choice(["mr-stft", "convergence"]), default=None,
               help="mr-stft (default): spectral convergence plus log-magnitude and log-mel L1; convergence: "
                    "spectral convergence alone (the loud bins), for a vocoder trained through --refine.")
-@click.option("--phase-weight", type=click.FloatRange(min=0.0), default=None,
-              help="Weight of the phase-derivative loss: the network's phase turning as the true one does between "
-                   "frames and between bins (default: 0, none).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def vocoder_train(corpus_dir, out_dir, preset, config_path, overrides, steps, channels, blocks, embed_kernel, refine,
-                  refine_algorithm, loss, phase_weight, no_progress):
+                  refine_algorithm, loss, no_progress):
     """Train a vocoder on the accompaniment stems of CORPUS_DIR's train split; re-running resumes.
 
     Its STFT (--preset/--config/--set) must be the generator's. Crops are scored with a
@@ -860,8 +857,7 @@ def vocoder_train(corpus_dir, out_dir, preset, config_path, overrides, steps, ch
 
     cfg = _resolve_config(preset, config_path, overrides)
     changes = {k: v for k, v in (("channels", channels), ("blocks", blocks), ("embed_kernel", embed_kernel),
-                                 ("refine_iters", refine), ("refine_algorithm", refine_algorithm),
-                                 ("phase_weight", phase_weight)) if v is not None}
+                                 ("refine_iters", refine), ("refine_algorithm", refine_algorithm)) if v is not None}
     if loss is not None:
         changes.update(log_weight=float(loss == "mr-stft"), mel_weight=float(loss == "mr-stft"))
     settings = dataclasses.replace(VocoderSettings(), **changes) if changes else None  # None: the folder's own

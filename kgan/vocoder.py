@@ -57,7 +57,7 @@ from kgan.io_utils import resumable_checkpoint
 from kgan.spectrogram import Spectrogram, integrated_phase
 
 __all__ = ["VocoderSettings", "VocoderNet", "Vocoder", "train_vocoder", "load_vocoder", "stft_distances",
-           "multi_resolution_stft_loss", "phase_derivative_loss", "resolutions", "VOCODER_CONFIG", "EXPORT_REFINE_ITERS"]
+           "multi_resolution_stft_loss", "resolutions", "VOCODER_CONFIG", "EXPORT_REFINE_ITERS"]
 
 VOCODER_CONFIG = "vocoder.json"
 # the Griffin-Lim iterations an export runs after a vocoder trained without any (kgan export --griffin-lim-iters
@@ -104,9 +104,6 @@ class VocoderSettings:
     log_weight: float = 1.0
     mel_weight: float = 1.0
     mel_bins: int = 80
-    # the phase-derivative loss' weight (0: none): the network's phase against the true one's frame-to-frame and
-    # bin-to-bin differences (``phase_derivative_loss``), the derivatives a consistent STFT needs
-    phase_weight: float = 0.0
     steps: int = 20000
     checkpoint_every: int = 500
     max_songs: int = 400
@@ -172,16 +169,9 @@ class Vocoder(tf.Module):
         return tf.complex(magnitude * cos, magnitude * sin)
 
     def waveform(self, normalised, length):
-        return self.waveform_and_stft(normalised, length)[0]
-
-    def waveform_and_stft(self, normalised, length):
-        """The waveform, and the network's complex STFT it came from (before any Griffin-Lim iteration)."""
+        s = self.settings
         target = self.spec.from_model(normalised)
         stft = self.complex_stft(normalised, target)
-        return self._finish(stft, target, length), stft
-
-    def _finish(self, stft, target, length):
-        s = self.settings
         if s.refine_iters > 0:  # a few consistency iterations from the network's phase (in segments when long)
             if s.quiet_db is not None:
                 quiet = target <= 10.0 ** (s.quiet_db / 20.0)
@@ -206,34 +196,6 @@ def multi_resolution_stft_loss(reference, estimate, sizes, log_weight: float = 1
             log_l1 = tf.reduce_mean(tf.abs(tf.math.log(ref + 1e-5) - tf.math.log(est + 1e-5)), axis=[-2, -1])
             total += log_weight * log_l1
     return total / len(sizes)
-
-
-def phase_derivative_loss(reference, estimate):
-    """How far ``estimate``'s phase (complex ``[B, T, K]``) turns from ``reference``'s between neighbouring frames
-    and between neighbouring bins: ``[B]``, from 0 (the same derivatives) through 2 (unrelated) to 4.
-
-    Each term is ``1 - cos`` of the difference of the two phase differences, computed on unit phasors (no
-    ``atan2``, so nothing wraps), and weighted by the reference's magnitude across the pair, so the loud
-    partials count and the noise floor does not. Neither term depends on a phase the magnitude cannot tell (the
-    phase a partial starts with), unlike a loss on the phase itself. The idea follows APNet's instantaneous
-    frequency and group delay losses (Ai & Ling 2023, arXiv:2305.07952), with magnitude weights and a smooth
-    distance instead of their anti-wrapping one.
-    """
-    def unit(z):
-        return z / tf.cast(tf.maximum(tf.abs(z), 1e-9), z.dtype)
-
-    ref, est, weight = unit(reference), unit(estimate), tf.abs(reference)
-    total = 0.0
-    for axis in (-2, -1):  # frames, bins
-        def turn(z, a=axis):  # z[t] * conj(z[t - 1]) along a
-            n = tf.shape(z)[a]
-            later = tf.gather(z, tf.range(1, n), axis=a)
-            earlier = tf.gather(z, tf.range(0, n - 1), axis=a)
-            return later * tf.math.conj(earlier)
-        agreement = tf.math.real(turn(est) * tf.math.conj(turn(ref)))  # cos(estimate's turn - reference's turn)
-        w = tf.sqrt(tf.math.real(turn(tf.cast(weight, reference.dtype))))  # the pair's geometric mean
-        total += tf.reduce_sum(w * (1.0 - agreement), axis=[-2, -1]) / tf.maximum(tf.reduce_sum(w, [-2, -1]), 1e-9)
-    return total
 
 
 def _mel_loss(reference, estimate, mel_matrix, n_fft: int, hop: int):
@@ -389,19 +351,14 @@ def train_vocoder(corpus_dir: str, out_dir: str, config: Config, settings: Vocod
     def train_step(batch):
         normalised = spec.to_model(batch)
         with tf.GradientTape() as tape:
-            estimate, predicted = vocoder.waveform_and_stft(normalised, length)
+            estimate = vocoder.waveform(normalised, length)
             stft = multi_resolution_stft_loss(batch, estimate, sizes, settings.log_weight)
             mel = _mel_loss(batch, estimate, mel_matrix, config.stft.n_fft, config.stft.hop_length)
             loss = tf.reduce_mean(stft + settings.mel_weight * mel)
-            if settings.phase_weight:
-                frames = tf.shape(predicted)[1]
-                phase = tf.reduce_mean(phase_derivative_loss(spec.forward(batch)[:, :frames], predicted))
-                loss += settings.phase_weight * phase
         grads = tape.gradient(loss, net.trainable_variables)
         optimizer.apply_gradients(zip(grads, net.trainable_variables))
         step.assign_add(1)
-        metrics = {"loss": loss, "mr_stft": tf.reduce_mean(stft), "mel": tf.reduce_mean(mel)}
-        return {**metrics, "phase": phase} if settings.phase_weight else metrics
+        return {"loss": loss, "mr_stft": tf.reduce_mean(stft), "mel": tf.reduce_mean(mel)}
 
     data = iter(_crops(audio, length, settings.batch_size, settings.seed + int(step.numpy())))
     history_path = os.path.join(out_dir, "history.jsonl")
