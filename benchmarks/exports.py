@@ -37,7 +37,7 @@ def main(argv=None) -> None:
     import tensorflow as tf
     from _common import kernels_line, machine_line, percentile_table
 
-    from kgan.export import load, signature_for
+    from kgan.export import load, signature_for, unknown_inputs
 
     print(f"{machine_line()}\n{kernels_line()}\n")
     models = []
@@ -54,8 +54,7 @@ def main(argv=None) -> None:
         inputs = {"vocal": tf.constant(vocal.astype(np.float32)[None])}
         outputs, times = [], [[] for _ in models]
         for _, serve, _ in models:  # warm-up, and each one's output
-            extra = {"style": tf.constant([0], tf.int32)} if "style" in serve.structured_input_signature[1] else {}
-            extra.update({"meter": tf.zeros([1, 3])} if "meter" in serve.structured_input_signature[1] else {})
+            extra = unknown_inputs(serve)
             outputs.append((extra, serve(**inputs, **extra)["accompaniment"].numpy()))
         for _ in range(args.calls):
             for (_, serve, _), (extra, _), into in zip(models, outputs, times):

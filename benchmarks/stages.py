@@ -41,7 +41,7 @@ def main():
     import tensorflow as tf
 
     from kgan.chords import ChordNet
-    from kgan.export import StoredWeights, export_meta, load, signature_for
+    from kgan.export import StoredWeights, export_meta, load, signature_for, unknown_inputs
     from kgan.high_band import HighBand
     from kgan.inference import Generate
     from kgan.models import UNetGenerator
@@ -89,9 +89,7 @@ def main():
         audio = griffin_lim(magnitude)
         high_band = tf.function(HighBand(cfg.stft, [bands["gains_db"]["any"]]))
     serve = saved.signatures[signature]
-    inputs = {"vocal": vocal, **({"style": tf.constant([0], tf.int32)} if pipe.styled else {}),
-              # a loaded signature fills in no defaults: no beat grid
-              **({"meter": tf.zeros([1, 3])} if "meter" in serve.structured_input_signature[1] else {})}
+    inputs = {"vocal": vocal, **unknown_inputs(serve)}  # a loaded signature fills in no defaults
     rows = [("STFT + normalise", best(lambda: to_model(vocal).numpy()))]
     if planned:
         rows.append(("chord plan (melody, ChordNet, rendering)", best(lambda: plan(normalised).numpy())))

@@ -502,19 +502,27 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_alg
                               "(e.g. piano, band; default: any). An unknown one lists the model's styles.")
 @click.option("--bpm", type=FiniteRange(min=6.0, max=1200.0), default=None,
               help="The song's tempo in beats a minute (quarters in 4/4, dotted quarters in 6/8), for a model "
-                   "whose chord network takes a beat grid: its chords then change on the strong beats.")
+                   "whose chord network takes a beat grid (its chords then change on the strong beats), and the "
+                   "tempo a --chords chart's bars are counted in.")
 @click.option("--meter", "meter_signature", default=None, metavar="N/D",
               help="With --bpm: the time signature (default 4/4); chords may change every half bar in 4/4, "
                    "2/2, 6/8 and 12/8, every bar in the others.")
 @click.option("--downbeat", type=FiniteRange(min=0.0, max=86400.0), default=None,
               help="With --bpm: when the first full bar starts, in seconds from the start of the file (default 0).")
+@click.option("--chords", "chart_text", default=None, metavar="CHART",
+              help="The song's chords, which the accompaniment then plays instead of the model's guesses: bars "
+                   "between '|', a bar's chords sharing it equally, e.g. 'C G | Am F | C . G7 . | %' ('.': the chord "
+                   "goes on, '%': the bar again, N: no chord, ?: the model's guess). Needs --bpm; the first bar "
+                   "starts at --downbeat.")
+@click.option("--chords-file", "chart_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Or read the chart from a text file (lines are bars too; '#' starts a comment).")
 @click.option("--from-mix", "from_mix", type=click.Choice(["simm", "repet-sim"]), default=None,
               help="The files are finished songs: separate each one's vocal first (as `kgan separate`, written "
                    "as <name>_vocals.wav) and accompany that.")
 @compute_option
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, style, bpm, meter_signature, downbeat,
-             from_mix, compute, no_progress):
+             chart_text, chart_file, from_mix, compute, no_progress):
     """Generate the accompaniment of each VOCAL file (wav, flac, mp3, ogg; any rate or channels).
 
     Writes <name>_accompaniment.wav, <name>_remix.wav (vocal + accompaniment) and
@@ -528,6 +536,7 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, styl
       kgan generate my_vocal.mp3 -o karaoke --model exports/kgan
       kgan generate my_vocal.mp3 -o karaoke --server 127.0.0.1:8500 --style piano
       kgan generate my_vocal.mp3 -o karaoke --bpm 96 --meter 3/4 --downbeat 0.62
+      kgan generate my_vocal.mp3 -o karaoke --bpm 96 --downbeat 1.25 --chords "C G | Am F | F G | C"
       kgan generate my_song.mp3 -o karaoke --from-mix simm    # a finished song: its vocal, re-accompanied
     """
     if model_dir is not None and server is not None:
@@ -542,6 +551,7 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, styl
             meter = meter_seconds(bpm, meter_signature or "4/4", downbeat or 0.0)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--meter") from None
+    chart = _read_chart(chart_text, chart_file, bpm, meter_signature, downbeat)
     use_served_kernels()
     from kgan.generation import LocalModel, generate_files
 
@@ -573,11 +583,40 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, styl
     try:
         model.set_meter(meter)
     except ValueError as e:  # a model whose chord network takes no beat grid
-        raise click.BadParameter(str(e), param_hint="--bpm") from None
+        if chart is None:
+            raise click.BadParameter(str(e), param_hint="--bpm") from None
+        # a chart counts bars at --bpm whether or not the chord network takes a beat grid
+    try:
+        model.set_chart(chart)
+    except ValueError as e:  # a model without a chord plan
+        raise click.BadParameter(str(e), param_hint="--chords") from None
     failed = generate_files(vocals, out_dir, model, chunk_seconds, progress=not no_progress, separate_method=from_mix)
     if failed:
         _echo_failures(f"{len(failed)} file(s) failed:", failed)
         sys.exit(1)
+
+
+def _read_chart(text, path, bpm, meter_signature, downbeat):
+    """``kgan generate``'s chord chart (``kgan.chart``) from --chords or --chords-file, or None."""
+    if text is not None and path is not None:
+        raise click.UsageError("give at most one of --chords and --chords-file")
+    if text is None and path is None:
+        return None
+    if bpm is None:
+        raise click.UsageError("--chords needs --bpm: the tempo its bars are counted in")
+    hint = "--chords" if path is None else "--chords-file"
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise click.BadParameter(f"{path}: unreadable ({e})", param_hint=hint) from None
+    from kgan.chart import chart_from_text
+
+    try:
+        return chart_from_text(text, bpm, meter_signature or "4/4", downbeat or 0.0)
+    except ValueError as e:
+        raise click.BadParameter(f"{path}: {e}" if path else str(e), param_hint=hint) from None
 
 
 @main.command()
@@ -651,10 +690,13 @@ def serve(export_base, port, host, model_name, max_seconds, mmap_threshold, comp
 @click.option("--grid", "told_grid", is_flag=True,
               help="Tell every model whose chord network takes a beat grid each song's own (its song.json's tempo, "
                    "meter and pickup), as a user would with generate --bpm/--meter/--downbeat.")
+@click.option("--chords", "told_chords", type=click.Choice(["guess", "score"]), default="guess", show_default=True,
+              help="score: give every model that takes a chord chart each song's own chords (its song.json's "
+                   "chord_track), as a singer who knows them would with generate --chords; guess: the model's own.")
 @compute_option
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds, style, style_check, style_reference,
-             told_grid, compute, no_progress):
+             told_grid, told_chords, compute, no_progress):
     """Score generated accompaniments against the true ones, with baselines through the same code.
 
     MODEL is an export (EXPORT_BASE or EXPORT_BASE/N; default: the pretrained model).
@@ -723,10 +765,19 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
         from kgan.io_utils import song_info
 
         meters = {n: song_meter(song_info(os.path.join(data_dir, n))) for n, _, _ in songs}
+    charts = {}
+    if told_chords == "score":
+        from kgan.chart import ChordChart
+        from kgan.io_utils import score_chords
+
+        tracks = {n: score_chords(os.path.join(data_dir, n)) for n, _, _ in songs}
+        charts = {n: ChordChart(tuple(tuple(row) for row in t)) for n, t in tracks.items() if t}
     for name, m in (("model", model), *compared.items()):
         labelled = style == "label" and bool(m.style_names)  # each song's own style, for compared exports too
-        if labelled or (told_grid and m.takes_meter):
-            systems[name] = _per_song(m, labels if labelled else None, meters if m.takes_meter else None)
+        charted = told_chords == "score" and m.takes_chords
+        if labelled or (told_grid and m.takes_meter) or charted:
+            systems[name] = _per_song(m, labels if labelled else None, meters if told_grid and m.takes_meter else None,
+                                      charts if charted else None)
     chosen = [b.strip() for b in baselines.split(",") if b.strip()]
     unknown = set(chosen) - set(ev.BASELINES)
     if unknown:
@@ -756,6 +807,7 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
     report["failed"] = failed
     report["style"] = style or "any"
     report["grid"] = "told" if told_grid else "unknown"
+    report["chords"] = told_chords
     report["labels"] = {"style": labels}
     ev.write_report(report, songs, out_dir, model.config)
     click.echo(ev.markdown_table(report))
@@ -767,9 +819,10 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
         sys.exit(1)
 
 
-def _per_song(model, labels=None, meters=None):
+def _per_song(model, labels=None, meters=None, charts=None):
     """``model`` run in each song's own style (with ``labels``: its label among the model's styles, else
-    "any") and told each song's beat grid (with ``meters``: a song without one plays it unknown)."""
+    "any"), told each song's beat grid (with ``meters``: a song without one plays it unknown) and given its
+    chord chart (with ``charts``: a song without one keeps the model's guesses)."""
     from kgan.inference import generate_song
 
     def run(vocal, rate, song=None):
@@ -778,6 +831,8 @@ def _per_song(model, labels=None, meters=None):
             model.set_style(label if label in model.style_names else None)
         if meters is not None:
             model.set_meter(meters.get(song))
+        if charts is not None:
+            model.set_chart(charts.get(song))
         return generate_song(model, vocal, rate, at_input_rate=True)
 
     run.per_song = True

@@ -37,7 +37,7 @@ def main(argv=None) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from kgan.export import export_meta, load, unrestored_variables
+    from kgan.export import export_meta, load, unknown_inputs, unrestored_variables
 
     out = os.path.abspath(args.out)
     installed = os.path.join(PACKAGE, "export", "1")
@@ -59,13 +59,15 @@ def main(argv=None) -> None:
         vocal = tf.constant((0.3 * np.sin(2 * np.pi * 330 * t * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))))
                             .astype(np.float32)[None])
         for signature in ("serving_default", "serving_bfloat16"):
-            args_in = {"vocal": vocal, "style": tf.constant([0], tf.int32), "meter": tf.zeros([1, 3])}
-            a, b = (m.signatures[signature](**args_in)["accompaniment"].numpy() for m in (old_model, new_model))
+            a, b = (m.signatures[signature](vocal=vocal, **unknown_inputs(m.signatures[signature]))["accompaniment"]
+                    .numpy() for m in (old_model, new_model))
             differences[f"{signature}, {seconds} s"] = float(np.max(np.abs(a - b)))
     np.save(f"{out}/vocal.npy", np.zeros((1, 2 * rate), np.float32))
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    defaults = unknown_inputs(new_model.signatures["serving_default"])
+    exprs = ";".join(f"{k}={v.numpy().tolist()}" for k, v in defaults.items())
     ran = subprocess.run([cli, "run", "--dir", new, "--tag_set", "serve", "--signature_def", "serving_default",
-                          "--inputs", f"vocal={out}/vocal.npy", "--input_exprs", "style=[0];meter=[[0.0,0.0,0.0]]",
+                          "--inputs", f"vocal={out}/vocal.npy", "--input_exprs", exprs,
                           "--outdir", f"{out}/cli", "--overwrite"], capture_output=True, text=True)
     if ran.returncode:
         raise SystemExit(f"saved_model_cli run failed: {ran.stderr.strip().splitlines()[-1]}")

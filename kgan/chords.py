@@ -428,15 +428,15 @@ def melody_layer(config):
     return VocalFeatures(**{**layer_arguments(config), "kind": "track"}, name="melody")
 
 
-def track_labels(track, frames: int, config) -> np.ndarray:
+def track_labels(track, frames: int, config, fill: int = NO_CHORD) -> np.ndarray:
     """A score's chords ``[[start s, end s, id], ...]`` (a corpus song's ``chord_track``) -> int8 ``[frames]``.
 
     A frame takes the chord sounding at its centre (``kgan.spectrogram``: frame ``t`` covers samples
-    ``[t*hop - (n_fft - hop), t*hop + hop)``); ``NO_CHORD`` where none does.
+    ``[t*hop - (n_fft - hop), t*hop + hop)``); ``fill`` where none does.
     """
     s = config.stft
     centre = (np.arange(frames) * s.hop_length + s.hop_length - s.n_fft / 2) / config.audio.sample_rate
-    out = np.full(frames, NO_CHORD, np.int8)
+    out = np.full(frames, fill, np.int8)
     for start, end, chord in track:
         out[(centre >= start) & (centre < end)] = chord
     return out

@@ -46,6 +46,7 @@ class RemoteModel:
         self.style_names = tuple(n for n in names.split(",") if n)
         self.style = resolve_style(self.style_names, style)
         self.meter = None  # the song's beat grid (set_meter); None: the signature's default, unknown
+        self.chart = None  # the song's chords (set_chart, kgan.chart); None: the signature's default, the guesses
         # the signature songs go to: serving_default, or a twin of it such as serving_bfloat16 (kgan.export)
         self.signature = "serving_default"
 
@@ -94,14 +95,25 @@ class RemoteModel:
         accepted = meter is not None and "meter" in self.signatures()["serving_default"].inputs
         self.meter = check_meter(meter, accepted, f"{self.target} ({self.model_name})")
 
+    def set_chart(self, chart) -> None:
+        """Impose a ``kgan.chart.ChordChart`` on the served chord plan, or None: the chord network's guesses."""
+        from kgan.generation import check_chart
+
+        accepted = chart is not None and "chords" in self.signatures()["serving_default"].inputs
+        self.chart = check_chart(chart, accepted, f"{self.target} ({self.model_name})")
+
     def __call__(self, vocal: np.ndarray, start_seconds: float = 0.0) -> np.ndarray:
+        from kgan.chart import chords_input
         from kgan.generation import meter_input
 
-        inputs = {"vocal": np.asarray(vocal, np.float32)}
+        vocal = np.asarray(vocal, np.float32)
+        inputs = {"vocal": vocal}
         if self.style is not None:  # otherwise the signature's default, "any"
             inputs["style"] = np.array([self.style], np.int32)
         if self.meter is not None:  # otherwise the signature's default, unknown
             inputs["meter"] = meter_input(self.meter, start_seconds)
+        if self.chart is not None:  # otherwise the signature's default, the network's guesses
+            inputs["chords"] = chords_input(self.chart, start_seconds, vocal.shape[-1], self.config)
         return self.predict(inputs, self.signature)["accompaniment"]
 
     def close(self):

@@ -17,7 +17,11 @@ Serving's layout) through a ``tf.Module`` with explicit input signatures:
 A style-conditioned generator's ``serving_default`` and ``spectrogram`` also
 take ``style``, int32 ``[batch]`` (or ``[1]`` for every row), with a default of
 ``[0]`` ("any") stored in the SignatureDef, so requests may leave it out (TF
-Serving fills signature defaults in; so does ``kgan serve``).
+Serving fills signature defaults in; so does ``kgan serve``). A plan generator's
+``serving_default`` also takes ``chords``, int32 ``[batch or 1, frames]``: a chord
+chart's class per STFT frame of the request (``kgan.chart``), -1 where the chord
+network's guess stays; its default ``[[-1]]`` keeps the guess everywhere. One whose
+chord network takes a beat grid takes ``meter`` as well (``kgan.chords.meter_grid``).
 
 The generator runs in inference mode. With ``weights="float16"`` its trainable
 weights are stored as float16 (half the size) and cast back to float32 in the
@@ -185,17 +189,30 @@ def _signature_functions(pipeline: Generate, bins: int, frames: int):
     unknown_meter = tf.zeros([1, 3], tf.float32)
     meter_spec = tf.TensorSpec([None, 3], tf.float32, name="meter")
 
-    def served(vocal, style=None, meter=None):
-        return {"accompaniment": tf.identity(pipeline(vocal, style, meter), name="accompaniment")}
+    # an optional chord chart for a plan generator (kgan.chart): -1, the network's guess everywhere, by default
+    no_chords = tf.fill([1, 1], -1)
+    chords_spec = tf.TensorSpec([None, None], tf.int32, name="chords")
 
+    def served(vocal, style=None, meter=None, chords=None):
+        return {"accompaniment": tf.identity(pipeline(vocal, style, meter, chords), name="accompaniment")}
+
+    # every chord network is a plan generator's, so a beat grid comes with a chart
     if pipeline.styled and pipeline.gridded:
-        @tf.function(input_signature=[vocal_spec, style_spec, meter_spec])
-        def serve(vocal, style=any_style, meter=unknown_meter):
-            return served(vocal, style, meter)
+        @tf.function(input_signature=[vocal_spec, style_spec, meter_spec, chords_spec])
+        def serve(vocal, style=any_style, meter=unknown_meter, chords=no_chords):
+            return served(vocal, style, meter, chords)
     elif pipeline.gridded:
-        @tf.function(input_signature=[vocal_spec, meter_spec])
-        def serve(vocal, meter=unknown_meter):
-            return served(vocal, None, meter)
+        @tf.function(input_signature=[vocal_spec, meter_spec, chords_spec])
+        def serve(vocal, meter=unknown_meter, chords=no_chords):
+            return served(vocal, None, meter, chords)
+    elif pipeline.styled and pipeline.planned:
+        @tf.function(input_signature=[vocal_spec, style_spec, chords_spec])
+        def serve(vocal, style=any_style, chords=no_chords):
+            return served(vocal, style, None, chords)
+    elif pipeline.planned:
+        @tf.function(input_signature=[vocal_spec, chords_spec])
+        def serve(vocal, chords=no_chords):
+            return served(vocal, None, None, chords)
     elif pipeline.styled:  # an optional style: requests without one get 0, "any" (signature defaults)
         @tf.function(input_signature=[vocal_spec, style_spec])
         def serve(vocal, style=any_style):
@@ -219,6 +236,14 @@ def _signature_functions(pipeline: Generate, bins: int, frames: int):
             return {"accompaniment_spectrogram": tf.identity(out, name="accompaniment_spectrogram")}
 
     return serve, spectrogram
+
+
+def unknown_inputs(serve) -> dict:
+    """The optional inputs of a loaded ``serving_default`` (or twin) at its SignatureDef defaults, which a loaded
+    signature does not fill in (TF Serving and ``kgan serve`` do): style 0 ("any"), no beat grid, and the chord
+    network's own plan."""
+    values = {"style": tf.constant([0], tf.int32), "meter": tf.zeros([1, 3]), "chords": tf.fill([1, 1], -1)}
+    return {k: v for k, v in values.items() if k in serve.structured_input_signature[1]}
 
 
 def bfloat16_native() -> bool:

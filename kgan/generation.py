@@ -49,6 +49,7 @@ class LocalModel:
         self.style_names = self.config.model.style_names
         self.style = resolve_style(self.style_names, style)
         self.meter = None  # the song's beat grid (set_meter); None: unknown
+        self.chart = None  # the song's chords (set_chart, kgan.chart); None: the chord network's guesses
 
     def set_style(self, style: str | int | None) -> None:
         """Choose the style by name or id (None: "any"); ValueError lists the valid ones."""
@@ -65,13 +66,35 @@ class LocalModel:
         """Tell the chord network the song's beat grid (``kgan.harmony.meter_seconds``), or None: unknown."""
         self.meter = check_meter(meter, self.takes_meter, self.path)
 
+    @property
+    def takes_chords(self) -> bool:
+        """Whether the export can be given a chord chart (a plan generator's optional ``chords`` input)."""
+        return "chords" in self._serve.structured_input_signature[1]
+
+    def set_chart(self, chart) -> None:
+        """Impose a ``kgan.chart.ChordChart`` on the chord plan, or None: the chord network's guesses."""
+        self.chart = check_chart(chart, self.takes_chords, self.path)
+
     def __call__(self, vocal: np.ndarray, start_seconds: float = 0.0) -> np.ndarray:
-        inputs = {"vocal": np.asarray(vocal, np.float32)}
+        from kgan.chart import chords_input
+
+        vocal = np.asarray(vocal, np.float32)
+        inputs = {"vocal": vocal}
         if self.style_names:  # a loaded signature does not apply its defaults: give "any" (0) explicitly
             inputs["style"] = np.array([self.style or 0], np.int32)
         if self.takes_meter:  # a loaded signature does not apply its defaults either: zeros, unknown
             inputs["meter"] = meter_input(self.meter, start_seconds)
+        if self.takes_chords:  # nor here: -1, the network's guess, without a chart
+            inputs["chords"] = chords_input(self.chart, start_seconds, vocal.shape[-1], self.config)
         return self._serve(**inputs)["accompaniment"].numpy()
+
+
+def check_chart(chart, accepted: bool, where: str):
+    """``chart`` (a ``kgan.chart.ChordChart``) or None; ValueError if the model takes no chords."""
+    if chart is not None and not accepted:
+        raise ValueError(f"{where}: this model takes no chord chart (--chords): only a plan generator "
+                         "(model.vocal_input=plan) does, and one exported before charts needs kgan export again")
+    return chart
 
 
 def check_meter(meter, accepted: bool, where: str):

@@ -148,14 +148,22 @@ class Generate(tf.Module):
         frames = tf.transpose(summed / norm, [0, 2, 1])  # (B, T', K)
         return frames[:, :num_frames]
 
-    def plan(self, normalised, meter=None):
+    @property
+    def planned(self) -> bool:
+        """Whether the generator hears a chord plan beside the vocal (``model.vocal_input=plan``)."""
+        return self.channels == 2
+
+    def plan(self, normalised, meter=None, chords=None):
         """The chord plan plane ``[B, T, K]`` of normalised vocals ``[B, T, K]``: ``ChordNet``'s guess, rendered
         (its likeliest triad per frame, or with ``chord_decoding="soft"`` every triad's tones by its probability).
 
         ``meter``: float32 ``[B, 3]`` or ``[1, 3]`` (seconds a beat, seconds a chord segment, first downbeat
         in seconds from the input's start; zeros: unknown), for a chord network that takes a beat grid;
-        ``kgan.chords.refine_meter`` first pulls it onto the melody's note starts."""
+        ``kgan.chords.refine_meter`` first pulls it onto the melody's note starts. ``chords``: a user's chart
+        (``impose_chords``)."""
         logits = self.plan_logits(normalised, meter)  # (B, T, 25)
+        if chords is not None:
+            logits = self.impose_chords(logits, chords)
         if self.chord_decoding == "soft":
             return tf.transpose(self.planner.soft_image(logits)[..., 0], [0, 2, 1])
         return self.render_plan(tf.argmax(logits, axis=-1, output_type=tf.int32))
@@ -173,6 +181,28 @@ class Generate(tf.Module):
             grid = meter_grid(refine_meter(melody, meter, self.config), tf.shape(normalised)[1], self.config)
         return chord_logits(self.chord_net, melody, grid)
 
+    @staticmethod
+    def impose_chords(logits, chords):
+        """Chord logits ``[B, T, 25]`` with a chart's chords in place of the network's: ``chords`` int32 ``[B, T']``
+        or ``[1, T']`` (``kgan.chart``), a class per frame, -1 where the network's guess stays. Cut or padded
+        with -1 to ``T`` frames; ids outside [-1, 24] fail an assertion (stock TF Serving runs no Python)."""
+        from kgan.chords import CLASSES
+
+        chords = tf.cast(chords, tf.int32)
+        shape = tf.shape(logits)
+        kept = chords[:, : shape[1]]
+        chords = tf.pad(kept, [[0, 0], [0, shape[1] - tf.shape(kept)[1]]], constant_values=-1)
+        checks = [
+            tf.debugging.assert_greater_equal(chords, -1, message="chords: ids are -1 (the network's) to 24"),
+            tf.debugging.assert_less(chords, CLASSES, message="chords: ids are -1 (the network's) to 24"),
+            tf.debugging.assert_equal(tf.logical_or(tf.shape(chords)[0] == 1, tf.shape(chords)[0] == shape[0]),
+                                      True, message="chords must hold one row, or one per vocal row"),
+        ]
+        with tf.control_dependencies(checks):
+            chords = chords + tf.zeros([shape[0], 1], tf.int32)  # (B, T)
+        given = tf.one_hot(tf.maximum(chords, 0), CLASSES, on_value=0.0, off_value=-1e4)  # certain, argmax or soft
+        return tf.where(chords[..., None] >= 0, given, logits)
+
     def render_plan(self, labels):
         """Chord ids per frame ``[B, T]`` -> the plan plane ``[B, T, K]`` the generator hears beside the vocal."""
         return tf.transpose(self.planner.image(labels)[..., 0], [0, 2, 1])
@@ -185,16 +215,16 @@ class Generate(tf.Module):
         plan = self.plan(tf.transpose(vocal_windows[..., 0], [0, 2, 1]))  # (M, W, K)
         return tf.concat([vocal_windows, tf.transpose(plan, [0, 2, 1])[..., None]], axis=-1)
 
-    def spectrogram(self, vocal, style=None, meter=None):
+    def spectrogram(self, vocal, style=None, meter=None, chords=None):
         """Generated normalised accompaniment ``[B, T, K]`` for vocals ``[B, L]`` (and style ids ``[B]``, beat
-        grids ``[B, 3]``: ``plan``)."""
+        grids ``[B, 3]`` and charts' chords ``[B, T]``: ``plan``)."""
         normalised = self.spec.to_model(vocal)  # (B, T, K)
         t = tf.shape(normalised)[1]
         windows = self.windows(normalised)  # (B, N, W, K)
         b, n = tf.shape(windows)[0], tf.shape(windows)[1]
         model_in = tf.transpose(tf.reshape(windows, [-1, self.frames, self.bins]), [0, 2, 1])[..., None]
         if self.channels == 2:  # the plan of the whole input, cut into the same windows
-            plan = tf.reshape(self.windows(self.plan(normalised, meter)), [-1, self.frames, self.bins])
+            plan = tf.reshape(self.windows(self.plan(normalised, meter, chords)), [-1, self.frames, self.bins])
             model_in = tf.concat([model_in, tf.transpose(plan, [0, 2, 1])[..., None]], axis=-1)  # (B*N, K, W, 2)
         per_window = None
         if self.styled:
@@ -222,16 +252,17 @@ class Generate(tf.Module):
         with tf.control_dependencies(checks):
             return tf.cond(count == 1, lambda: tf.fill([batch], style[0]), lambda: tf.identity(style))
 
-    def __call__(self, vocal, style=None, meter=None):
+    def __call__(self, vocal, style=None, meter=None, chords=None):
         """Accompaniments ``[B, L]`` (``[B, 2L]`` at twice the rate with ``high_band``) for vocals ``[B, L]`` (mono,
         at the config's rate).
 
         ``style``: int32 ``[B]`` (or ``[1]``, for every row) style ids of a style-conditioned
         generator; None is 0, "any". Ignored by an unconditioned generator. ``meter``: each row's
-        beat grid (``plan``), for a chord network that takes one; None: unknown.
+        beat grid (``plan``), for a chord network that takes one; None: unknown. ``chords``: a chord id per
+        STFT frame (``impose_chords``, ``kgan.chart``), for a plan generator; None: the network's plan.
         """
         vocal = tf.convert_to_tensor(vocal, tf.float32)
-        return self.waveform(self.spectrogram(vocal, style, meter), tf.shape(vocal)[1], style)
+        return self.waveform(self.spectrogram(vocal, style, meter, chords), tf.shape(vocal)[1], style)
 
     def griffin_lim(self, magnitude, length):
         """Full-scale magnitudes ``[B, T, n_fft/2 + 1]`` -> waveforms ``[B, length]`` by Griffin-Lim, as configured
@@ -271,8 +302,8 @@ def stream_song(predict, vocal, rate: int, chunk_seconds: float = 30.0, overlap_
     ``predict`` maps a float32 ``[1, n]`` array to ``[1, n]``, or ``[1, 2n]`` at twice the rate (an export
     with a high band: ``kgan.high_band``; then starts and samples are at that rate), as the SavedModel's
     ``serving_default`` does, locally or over gRPC, so local and served results are identical; one with a
-    ``meter`` (a beat grid) is also given each chunk's start in seconds. Chunks overlap by
-    ``overlap_seconds`` and are joined with a linear cross-fade; a vocal shorter than one chunk is sent
+    ``meter`` (a beat grid) or a ``chart`` (``kgan.chart``) is also given each chunk's start in seconds.
+    Chunks overlap by ``overlap_seconds`` and are joined with a linear cross-fade; a vocal shorter than one chunk is sent
     whole. A block is yielded as soon as no later chunk overlaps it, so only one chunk's samples are held
     at a time and memory does not grow with the song.
     """
@@ -283,7 +314,8 @@ def stream_song(predict, vocal, rate: int, chunk_seconds: float = 30.0, overlap_
     overlap = min(int(overlap_seconds * rate), chunk // 2)
     bounds = chunk_bounds(len(vocal), chunk, overlap)
     carry = np.zeros(0, np.float32)  # the faded-out tail of the previous chunk
-    timed = getattr(predict, "meter", None) is not None  # a beat grid: each chunk is told where it starts
+    # a beat grid or a chord chart: each chunk is told where it starts
+    timed = any(getattr(predict, key, None) is not None for key in ("meter", "chart"))
     factor = int(getattr(predict, "output_rate", rate)) // rate  # output samples per input sample
     with audio_bar(len(vocal) / rate, desc, disable=not progress or len(bounds) == 1) as bar:
         for i, (start, end) in enumerate(bounds):

@@ -185,9 +185,11 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 _check_styles(array, version.style_names)
             if key == "meter":
                 _check_meter(array)
+            if key == "chords":
+                _check_chords(array)
             arrays[key] = array
         rows = next((len(arrays[k]) for k in ("vocal", "vocal_spectrogram") if k in arrays), None)
-        for key, what in (("style", "id"), ("meter", "grid")):
+        for key, what in (("style", "id"), ("meter", "grid"), ("chords", "chart")):
             if key in arrays and rows is not None and len(arrays[key]) not in (1, rows):
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"input {key!r}: one {what}, or one per row ({rows}); got {len(arrays[key])}")
@@ -195,10 +197,15 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def _check_cost(self, version: _Version, signature: str, key: str, shape: list[int]) -> None:
         """Refuse a request that asks for more work than the caps allow, before decoding it."""
-        if key in ("probe", "style", "meter"):  # small side inputs: a count cap, no work of their own
+        if key in ("probe", "style", "meter", "chords"):  # small side inputs: a count cap, no work of their own
             if shape[0] > MAX_PROBE:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"input {key!r}: at most {MAX_PROBE} elements, got {shape[0]}")
+            frames = (int(self.max_seconds * version.sample_rate) + version.pad - 1) // version.hop + 1  # a chart's
+            if key == "chords" and shape[1] > frames:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input 'chords': at most {frames} frames ({self.max_seconds:.0f} s), "
+                                   f"got {shape[1]}; send it in chunks with the audio")
             return
         if key == "vocal_spectrogram" and shape[0] > MAX_SPECTROGRAM_BATCH:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
@@ -340,6 +347,15 @@ def _check_meter(meter: np.ndarray) -> None:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                "input 'meter': each row is zeros (unknown) or (seconds a beat in (0.05, 10], "
                                f"seconds a chord segment in [0, 60], first downbeat in seconds); got {row.tolist()}")
+
+
+def _check_chords(chords: np.ndarray) -> None:
+    """Chord charts: a class per frame, -1 (the network's guess) to 24 (no chord; kgan.chart)."""
+    bad = sorted({int(i) for i in np.unique(chords) if not -1 <= int(i) <= 24})
+    if bad:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"input 'chords': unknown id(s) {bad[:5]}; valid: -1 (the model's guess), 0-23 "
+                           "(2 x root pitch class, + 1 for minor), 24 (no chord)")
 
 
 def _allocate_large_buffers_with_mmap(threshold_mib: int = MMAP_THRESHOLD_MIB) -> None:

@@ -296,7 +296,7 @@ def test_a_plan_model_exports_with_its_chord_net_and_voices_the_plan(tmp_path, c
     import keras
 
     from kgan.audio import load as load_audio
-    from kgan.export import export, forbidden_ops, load, unrestored_variables
+    from kgan.export import export, forbidden_ops, load, unknown_inputs, unrestored_variables
     from kgan.inference import Generate
     from kgan.preprocess import preprocess
     from kgan.training import Trainer, make_strategy, write_run_config
@@ -319,8 +319,10 @@ def test_a_plan_model_exports_with_its_chord_net_and_voices_the_plan(tmp_path, c
     song = json.loads(open(os.path.join(chorale_dir, "splits.json")).read())["test"][0]
     vocal, _ = load_audio(os.path.join(chorale_dir, song, "vocals.flac"), config.audio.sample_rate)
     vocal = vocal[: 2 * config.audio.sample_rate][None]
-    out = model.signatures["serving_default"](vocal=tf.constant(vocal))["accompaniment"].numpy()
+    serve = model.signatures["serving_default"]
+    out = serve(vocal=tf.constant(vocal), **unknown_inputs(serve))["accompaniment"].numpy()
     assert out.shape == vocal.shape and np.isfinite(out).all()
+    _a_chart_is_the_plan(path, config, vocal, out)
 
     # the served spectrogram signature plans each window with the chord net, as the in-memory pipeline does
     local = Generate(trainer.generator, config, 2, chord_net=load_chord_net(os.path.join(run, "chords"), config))
@@ -336,6 +338,20 @@ def test_a_plan_model_exports_with_its_chord_net_and_voices_the_plan(tmp_path, c
     assert np.abs(told[0] - told[1]).max() > 1e-3
     with pytest.raises(ValueError, match="needs a chord network"):
         Generate(trainer.generator, config, 2)
+    # kgan evaluate --chords score: each song told its score's chords, as a singer who knows them would
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    reports = {}
+    for chords in ("guess", "score"):
+        result = CliRunner().invoke(main, ["evaluate", path, chorale_dir, "-o", str(tmp_path / chords), "--baselines",
+                                           "", "--chords", chords, "--no-progress"])
+        assert result.exit_code == 0, result.output
+        reports[chords] = json.loads(open(tmp_path / chords / "report.json").read())
+    assert reports["score"]["chords"] == "score"
+    fits = [reports[k]["systems"]["model"]["summary"]["chroma_fit"][0] for k in ("guess", "score")]
+    assert fits[0] != fits[1]  # another plan, another accompaniment
 
     # an export is a starting point too: exported again from its stored weights, at either precision, it
     # serves what it served; told another chord network, another plan
@@ -380,7 +396,9 @@ def test_a_plan_model_exports_with_its_chord_net_and_voices_the_plan(tmp_path, c
 
 
 def _grid_over_grpc(export_base, vocal, local):
-    """``kgan serve`` passes a request's beat grid through, checks it, and serves what the export does."""
+    """``kgan serve`` passes a request's beat grid and chord chart through, checks them, and serves what the
+    export does."""
+    from kgan.chart import ChordChart
     from kgan.client import RemoteModel
     from kgan.server import serve
     from tests.conftest import assert_rejected
@@ -393,9 +411,52 @@ def _grid_over_grpc(export_base, vocal, local):
         for meter, text in (([[0.01, 1.0, 0.0]], "each row is zeros (unknown) or"),
                             ([[0.5, 1.0, 0.0]] * 2, "one grid, or one per row (1); got 2")):
             assert_rejected(port, {"vocal": vocal, "meter": np.array(meter, np.float32)}, text)
+        chart = ChordChart(((0.0, 0.5, 7), (0.5, 2.0, 16)))
+        remote.set_chart(chart)
+        local.set_chart(chart)
+        np.testing.assert_array_equal(remote(vocal), local(vocal))
+        local.set_chart(None)
+        for chords, text in (([[0, 25]], "unknown id(s) [25]"), ([[0]] * 2, "one chart, or one per row (1); got 2"),
+                             (np.zeros((1, 10**5)), "at most")):
+            assert_rejected(port, {"vocal": vocal, "chords": np.array(chords, np.int32)}, text)
         remote.close()
     finally:
         server.stop(grace=None)
+
+
+def _a_chart_is_the_plan(path, config, vocal, guessed):
+    """Told a chord chart (kgan generate --chords), the export plays its chords instead of the chord network's:
+    the plan is the chart's wherever it speaks, the guess elsewhere, chunk by chunk."""
+    from kgan.chart import ChordChart
+    from kgan.export import restore_run_or_export
+    from kgan.generation import LocalModel
+    from kgan.inference import Generate
+
+    local = LocalModel(path)
+    assert local.takes_chords
+    np.testing.assert_array_equal(local(vocal), guessed)  # no chart: the network's own plan, as before
+    rate = config.audio.sample_rate
+    chart = ChordChart(((0.0, 1.0, 7), (1.0, 2.0, 16)))  # E-flat minor for a second, then A-flat
+    local.set_chart(chart)
+    charted = local(vocal)
+    assert np.abs(charted - guessed).max() > 1e-4
+    local.set_chart(ChordChart(()))  # a chart of only '?': the guesses everywhere
+    np.testing.assert_array_equal(local(vocal), guessed)
+    # a chunk that starts 1 s in hears the chart from there on: as told a chart shifted by a second
+    local.set_chart(chart)
+    later = local(vocal[:, rate:], 1.0)
+    local.set_chart(ChordChart(((-1.0, 0.0, 7), (0.0, 1.0, 16))))
+    np.testing.assert_array_equal(local(vocal[:, rate:]), later)
+    # in the graph: the plan is the chart's triad where it speaks and the network's where it does not
+    generator, _, chord_net, _ = restore_run_or_export(path)
+    pipeline = Generate(generator, config, 2, chord_net=chord_net)
+    normalised = pipeline.spec.to_model(tf.constant(vocal))
+    frames = int(normalised.shape[1])
+    told = np.full((1, frames), -1, np.int32)
+    told[0, : frames // 2] = 7
+    plan = pipeline.plan(normalised, chords=told).numpy()
+    np.testing.assert_array_equal(plan[:, : frames // 2], pipeline.render_plan(tf.fill([1, frames // 2], 7)).numpy())
+    np.testing.assert_array_equal(plan[:, frames // 2 :], pipeline.plan(normalised).numpy()[:, frames // 2 :])
 
 
 def load_json(export_dir):

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -46,3 +47,35 @@ def test_a_beat_grid_needs_a_tempo_and_a_well_formed_meter_and_the_shipped_model
                                 "--downbeat", "0.2", "--no-progress"])
     assert told.exit_code == 0, told.output
     assert (tmp_path / "c" / "me_accompaniment.wav").exists()
+
+
+def test_a_chord_chart_needs_a_tempo_and_well_formed_chords_and_the_shipped_model_plays_it(tmp_path, exported):
+    import numpy as np
+    import soundfile as sf
+
+    vocal = tmp_path / "me.wav"
+    sf.write(vocal, (0.2 * np.sin(np.arange(22050) / 4)).astype(np.float32), 22050)
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(main, ["generate", str(vocal), "-o", str(tmp_path / "out"), "--no-progress", *args])
+
+    assert "--chords needs --bpm" in run("--chords", "C G").output
+    bad = run("--chords", "C G | H7", "--bpm", "90")
+    assert bad.exit_code == 2 and "bar 2: 'H7': expected a chord" in bad.output
+    chart = tmp_path / "chart.txt"
+    chart.write_text("# verse\nC G\nAm F | %\n", encoding="utf-8")
+    both = run("--chords", "C", "--chords-file", str(chart), "--bpm", "90")
+    assert both.exit_code == 2 and "at most one of --chords and --chords-file" in both.output
+    broken = tmp_path / "broken.txt"
+    broken.write_bytes(b"C \xff\xfe G")
+    unreadable = run("--chords-file", str(broken), "--bpm", "90")
+    assert unreadable.exit_code == 2 and "broken.txt: unreadable" in unreadable.output
+    # a model without a chord plan says so in one line and writes nothing
+    planless = run("--chords", "C G", "--bpm", "90", "--model", exported[0])
+    assert planless.exit_code == 2 and "takes no chord chart" in planless.output
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
+    # the shipped model plays it (its chord network also takes the tempo as a beat grid)
+    told = run("--chords-file", str(chart), "--bpm", "90", "--downbeat", "0.1")
+    assert told.exit_code == 0, told.output
+    assert (tmp_path / "out" / "me_accompaniment.wav").exists()

@@ -18,7 +18,7 @@ import soundfile as sf
 import tensorflow as tf
 
 from kgan import pretrained
-from kgan.export import forbidden_ops, unrestored_variables
+from kgan.export import forbidden_ops, unknown_inputs, unrestored_variables
 from tests.conftest import REAL_MP3, ROOT
 
 
@@ -72,9 +72,11 @@ def test_style_changes_the_output_and_keeps_its_shape(shipped):
     assert list(config.model.style_names) == names
     t = np.arange(3 * config.audio.sample_rate) / config.audio.sample_rate
     vocal = (0.3 * np.sin(2 * np.pi * 330 * t) * (1 + np.sign(np.sin(2 * np.pi * 2 * t))) / 2).astype(np.float32)
-    unknown = tf.zeros([1, 3])  # no beat grid (a loaded signature fills in no defaults; TF Serving does)
-    outs = {name: model.signatures["serving_default"](vocal=vocal[None], style=tf.constant([i], tf.int32),
-                                                      meter=unknown)["accompaniment"].numpy()
+    serve = model.signatures["serving_default"]
+    # no beat grid and no chord chart (a loaded signature fills in no defaults; TF Serving does)
+    unknown = unknown_inputs(serve)
+    assert set(unknown) == {"style", "meter", "chords"}
+    outs = {name: serve(vocal=vocal[None], **{**unknown, "style": tf.constant([i], tf.int32)})["accompaniment"].numpy()
             for i, name in enumerate(names) if name in ("any", "piano", "band")}
     assert output_rate == 2 * config.audio.sample_rate
     for name, out in outs.items():

@@ -1,0 +1,131 @@
+"""Chord charts: the chords a singer already knows, imposed on the chord plan (``kgan generate --chords``).
+
+A plan generator (``model.vocal_input=plan``) plays the chords its chord network guesses from the sung
+melody. On voices it never heard those guesses are often wrong, and the accompaniment follows them. A
+singer usually knows the song's chords, so a chart replaces the guesses: the exported graph takes an
+optional ``chords`` input (a chord id per STFT frame of the request, -1 where the network keeps its
+guess) and puts each given chord's logits in the network's place (``kgan.inference.Generate.plan_logits``).
+
+The chart is text, a bar between bar lines, the chords of a bar sharing it equally::
+
+    C G | Am F | C . G7 . | F . . . | %
+
+* a chord: a root (``A``-``G``, then ``#`` or ``b``) and a quality. ``m``, ``min``, ``-``, ``dim``,
+  ``m7b5`` and ``ø`` (a minor third) give the minor triad; everything else (``7``, ``maj7``, ``sus4``,
+  ``6``, ``add9``, ``aug``...) the major one, since the plan holds the 24 major and minor triads.
+  A slash bass (``C/E``) is dropped;
+* ``.``: the chord before it goes on; ``%``: the bar before it again;
+* ``N`` (or ``N.C.``): no chord, the accompaniment rests;
+* ``?``: the chord network's guess for that stretch.
+
+``--bpm`` counts the meter's beats (quarters in 4/4, dotted quarters in 6/8), ``--meter`` sets the bar and
+``--downbeat`` where the first bar starts, in seconds from the start of the file. The network's guess holds
+before the first bar and after the last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+
+from kgan.chords import NO_CHORD, track_labels
+from kgan.harmony import beat_quarters, parse_meter
+
+__all__ = ["ChordChart", "parse_chord", "chart_from_text", "chords_input", "UNKNOWN"]
+
+UNKNOWN = -1  # a frame whose chord the network guesses
+_ROOTS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_NAME = re.compile(r"(?P<root>[A-G])(?P<accidental>[#b♯♭]?)(?P<quality>[^/]*)(?:/(?P<bass>[A-G][#b♯♭]?))?")
+_QUALITY = re.compile(r"[0-9a-zA-Z#b♯♭+°øΔ()\-]*")
+_MINOR = ("m", "min", "-", "dim", "°", "ø", "o")
+_EXPECTED = ("expected a chord (a root A-G, then # or b, and a quality such as m, 7, maj7, dim or sus4), "
+             "N (no chord), ? (the model's guess), . (the chord before) or % (the bar before)")
+
+
+def parse_chord(name: str) -> int:
+    """A chord's class (``kgan.chords``: 2 x root, + 1 for a minor third; ``NO_CHORD`` for ``N``), or
+    ``UNKNOWN`` for ``?``. ValueError names what was expected."""
+    if name in ("N", "N.C.", "NC"):
+        return NO_CHORD
+    if name == "?":
+        return UNKNOWN
+    match = _NAME.fullmatch(name)
+    if match is None or not _QUALITY.fullmatch(match["quality"]):
+        raise ValueError(f"{name!r}: {_EXPECTED}")
+    root = (_ROOTS[match["root"]] + {"#": 1, "♯": 1, "b": -1, "♭": -1}.get(match["accidental"], 0)) % 12
+    quality = match["quality"]
+    minor = quality.startswith(_MINOR) and not quality.startswith("maj")
+    return 2 * root + int(minor)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChordChart:
+    """Chords in time: ``track`` is ``((start s, end s, class), ...)``, neighbours of one chord merged; a
+    stretch the chart leaves to the network (``?``) is a gap."""
+
+    track: tuple[tuple[float, float, int], ...]
+
+    @property
+    def seconds(self) -> float:
+        return self.track[-1][1] if self.track else 0.0
+
+    def frames(self, start_seconds: float, count: int, config) -> np.ndarray:
+        """int32 ``[count]``: the chord at each STFT frame's centre of a request that starts ``start_seconds``
+        into the song (``kgan.chords.track_labels``); ``UNKNOWN`` where the chart says nothing."""
+        shifted = [(s - start_seconds, e - start_seconds, c) for s, e, c in self.track]
+        return track_labels(shifted, count, config, fill=UNKNOWN).astype(np.int32)
+
+
+def chart_from_text(text: str, bpm: float, meter: str = "4/4", downbeat: float = 0.0) -> ChordChart:
+    """The chart of ``text`` (bars between ``|``; lines are bars too, ``#`` starts a comment) at ``bpm`` beats a
+    minute in ``meter``, its first bar at ``downbeat`` seconds. ValueError names the bar and what was expected."""
+    numerator, denominator = parse_meter(meter)
+    if not bpm > 0:
+        raise ValueError(f"bpm: expected a tempo above 0, got {bpm!r}")
+    bar_seconds = numerator * 4.0 / denominator / beat_quarters(numerator, denominator) * 60.0 / bpm
+    lines = [line.split("#", 1)[0] for line in str(text).splitlines()]
+    bars = [bar.split() for bar in "|".join(lines).split("|") if bar.strip()]
+    if not bars:
+        raise ValueError("chords: the chart holds no chord (expected bars such as 'C G | Am F')")
+    spans: list[list] = []  # [start, end, class]
+    previous_bar: list[str] | None = None
+    previous = None
+    for number, tokens in enumerate(bars, start=1):
+        if tokens == ["%"]:
+            if previous_bar is None:
+                raise ValueError("chords: bar 1 is '%', but no bar comes before it to repeat")
+            tokens = previous_bar
+        start = downbeat + (number - 1) * bar_seconds
+        step = bar_seconds / len(tokens)
+        for i, token in enumerate(tokens):
+            if token == ".":
+                if previous is None:
+                    raise ValueError(f"chords: bar {number} starts with '.', but no chord comes before it")
+                chord = previous
+            else:
+                try:
+                    chord = parse_chord(token)
+                except ValueError as e:
+                    raise ValueError(f"chords: bar {number}: {e}") from None
+            previous = chord
+            begin, end = start + i * step, start + (i + 1) * step
+            if spans and spans[-1][2] == chord and abs(spans[-1][1] - begin) < 1e-9:
+                spans[-1][1] = end
+            else:
+                spans.append([begin, end, chord])
+        previous_bar = tokens
+    return ChordChart(tuple((float(s), float(e), int(c)) for s, e, c in spans if c != UNKNOWN))
+
+
+def chords_input(chart: ChordChart | None, start_seconds: float, samples: int, config) -> np.ndarray:
+    """The ``chords`` input of a request for ``samples`` of audio starting ``start_seconds`` into the song:
+    int32 ``[1, frames]``, or ``[[UNKNOWN]]`` (the network's guess everywhere) without a chart."""
+    if chart is None:
+        return np.full((1, 1), UNKNOWN, np.int32)
+    from kgan.spectrogram import Spectrogram
+
+    frames = int(Spectrogram(config.stft).num_frames(int(samples)))
+    return chart.frames(start_seconds, frames, config)[None]
+

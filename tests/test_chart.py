@@ -1,0 +1,70 @@
+"""Chord charts (``kgan.chart``): parsing, timing, frames, and how the graph imposes them on the plan."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kgan.chart import UNKNOWN, ChordChart, chart_from_text, chords_input, parse_chord
+from kgan.chords import NO_CHORD
+
+
+def test_chord_names_map_to_the_plan_s_triads():
+    # 2 x root pitch class, + 1 for a minor third; extensions fall back to their triad, a slash bass is dropped
+    names = {"C": 0, "Cm": 1, "C#m7": 3, "Db": 2, "Bb": 20, "Ebmaj7": 6, "F#dim": 13, "Am7b5": 19, "Gsus4": 14,
+             "D/F#": 4, "E7": 8, "Cmadd9": 1, "Cb": 22, "B#": 0, "A-7": 19, "Bø7": 23, "G6": 14, "N": NO_CHORD,
+             "N.C.": NO_CHORD, "?": UNKNOWN}
+    assert {name: parse_chord(name) for name in names} == names
+    for bad in ("H7", "c", "C/H", "Cm!", ""):
+        with pytest.raises(ValueError, match="expected a chord"):
+            parse_chord(bad)
+
+
+def test_a_chart_s_bars_share_out_their_time_and_repeat_hold_and_rest():
+    # 4/4 at 120 bpm: two seconds a bar, the first at 1 s
+    chart = chart_from_text("C G | Am F | C . G7 . | %\n# a comment\nF ? | N", 120, "4/4", 1.0)
+    assert chart.track == ((1.0, 2.0, 0), (2.0, 3.0, 14), (3.0, 4.0, 19), (4.0, 5.0, 10), (5.0, 6.0, 0),
+                           (6.0, 7.0, 14), (7.0, 8.0, 0), (8.0, 9.0, 14), (9.0, 10.0, 10), (11.0, 13.0, NO_CHORD))
+    assert chart.seconds == 13.0
+    # a bar of one chord merges with the next of the same chord
+    assert chart_from_text("C | C | G", 60, "3/4").track == ((0.0, 6.0, 0), (6.0, 9.0, 14))
+    # 6/8: the tempo counts dotted quarters, two a bar
+    assert chart_from_text("Am", 60, "6/8").track == ((0.0, 2.0, 19),)
+    for text, message in (("C | H7", "chords: bar 2: 'H7': expected a chord"), ("% | C", "bar 1 is '%'"),
+                          (". C", "bar 1 starts with '.'"), (" | \n", "holds no chord")):
+        with pytest.raises(ValueError, match=message):
+            chart_from_text(text, 100)
+    with pytest.raises(ValueError, match="meter: expected N/D"):
+        chart_from_text("C", 100, "4-4")
+
+
+def test_a_chart_gives_each_frame_the_chord_at_its_centre_chunk_by_chunk(tiny_config):
+    rate, hop = tiny_config.audio.sample_rate, tiny_config.stft.hop_length
+    chart = ChordChart(((0.5, 1.0, 3), (1.0, 1.5, NO_CHORD)))
+    whole = chart.frames(0.0, 200, tiny_config)
+    centre = (np.arange(200) * hop + hop - tiny_config.stft.n_fft / 2) / rate
+    expected = np.where((centre >= 0.5) & (centre < 1.0), 3, np.where((centre >= 1.0) & (centre < 1.5), 24, -1))
+    np.testing.assert_array_equal(whole, expected)
+    assert whole.dtype == np.int32 and {3, 24, -1} == set(whole.tolist())
+    # a request 40 frames into the song sees the same chords, 40 frames on
+    np.testing.assert_array_equal(chart.frames(40 * hop / rate, 100, tiny_config), whole[40:140])
+    # the request's input: a row per STFT frame of its samples; without a chart the network's guess everywhere
+    samples = 5 * hop
+    assert chords_input(chart, 0.0, samples, tiny_config).shape == (1, 1 + (samples + tiny_config.stft.n_fft - hop
+                                                                           - 1) // hop)
+    np.testing.assert_array_equal(chords_input(None, 3.0, samples, tiny_config), [[UNKNOWN]])
+
+
+def test_the_graph_puts_a_chart_s_chords_in_the_network_s_place():
+    from kgan.inference import Generate
+
+    logits = tf.random.normal([2, 6, 25], seed=1)
+    chords = tf.constant([[5, -1, 24, -1]], tf.int32)  # one row for both vocals, shorter than the frames
+    out = Generate.impose_chords(logits, chords).numpy()
+    assert (out[:, 0].argmax(-1) == 5).all() and (out[:, 2].argmax(-1) == NO_CHORD).all()
+    np.testing.assert_array_equal(out[:, [1, 3, 4, 5]], logits.numpy()[:, [1, 3, 4, 5]])  # -1 and past the end
+    assert tf.nn.softmax(out[:, 0])[:, 5].numpy().min() > 0.999  # certain, so a soft plan renders it alone
+    longer = Generate.impose_chords(logits, tf.fill([2, 9], 7)).numpy()  # one row per vocal, cut to the frames
+    assert (longer.argmax(-1) == 7).all()
+    for bad, message in (([[25]], "ids are -1"), ([[-2]], "ids are -1"), ([[1], [2], [3]], "one row")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            Generate.impose_chords(logits, tf.constant(bad, tf.int32))
