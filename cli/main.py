@@ -515,7 +515,8 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_alg
                    "goes on, '%': the bar again, N: no chord, ?: the model's guess). Needs --bpm; the first bar "
                    "starts at --downbeat.")
 @click.option("--chords-file", "chart_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Or read the chart from a text file (lines are bars too; '#' starts a comment).")
+              help="Or read the chart from a text file (lines are bars too; a word starting with '#' starts a "
+                   "comment), e.g. one kgan chords guess wrote and you corrected.")
 @click.option("--from-mix", "from_mix", type=click.Choice(["simm", "repet-sim"]), default=None,
               help="The files are finished songs: separate each one's vocal first (as `kgan separate`, written "
                    "as <name>_vocals.wav) and accompany that.")
@@ -928,6 +929,55 @@ def vocoder_train(corpus_dir, out_dir, preset, config_path, overrides, steps, ch
 @main.group()
 def chords():
     """The chord network that plans the harmony from the sung melody (model.vocal_input=plan)."""
+
+
+@chords.command("guess")
+@click.argument("vocal", type=click.Path(exists=True, dir_okay=False))
+@click.option("--bpm", type=FiniteRange(min=6.0, max=1200.0), required=True,
+              help="The song's tempo in beats a minute (quarters in 4/4, dotted quarters in 6/8).")
+@click.option("--meter", "meter_signature", default="4/4", show_default=True, metavar="N/D", help="The time signature.")
+@click.option("--downbeat", type=FiniteRange(min=0.0, max=86400.0), default=0.0, show_default=True,
+              help="When the first full bar starts, in seconds from the start of the file.")
+@click.option("--per-bar", type=click.IntRange(1, 16), default=None,
+              help="Chords a bar (default: where the meter lets chords change: 2 in 4/4, 2/2, 6/8 and 12/8, 1 in "
+                   "the others).")
+@click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False),
+              help="An export (EXPORT_BASE or EXPORT_BASE/N) or a training run with a chord network (default: the "
+                   "pretrained model).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the chart to this file (default: print it).")
+def chords_guess(vocal, bpm, meter_signature, downbeat, per_bar, model_dir, output):
+    """Print the chords the model would play under VOCAL as a chart, to correct and give back with
+    kgan generate --chords-file.
+
+    Each slot of each bar gets the chord the chord network guesses most often in it; the chart's
+    format is generate --chords' ('.': the chord goes on, '%': the bar again, N: no chord).
+
+    \b
+    Example:
+      kgan chords guess my_vocal.wav --bpm 96 --downbeat 0.62 -o chords.txt
+      kgan generate my_vocal.wav -o karaoke --bpm 96 --downbeat 0.62 --chords-file chords.txt
+    """
+    use_served_kernels()
+    from kgan.chart import guess_chart
+    from kgan.export import is_export
+    from kgan.generation import resolve_export
+    from kgan.io_utils import atomic_write_text
+
+    path = model_dir or _pretrained()
+    try:
+        if not is_export(path) and not os.path.isdir(os.path.join(path, "checkpoints")):
+            path = resolve_export(path)  # an export base: its newest version
+        chart = guess_chart(path, vocal, bpm, meter_signature, downbeat, per_bar)
+    except (ValueError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from None
+    header = (f"# kgan chords guess {os.path.basename(vocal)}: {bpm:g} bpm, {meter_signature}, first bar at "
+              f"{downbeat:g} s\n")
+    if output:
+        atomic_write_text(output, header + chart)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(header + chart, nl=False)
 
 
 @chords.command("train")

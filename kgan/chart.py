@@ -4,7 +4,9 @@ A plan generator (``model.vocal_input=plan``) plays the chords its chord network
 melody. On voices it never heard those guesses are often wrong, and the accompaniment follows them. A
 singer usually knows the song's chords, so a chart replaces the guesses: the exported graph takes an
 optional ``chords`` input (a chord id per STFT frame of the request, -1 where the network keeps its
-guess) and puts each given chord's logits in the network's place (``kgan.inference.Generate.plan_logits``).
+guess) and puts each given chord's logits in the network's place (``kgan.inference.Generate.impose_chords``).
+``kgan chords guess`` writes the network's own plan as a chart (``guess_chart``, ``chart_of_frames``), for a
+singer to correct where it is wrong and give back.
 
 The chart is text, a bar between bar lines, the chords of a bar sharing it equally::
 
@@ -33,12 +35,14 @@ import numpy as np
 from kgan.chords import NO_CHORD, track_labels
 from kgan.harmony import beat_quarters, parse_meter
 
-__all__ = ["ChordChart", "parse_chord", "chart_from_text", "chords_input", "UNKNOWN"]
+__all__ = ["ChordChart", "parse_chord", "chart_from_text", "chords_input", "chord_name", "chart_of_frames",
+           "guess_chart", "UNKNOWN"]
 
 UNKNOWN = -1  # a frame whose chord the network guesses
 _ROOTS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _NAME = re.compile(r"(?P<root>[A-G])(?P<accidental>[#b♯♭]?)(?P<quality>[^/]*)(?:/(?P<bass>[A-G][#b♯♭]?))?")
 _QUALITY = re.compile(r"[0-9a-zA-Z#b♯♭+°øΔ()\-]*")
+_COMMENT = re.compile(r"(^|\s)#.*$")  # a '#' that starts a word starts a comment; one after a root is a sharp
 _MINOR = ("m", "min", "-", "dim", "°", "ø", "o")
 _EXPECTED = ("expected a chord (a root A-G, then # or b, and a quality such as m, 7, maj7, dim or sus4), "
              "N (no chord), ? (the model's guess), . (the chord before) or % (the bar before)")
@@ -78,14 +82,20 @@ class ChordChart:
         return track_labels(shifted, count, config, fill=UNKNOWN).astype(np.int32)
 
 
-def chart_from_text(text: str, bpm: float, meter: str = "4/4", downbeat: float = 0.0) -> ChordChart:
-    """The chart of ``text`` (bars between ``|``; lines are bars too, ``#`` starts a comment) at ``bpm`` beats a
-    minute in ``meter``, its first bar at ``downbeat`` seconds. ValueError names the bar and what was expected."""
+def bar_seconds(bpm: float, meter: str = "4/4") -> float:
+    """A bar's length at ``bpm`` of the meter's beats (quarters in 4/4, dotted quarters in 6/8)."""
     numerator, denominator = parse_meter(meter)
     if not bpm > 0:
         raise ValueError(f"bpm: expected a tempo above 0, got {bpm!r}")
-    bar_seconds = numerator * 4.0 / denominator / beat_quarters(numerator, denominator) * 60.0 / bpm
-    lines = [line.split("#", 1)[0] for line in str(text).splitlines()]
+    return numerator * 4.0 / denominator / beat_quarters(numerator, denominator) * 60.0 / bpm
+
+
+def chart_from_text(text: str, bpm: float, meter: str = "4/4", downbeat: float = 0.0) -> ChordChart:
+    """The chart of ``text`` (bars between ``|``; lines are bars too, and a word starting ``#`` starts a comment)
+    at ``bpm`` beats a minute in ``meter``, its first bar at ``downbeat`` seconds. ValueError names the bar and
+    what was expected."""
+    bar = bar_seconds(bpm, meter)
+    lines = [_COMMENT.sub("", line) for line in str(text).splitlines()]
     bars = [bar.split() for bar in "|".join(lines).split("|") if bar.strip()]
     if not bars:
         raise ValueError("chords: the chart holds no chord (expected bars such as 'C G | Am F')")
@@ -97,8 +107,8 @@ def chart_from_text(text: str, bpm: float, meter: str = "4/4", downbeat: float =
             if previous_bar is None:
                 raise ValueError("chords: bar 1 is '%', but no bar comes before it to repeat")
             tokens = previous_bar
-        start = downbeat + (number - 1) * bar_seconds
-        step = bar_seconds / len(tokens)
+        start = downbeat + (number - 1) * bar
+        step = bar / len(tokens)
         for i, token in enumerate(tokens):
             if token == ".":
                 if previous is None:
@@ -117,6 +127,84 @@ def chart_from_text(text: str, bpm: float, meter: str = "4/4", downbeat: float =
                 spans.append([begin, end, chord])
         previous_bar = tokens
     return ChordChart(tuple((float(s), float(e), int(c)) for s, e, c in spans if c != UNKNOWN))
+
+
+def chord_name(chord: int) -> str:
+    """A class's name as a chart writes it (``Eb``, ``F#m``; ``N`` for no chord); ``parse_chord`` reads it back."""
+    from kgan.evaluation import PITCH_CLASSES
+
+    return "N" if chord == NO_CHORD else PITCH_CLASSES[chord // 2] + ("m" if chord % 2 else "")
+
+
+def chart_of_frames(labels, config, bpm: float, meter: str = "4/4", downbeat: float = 0.0,
+                    per_bar: int | None = None, bars_per_line: int = 4) -> str:
+    """Chord classes per STFT frame -> a chart's text, ``per_bar`` chords a bar (default: the meter's chord
+    segments, ``kgan.harmony.meter_seconds``), from the bar at ``downbeat`` to the one the last frame is in.
+
+    Each slot takes its frames' most common class; within a bar a repeated chord is written ``.``, a bar
+    the same as the one before ``%``, and a bar of one chord as that chord alone. ``chart_from_text`` of the
+    result at the same tempo, meter and downbeat gives every slot its chord back (tested)."""
+    from kgan.chords import CLASSES, frame_centres
+    from kgan.harmony import meter_seconds
+
+    labels = np.asarray(labels, np.int64)
+    bar = bar_seconds(bpm, meter)
+    if per_bar is None:
+        per_bar = max(1, round(bar / meter_seconds(bpm, meter, downbeat)[1]))
+    slot = bar / per_bar
+    index = np.floor((frame_centres(len(labels), config) - downbeat) / slot).astype(np.int64)
+    inside = index >= 0
+    if not inside.any():
+        raise ValueError(f"downbeat: the first bar ({downbeat:g} s) starts after the vocal ends")
+    slots = int(np.ceil((index[inside].max() + 1) / per_bar)) * per_bar
+    counts = np.zeros((slots, CLASSES), np.int64)
+    np.add.at(counts, (index[inside], labels[inside]), 1)
+    names = [chord_name(int(c.argmax())) if c.any() else "?" for c in counts]
+    bars, lines = [], []
+    for start in range(0, slots, per_bar):
+        tokens = names[start : start + per_bar]
+        text = tokens[0] if len(set(tokens)) == 1 else " ".join(
+            "." if i and token == tokens[i - 1] else token for i, token in enumerate(tokens))
+        bars.append("%" if bars and text == _last_bar(bars) else text)
+    for start in range(0, len(bars), bars_per_line):
+        lines.append(" | ".join(bars[start : start + bars_per_line]))
+    return "\n".join(lines) + "\n"
+
+
+def _last_bar(bars: list[str]) -> str:
+    """The text the last written bar stands for (a ``%`` repeats the one before it)."""
+    return next(b for b in reversed(bars) if b != "%")
+
+
+def guess_chart(model_path: str, vocal_path: str, bpm: float, meter: str = "4/4", downbeat: float = 0.0,
+                per_bar: int | None = None) -> str:
+    """The chord network's guesses for a whole vocal file, as a chart to correct and give back (``kgan chords
+    guess``). ``model_path``: an export version folder (the shipped one included) or a training run whose
+    chord network is ``RUN/chords``. A chord network that takes a beat grid is told this one, as ``kgan
+    generate --bpm`` tells it."""
+    import tensorflow as tf
+
+    from kgan.audio import load
+    from kgan.export import restore_run_or_export
+    from kgan.harmony import meter_seconds
+    from kgan.inference import Generate
+
+    generator, config, chord_net, _ = restore_run_or_export(model_path)
+    if chord_net is None:
+        import os
+
+        from kgan.chords import load_chord_net
+
+        if config.model.vocal_input != "plan" or not os.path.isdir(os.path.join(model_path, "chords")):
+            raise ValueError(f"{model_path}: this model has no chord network (only model.vocal_input=plan models do)")
+        chord_net = load_chord_net(os.path.join(model_path, "chords"), config)
+    pipeline = Generate(generator, config, chord_net=chord_net)
+    grid = meter_seconds(bpm, meter, downbeat)
+    vocal, _ = load(vocal_path, config.audio.sample_rate)
+    normalised = pipeline.spec.to_model(tf.constant(np.asarray(vocal, np.float32)[None]))
+    logits = pipeline.plan_logits(normalised, tf.constant([grid], tf.float32) if pipeline.gridded else None)
+    labels = tf.argmax(logits, axis=-1)[0].numpy()
+    return chart_of_frames(labels, config, bpm, meter, downbeat, per_bar)
 
 
 def chords_input(chart: ChordChart | None, start_seconds: float, samples: int, config) -> np.ndarray:

@@ -41,7 +41,7 @@ from kgan.harmonic_loss import chroma_matrix, spectrogram_chroma
 from kgan.io_utils import atomic_write_text, read_json, resumable_checkpoint, score_chords, split_names
 
 __all__ = ["NO_CHORD", "CLASSES", "FEATURES", "chord_labels", "chord_notes", "transpose", "MelodyOnsets", "ChordNet",
-           "PlanRenderer", "melody_layer", "track_labels", "song_arrays", "corpus_arrays", "frame_accuracy",
+           "PlanRenderer", "melody_layer", "track_labels", "frame_centres", "song_arrays", "corpus_arrays", "frame_accuracy",
            "train_chord_net", "load_chord_net", "CHORDNET_WEIGHTS", "CHORDS_JSON"]
 
 NO_CHORD = 24  # the class of a frame with no accompaniment
@@ -434,12 +434,17 @@ def track_labels(track, frames: int, config, fill: int = NO_CHORD) -> np.ndarray
     A frame takes the chord sounding at its centre (``kgan.spectrogram``: frame ``t`` covers samples
     ``[t*hop - (n_fft - hop), t*hop + hop)``); ``fill`` where none does.
     """
-    s = config.stft
-    centre = (np.arange(frames) * s.hop_length + s.hop_length - s.n_fft / 2) / config.audio.sample_rate
+    centre = frame_centres(frames, config)
     out = np.full(frames, fill, np.int8)
     for start, end, chord in track:
         out[(centre >= start) & (centre < end)] = chord
     return out
+
+
+def frame_centres(frames: int, config) -> np.ndarray:
+    """``frame_seconds`` in numpy: float64 ``[frames]``."""
+    s = config.stft
+    return (np.arange(frames) * s.hop_length + s.hop_length - s.n_fft / 2) / config.audio.sample_rate
 
 
 def frame_seconds(frames, config):

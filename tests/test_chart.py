@@ -21,12 +21,14 @@ def test_chord_names_map_to_the_plan_s_triads():
 
 def test_a_chart_s_bars_share_out_their_time_and_repeat_hold_and_rest():
     # 4/4 at 120 bpm: two seconds a bar, the first at 1 s
-    chart = chart_from_text("C G | Am F | C . G7 . | %\n# a comment\nF ? | N", 120, "4/4", 1.0)
+    chart = chart_from_text("C G | Am F | C . G7 . | %  # the verse\n# a comment\nF ? | N", 120, "4/4", 1.0)
     assert chart.track == ((1.0, 2.0, 0), (2.0, 3.0, 14), (3.0, 4.0, 19), (4.0, 5.0, 10), (5.0, 6.0, 0),
                            (6.0, 7.0, 14), (7.0, 8.0, 0), (8.0, 9.0, 14), (9.0, 10.0, 10), (11.0, 13.0, NO_CHORD))
     assert chart.seconds == 13.0
     # a bar of one chord merges with the next of the same chord
     assert chart_from_text("C | C | G", 60, "3/4").track == ((0.0, 6.0, 0), (6.0, 9.0, 14))
+    # a sharp is not a comment
+    assert chart_from_text("C#m F# #not a chord", 60, "2/4").track == ((0.0, 1.0, 3), (1.0, 2.0, 12))
     # 6/8: the tempo counts dotted quarters, two a bar
     assert chart_from_text("Am", 60, "6/8").track == ((0.0, 2.0, 19),)
     for text, message in (("C | H7", "chords: bar 2: 'H7': expected a chord"), ("% | C", "bar 1 is '%'"),
@@ -68,3 +70,30 @@ def test_the_graph_puts_a_chart_s_chords_in_the_network_s_place():
     for bad, message in (([[25]], "ids are -1"), ([[-2]], "ids are -1"), ([[1], [2], [3]], "one row")):
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
             Generate.impose_chords(logits, tf.constant(bad, tf.int32))
+
+
+def test_a_guessed_chart_reads_back_as_the_chords_it_wrote(tiny_config):
+    from kgan.chart import chart_of_frames
+    from kgan.chords import frame_centres
+
+    bpm, downbeat, per_bar = 100.0, 0.3, 4  # 2.4-s bars, a chord every 0.6 s
+    slot = 60.0 / bpm * 4 / per_bar
+    # a chord held on within a bar ('.'), a bar the same as the one before ('%'), no chord, minor and major
+    slots = np.array([0, 0, 15, 24, 19, 8, 3, 22, 19, 8, 3, 22])
+    centres = frame_centres(int((downbeat + 12 * slot) * tiny_config.audio.sample_rate
+                                // tiny_config.stft.hop_length), tiny_config)
+    index = np.clip(np.floor((centres - downbeat) / slot).astype(int), 0, 11)
+    labels = np.where(centres < downbeat, 5, slots[index])
+    noisy = labels.copy()
+    noisy[::7] = 11  # a minority of frames elsewhere changes no slot's chord
+    text = chart_of_frames(noisy, tiny_config, bpm, "4/4", downbeat, per_bar)
+    assert text.split("\n")[0] == "C . Gm N | Am E C#m B | %", text
+    chart = chart_from_text(text, bpm, "4/4", downbeat)
+    back = chart.frames(0.0, len(labels), tiny_config)
+    inside = (centres >= downbeat) & (centres < downbeat + 12 * slot)
+    np.testing.assert_array_equal(back[inside], labels[inside])
+    assert (back[centres < downbeat] == UNKNOWN).all()  # before the first bar the network guesses
+    # the default slots: the meter's chord segments, two a bar in 4/4, one in 3/4
+    assert len(chart_of_frames(labels, tiny_config, bpm, "4/4", downbeat).split("|")[0].split()) <= 2
+    with pytest.raises(ValueError, match="starts after the vocal ends"):
+        chart_of_frames(labels, tiny_config, bpm, "4/4", 1e4)

@@ -323,6 +323,16 @@ def test_a_plan_model_exports_with_its_chord_net_and_voices_the_plan(tmp_path, c
     out = serve(vocal=tf.constant(vocal), **unknown_inputs(serve))["accompaniment"].numpy()
     assert out.shape == vocal.shape and np.isfinite(out).all()
     _a_chart_is_the_plan(path, config, vocal, out)
+    # kgan chords guess: the chord network's plan as a chart to correct, the same from the run and its export
+    from kgan.chart import chart_from_text, guess_chart
+
+    vocal_path = os.path.join(chorale_dir, song, "vocals.flac")
+    guessed = guess_chart(path, vocal_path, 120.0, "3/4", 0.25)
+    assert guessed == guess_chart(run, vocal_path, 120.0, "3/4", 0.25)
+    seconds = len(load_audio(vocal_path, config.audio.sample_rate)[0]) / config.audio.sample_rate
+    bars = guessed.replace("\n", " | ").strip(" |").split(" | ")
+    assert 0.25 + 1.5 * len(bars) >= seconds > 0.25 + 1.5 * (len(bars) - 1)  # every bar of the song, no more
+    assert chart_from_text(guessed, 120.0, "3/4", 0.25).track
 
     # the served spectrogram signature plans each window with the chord net, as the in-memory pipeline does
     local = Generate(trainer.generator, config, 2, chord_net=load_chord_net(os.path.join(run, "chords"), config))

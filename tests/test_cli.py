@@ -79,3 +79,10 @@ def test_a_chord_chart_needs_a_tempo_and_well_formed_chords_and_the_shipped_mode
     told = run("--chords-file", str(chart), "--bpm", "90", "--downbeat", "0.1")
     assert told.exit_code == 0, told.output
     assert (tmp_path / "out" / "me_accompaniment.wav").exists()
+    # and writes its own guesses as a chart to correct, which generate reads back
+    guessed = runner.invoke(main, ["chords", "guess", str(vocal), "--bpm", "90", "-o", str(tmp_path / "guess.txt")])
+    assert guessed.exit_code == 0, guessed.output
+    assert (tmp_path / "guess.txt").read_text().startswith("# kgan chords guess me.wav: 90 bpm, 4/4")
+    assert run("--chords-file", str(tmp_path / "guess.txt"), "--bpm", "90").exit_code == 0
+    planless = runner.invoke(main, ["chords", "guess", str(vocal), "--bpm", "90", "--model", exported[0]])
+    assert planless.exit_code == 1 and "has no chord network" in planless.output
