@@ -691,9 +691,12 @@ def serve(export_base, port, host, model_name, max_seconds, mmap_threshold, comp
 @click.option("--grid", "told_grid", is_flag=True,
               help="Tell every model whose chord network takes a beat grid each song's own (its song.json's tempo, "
                    "meter and pickup), as a user would with generate --bpm/--meter/--downbeat.")
-@click.option("--chords", "told_chords", type=click.Choice(["guess", "score"]), default="guess", show_default=True,
+@click.option("--chords", "told_chords", type=click.Choice(["guess", "score", "heard"]), default="guess",
+              show_default=True,
               help="score: give every model that takes a chord chart each song's own chords (its song.json's "
-                   "chord_track), as a singer who knows them would with generate --chords; guess: the model's own.")
+                   "chord_track), as a singer who knows them would with generate --chords; heard: the chords heard "
+                   "in each song's true accompaniment, frame by frame (for songs without a score); guess: the "
+                   "model's own.")
 @compute_option
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds, style, style_check, style_reference,
@@ -773,9 +776,14 @@ def evaluate(paths, out_dir, split, baselines, train_data, compare, max_seconds,
 
         tracks = {n: score_chords(os.path.join(data_dir, n)) for n, _, _ in songs}
         charts = {n: ChordChart(tuple(tuple(row) for row in t)) for n, t in tracks.items() if t}
+    elif told_chords == "heard":
+        from kgan.chart import ChordChart
+        from kgan.chords import song_arrays
+
+        charts = {n: ChordChart.from_frames(song_arrays(v, a, model.config)[1], model.config) for n, v, a in songs}
     for name, m in (("model", model), *compared.items()):
         labelled = style == "label" and bool(m.style_names)  # each song's own style, for compared exports too
-        charted = told_chords == "score" and m.takes_chords
+        charted = told_chords != "guess" and m.takes_chords
         if labelled or (told_grid and m.takes_meter) or charted:
             systems[name] = _per_song(m, labels if labelled else None, meters if told_grid and m.takes_meter else None,
                                       charts if charted else None)

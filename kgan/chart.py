@@ -75,6 +75,23 @@ class ChordChart:
     def seconds(self) -> float:
         return self.track[-1][1] if self.track else 0.0
 
+    @classmethod
+    def from_frames(cls, labels, config) -> "ChordChart":
+        """The chart that gives STFT frame ``t`` the class ``labels[t]`` (``UNKNOWN``: nothing), e.g. the chords
+        heard in a true accompaniment (``kgan evaluate --chords heard``): each run of one class spans its frames'
+        centres, half a hop either side."""
+        from kgan.chords import frame_centres
+
+        labels = np.asarray(labels, np.int64)
+        if not len(labels):
+            return cls(())
+        half = config.stft.hop_length / config.audio.sample_rate / 2.0
+        centres = frame_centres(len(labels), config)
+        starts = np.flatnonzero(np.diff(labels, prepend=labels[0] - 1))
+        ends = np.append(starts[1:], len(labels)) - 1
+        return cls(tuple((float(centres[a] - half), float(centres[b] + half), int(labels[a]))
+                         for a, b in zip(starts, ends) if labels[a] != UNKNOWN))
+
     def frames(self, start_seconds: float, count: int, config) -> np.ndarray:
         """int32 ``[count]``: the chord at each STFT frame's centre of a request that starts ``start_seconds``
         into the song (``kgan.chords.track_labels``); ``UNKNOWN`` where the chart says nothing."""

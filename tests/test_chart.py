@@ -97,3 +97,11 @@ def test_a_guessed_chart_reads_back_as_the_chords_it_wrote(tiny_config):
     assert len(chart_of_frames(labels, tiny_config, bpm, "4/4", downbeat).split("|")[0].split()) <= 2
     with pytest.raises(ValueError, match="starts after the vocal ends"):
         chart_of_frames(labels, tiny_config, bpm, "4/4", 1e4)
+
+
+def test_a_chart_of_frame_labels_gives_every_frame_its_label_back(tiny_config):
+    labels = np.array([-1, -1, 3, 3, 3, 24, 24, 7, -1, 7, 7, 0], np.int64)
+    chart = ChordChart.from_frames(labels, tiny_config)
+    assert [c for _, _, c in chart.track] == [3, 24, 7, 7, 0]
+    np.testing.assert_array_equal(chart.frames(0.0, len(labels), tiny_config), labels)
+    assert ChordChart.from_frames([], tiny_config).track == ()

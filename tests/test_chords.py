@@ -354,14 +354,14 @@ def test_a_plan_model_exports_with_its_chord_net_and_voices_the_plan(tmp_path, c
     from cli.main import main
 
     reports = {}
-    for chords in ("guess", "score"):
+    for chords in ("guess", "score", "heard"):
         result = CliRunner().invoke(main, ["evaluate", path, chorale_dir, "-o", str(tmp_path / chords), "--baselines",
                                            "", "--chords", chords, "--no-progress"])
         assert result.exit_code == 0, result.output
         reports[chords] = json.loads(open(tmp_path / chords / "report.json").read())
     assert reports["score"]["chords"] == "score"
-    fits = [reports[k]["systems"]["model"]["summary"]["chroma_fit"][0] for k in ("guess", "score")]
-    assert fits[0] != fits[1]  # another plan, another accompaniment
+    fits = [reports[k]["systems"]["model"]["summary"]["chroma_fit"][0] for k in ("guess", "score", "heard")]
+    assert fits[0] != fits[1] and fits[0] != fits[2]  # another plan, another accompaniment
 
     # an export is a starting point too: exported again from its stored weights, at either precision, it
     # serves what it served; told another chord network, another plan
