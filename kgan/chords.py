@@ -41,7 +41,8 @@ from kgan.harmonic_loss import chroma_matrix, spectrogram_chroma
 from kgan.io_utils import atomic_write_text, read_json, resumable_checkpoint, score_chords, split_names
 
 __all__ = ["NO_CHORD", "CLASSES", "FEATURES", "chord_labels", "chord_notes", "transpose", "MelodyOnsets", "ChordNet",
-           "PlanRenderer", "melody_layer", "track_labels", "frame_centres", "song_arrays", "corpus_arrays", "frame_accuracy",
+           "PlanRenderer", "melody_layer", "track_labels", "frame_centres", "song_arrays", "corpus_arrays",
+           "frame_accuracy",
            "train_chord_net", "load_chord_net", "CHORDNET_WEIGHTS", "CHORDS_JSON"]
 
 NO_CHORD = 24  # the class of a frame with no accompaniment

@@ -303,9 +303,9 @@ def stream_song(predict, vocal, rate: int, chunk_seconds: float = 30.0, overlap_
     with a high band: ``kgan.high_band``; then starts and samples are at that rate), as the SavedModel's
     ``serving_default`` does, locally or over gRPC, so local and served results are identical; one with a
     ``meter`` (a beat grid) or a ``chart`` (``kgan.chart``) is also given each chunk's start in seconds.
-    Chunks overlap by ``overlap_seconds`` and are joined with a linear cross-fade; a vocal shorter than one chunk is sent
-    whole. A block is yielded as soon as no later chunk overlaps it, so only one chunk's samples are held
-    at a time and memory does not grow with the song.
+    Chunks overlap by ``overlap_seconds`` and are joined with a linear cross-fade; a vocal shorter than one
+    chunk is sent whole. A block is yielded as soon as no later chunk overlaps it, so only one chunk's
+    samples are held at a time and memory does not grow with the song.
     """
     import numpy as np
     from kgan.progress import audio_bar
