@@ -7,7 +7,7 @@ DEMO_SONGS ?= 12
 DEMO_FOLK ?= 24
 DEMO_STEPS ?= 300
 
-.PHONY: install demo test test-fast bench pretrained clean
+.PHONY: install demo demo-chart test test-fast bench pretrained clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,7 @@ demo: install
 	# the shipped model first: no training needed
 	song=$$($(BIN)/python -c "import json; print(json.load(open('$(DEMO)/corpus/splits.json'))['test'][0])") && \
 	$(BIN)/kgan generate $(DEMO)/corpus/$$song/vocals.flac -o $(DEMO)/karaoke-pretrained/$$song --style piano
+	$(MAKE) demo-chart
 	# then train your own
 	$(BIN)/kgan preprocess $(DEMO)/corpus $(DEMO)/data --plot 4
 	$(BIN)/kgan train $(DEMO)/data $(DEMO)/run --steps $(DEMO_STEPS) --set train.image_every=100
@@ -38,6 +39,19 @@ demo: install
 	@echo "      window pictures in $(DEMO)/data/plots, loss curves in $(DEMO)/run/loss.png,"
 	@echo "      karaoke track, remix and picture of a held-out test song in $(DEMO)/karaoke,"
 	@echo "      TensorBoard: $(BIN)/tensorboard --logdir $(DEMO)/run/logs"
+
+## demo-chart: the shipped model's chord guesses for a test song written as a chart, then played back from it
+demo-chart: install
+	song=$$($(BIN)/python -c "import json; print(json.load(open('$(DEMO)/corpus/splits.json'))['test'][0])") && \
+	grid=$$($(BIN)/python -c "import json, sys; from kgan.harmony import song_meter; \
+	  info = json.load(open(sys.argv[1])); beat, _, downbeat = song_meter(info); \
+	  print('--bpm %.3f --meter %s --downbeat %.3f' % (60 / beat, info.get('meter') or '4/4', downbeat))" \
+	  $(DEMO)/corpus/$$song/song.json) && \
+	$(BIN)/kgan chords guess $(DEMO)/corpus/$$song/vocals.flac $$grid -o $(DEMO)/$$song-chords.txt && \
+	$(BIN)/kgan generate $(DEMO)/corpus/$$song/vocals.flac -o $(DEMO)/karaoke-chart/$$song --style piano $$grid \
+	  --chords-file $(DEMO)/$$song-chords.txt
+	@echo "demo-chart: the chords it guessed in $(DEMO)/*-chords.txt; correct any bar and run kgan generate"
+	@echo "            --chords-file again (the command above) to hear it play yours"
 
 ## test: the whole suite, slow end-to-end tests included
 test: install
