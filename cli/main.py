@@ -517,13 +517,16 @@ def export_cmd(run_dir, export_base, version, griffin_lim_iters, griffin_lim_alg
 @click.option("--chords-file", "chart_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Or read the chart from a text file (lines are bars too; a word starting with '#' starts a "
                    "comment), e.g. one kgan chords guess wrote and you corrected.")
+@click.option("--exact-grid", is_flag=True,
+              help="Place the --chords chart exactly on --bpm and --downbeat; by default their grid is first fitted "
+                   "to each vocal's note starts (a tempo within 5 %, a downbeat within half a beat).")
 @click.option("--from-mix", "from_mix", type=click.Choice(["simm", "repet-sim"]), default=None,
               help="The files are finished songs: separate each one's vocal first (as `kgan separate`, written "
                    "as <name>_vocals.wav) and accompany that.")
 @compute_option
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, style, bpm, meter_signature, downbeat,
-             chart_text, chart_file, from_mix, compute, no_progress):
+             chart_text, chart_file, exact_grid, from_mix, compute, no_progress):
     """Generate the accompaniment of each VOCAL file (wav, flac, mp3, ogg; any rate or channels).
 
     Writes <name>_accompaniment.wav, <name>_remix.wav (vocal + accompaniment) and
@@ -552,7 +555,7 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, styl
             meter = meter_seconds(bpm, meter_signature or "4/4", downbeat or 0.0)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--meter") from None
-    chart = _read_chart(chart_text, chart_file, bpm, meter_signature, downbeat)
+    chart = _read_chart(chart_text, chart_file, bpm, meter_signature, downbeat, fit=not exact_grid)
     use_served_kernels()
     from kgan.generation import LocalModel, generate_files
 
@@ -587,18 +590,19 @@ def generate(vocals, out_dir, model_dir, server, model_name, chunk_seconds, styl
         if chart is None:
             raise click.BadParameter(str(e), param_hint="--bpm") from None
         # a chart counts bars at --bpm whether or not the chord network takes a beat grid
-    try:
-        model.set_chart(chart)
+    try:  # placed on each vocal in turn (generate_files); here only whether the model takes one
+        model.set_chart(None if chart is None else chart.as_given())
     except ValueError as e:  # a model without a chord plan
         raise click.BadParameter(str(e), param_hint="--chords") from None
-    failed = generate_files(vocals, out_dir, model, chunk_seconds, progress=not no_progress, separate_method=from_mix)
+    failed = generate_files(vocals, out_dir, model, chunk_seconds, progress=not no_progress, separate_method=from_mix,
+                            chart=chart)
     if failed:
         _echo_failures(f"{len(failed)} file(s) failed:", failed)
         sys.exit(1)
 
 
-def _read_chart(text, path, bpm, meter_signature, downbeat):
-    """``kgan generate``'s chord chart (``kgan.chart``) from --chords or --chords-file, or None."""
+def _read_chart(text, path, bpm, meter_signature, downbeat, fit: bool = True):
+    """``kgan generate``'s chord chart (a ``kgan.chart.ChartText``) from --chords or --chords-file, or None."""
     if text is not None and path is not None:
         raise click.UsageError("give at most one of --chords and --chords-file")
     if text is None and path is None:
@@ -612,10 +616,10 @@ def _read_chart(text, path, bpm, meter_signature, downbeat):
                 text = f.read()
         except (OSError, UnicodeDecodeError) as e:
             raise click.BadParameter(f"{path}: unreadable ({e})", param_hint=hint) from None
-    from kgan.chart import chart_from_text
+    from kgan.chart import ChartText
 
     try:
-        return chart_from_text(text, bpm, meter_signature or "4/4", downbeat or 0.0)
+        return ChartText(text, bpm, meter_signature or "4/4", downbeat or 0.0, fit)
     except ValueError as e:
         raise click.BadParameter(f"{path}: {e}" if path else str(e), param_hint=hint) from None
 
@@ -952,9 +956,12 @@ def chords():
 @click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False),
               help="An export (EXPORT_BASE or EXPORT_BASE/N) or a training run with a chord network (default: the "
                    "pretrained model).")
+@click.option("--exact-grid", is_flag=True,
+              help="Bars exactly on --bpm and --downbeat; by default their grid is first fitted to the vocal's note "
+                   "starts, as generate --chords fits it.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the chart to this file (default: print it).")
-def chords_guess(vocal, bpm, meter_signature, downbeat, per_bar, model_dir, output):
+def chords_guess(vocal, bpm, meter_signature, downbeat, per_bar, model_dir, exact_grid, output):
     """Print the chords the model would play under VOCAL as a chart, to correct and give back with
     kgan generate --chords-file.
 
@@ -976,11 +983,13 @@ def chords_guess(vocal, bpm, meter_signature, downbeat, per_bar, model_dir, outp
     try:
         if not is_export(path) and not os.path.isdir(os.path.join(path, "checkpoints")):
             path = resolve_export(path)  # an export base: its newest version
-        chart = guess_chart(path, vocal, bpm, meter_signature, downbeat, per_bar)
+        chart, fitted_bpm, fitted_downbeat = guess_chart(path, vocal, bpm, meter_signature, downbeat, per_bar,
+                                                         fit=not exact_grid)
     except (ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
+    fitted = "" if exact_grid else f" (the singing: {fitted_bpm:.2f} bpm, {fitted_downbeat:.2f} s)"
     header = (f"# kgan chords guess {os.path.basename(vocal)}: {bpm:g} bpm, {meter_signature}, first bar at "
-              f"{downbeat:g} s\n")
+              f"{downbeat:g} s{fitted}\n")
     if output:
         atomic_write_text(output, header + chart)
         click.echo(f"wrote {output}")

@@ -117,8 +117,11 @@ def meter_input(meter, start_seconds: float = 0.0) -> np.ndarray:
 
 
 def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, progress: bool = True,
-                   separate_method: str | None = None) -> list[str]:
+                   separate_method: str | None = None, chart=None) -> list[str]:
     """Generate for each file; returns the one-line errors of the files that failed.
+
+    ``chart``: a ``kgan.chart.ChartText`` placed on each vocal in turn (``ChartText.place``: its grid fitted to
+    that vocal's note starts unless told otherwise), and told to ``model`` for that song.
 
     With ``separate_method`` ("simm" or "repet-sim", ``kgan.separation``) each file is a finished song: its
     vocal is separated first, written as ``<name>_vocals.wav`` (the input's rate and channels), and is
@@ -166,6 +169,12 @@ def generate_files(paths, out_dir: str, model, chunk_seconds: float = 30.0, prog
                 def remix_vocal():
                     return audio_io.read_blocks(path, out_rate)
             length = len(vocal) * out_rate // rate  # of the accompaniment and the remix
+            if chart is not None:
+                placed, bpm, downbeat = chart.place(vocal, model.config)
+                model.set_chart(placed)
+                how = (f"fitted to the singing from {chart.bpm:g} bpm and {chart.downbeat:g} s" if chart.fit
+                       else "as given")
+                print(f"{name}: chords at {bpm:.2f} bpm, first bar at {downbeat:.2f} s ({how})", file=sys.stderr)
             with tempfile.TemporaryDirectory(prefix=temporary_prefix(), dir=out_dir) as scratch:
                 raw_path = os.path.join(scratch, "accompaniment.wav")  # float32, as generated
                 loudest = 0.0

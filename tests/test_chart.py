@@ -105,3 +105,29 @@ def test_a_chart_of_frame_labels_gives_every_frame_its_label_back(tiny_config):
     assert [c for _, _, c in chart.track] == [3, 24, 7, 7, 0]
     np.testing.assert_array_equal(chart.frames(0.0, len(labels), tiny_config), labels)
     assert ChordChart.from_frames([], tiny_config).track == ()
+
+
+def test_a_chart_s_grid_is_fitted_to_the_sung_note_starts(tiny_config):
+    from kgan.chart import ChartText, fit_grid
+
+    rate, beat, downbeat = tiny_config.audio.sample_rate, 0.6, 0.45  # 100 bpm, a note on every beat from 0.45 s
+    t = np.arange(20 * rate) / rate
+    step = np.floor((t - downbeat) / beat).astype(int)
+    freqs = np.array([220, 247, 262, 294, 330, 294, 262, 247])[step % 8]
+    within = (t - downbeat) % beat
+    gate = np.clip(within / 0.02, 0, 1) * np.clip((beat - 0.08 - within) / 0.02, 0, 1) * (t >= downbeat)
+    vocal = (0.3 * np.sin(np.cumsum(2 * np.pi * freqs / rate)) * gate).astype(np.float32)
+    for told_bpm, told_downbeat in ((102.0, 0.5), (98.0, 0.35), (100.0, 0.45)):  # 2 % off, a little late or early
+        bpm, start = fit_grid(vocal, tiny_config, told_bpm, "4/4", told_downbeat)
+        assert abs(bpm - 100.0) < 0.3 and abs(start - downbeat) < 0.05, (told_bpm, bpm, start)
+    # a chart typed at 102 bpm is placed at the sung 100 unless told to keep the given grid
+    typed = ChartText("C G | Am F", 102.0, "4/4", 0.5)
+    placed, bpm, _ = typed.place(vocal, tiny_config)
+    assert abs(placed.track[1][0] - (downbeat + 1.2)) < 0.05 and abs(bpm - 100.0) < 0.3  # G on beat 3 of bar 1
+    exact = ChartText("C G | Am F", 102.0, "4/4", 0.5, fit=False)
+    assert exact.place(vocal, tiny_config) == (exact.as_given(), 102.0, 0.5)
+    assert exact.as_given().track[1][0] == pytest.approx(0.5 + 2 * 60 / 102)
+    silent = np.zeros(2 * rate, np.float32)  # no note start: the grid stays as given
+    assert typed.place(silent, tiny_config)[1:] == pytest.approx((102.0, 0.5))
+    with pytest.raises(ValueError, match="bar 2: 'H'"):
+        ChartText("C | H", 100.0)

@@ -327,8 +327,11 @@ def test_a_plan_model_exports_with_its_chord_net_and_voices_the_plan(tmp_path, c
     from kgan.chart import chart_from_text, guess_chart
 
     vocal_path = os.path.join(chorale_dir, song, "vocals.flac")
-    guessed = guess_chart(path, vocal_path, 120.0, "3/4", 0.25)
-    assert guessed == guess_chart(run, vocal_path, 120.0, "3/4", 0.25)
+    guessed, bpm, downbeat = guess_chart(path, vocal_path, 120.0, "3/4", 0.25, fit=False)
+    assert (bpm, downbeat) == (120.0, 0.25)
+    assert guessed == guess_chart(run, vocal_path, 120.0, "3/4", 0.25, fit=False)[0]
+    fitted = guess_chart(path, vocal_path, 120.0, "3/4", 0.25)  # on the grid fitted to the singing
+    assert abs(fitted[1] / 120.0 - 1) <= 0.05 and chart_from_text(fitted[0], fitted[1], "3/4", fitted[2]).track
     seconds = len(load_audio(vocal_path, config.audio.sample_rate)[0]) / config.audio.sample_rate
     bars = guessed.replace("\n", " | ").strip(" |").split(" | ")
     assert 0.25 + 1.5 * len(bars) >= seconds > 0.25 + 1.5 * (len(bars) - 1)  # every bar of the song, no more

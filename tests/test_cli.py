@@ -79,6 +79,9 @@ def test_a_chord_chart_needs_a_tempo_and_well_formed_chords_and_the_shipped_mode
     told = run("--chords-file", str(chart), "--bpm", "90", "--downbeat", "0.1")
     assert told.exit_code == 0, told.output
     assert (tmp_path / "out" / "me_accompaniment.wav").exists()
+    assert "me: chords at" in told.output and "fitted to the singing from 90 bpm and 0.1 s" in told.output
+    exact = run("--chords-file", str(chart), "--bpm", "90", "--downbeat", "0.1", "--exact-grid")
+    assert exact.exit_code == 0 and "me: chords at 90.00 bpm, first bar at 0.10 s (as given)" in exact.output
     # and writes its own guesses as a chart to correct, which generate reads back
     guessed = runner.invoke(main, ["chords", "guess", str(vocal), "--bpm", "90", "-o", str(tmp_path / "guess.txt")])
     assert guessed.exit_code == 0, guessed.output
