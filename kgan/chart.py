@@ -207,20 +207,16 @@ def chart_of_frames(labels, config, bpm: float, meter: str = "4/4", downbeat: fl
     counts = np.zeros((slots, CLASSES), np.int64)
     np.add.at(counts, (index[inside], labels[inside]), 1)
     names = [chord_name(int(c.argmax())) if c.any() else "?" for c in counts]
-    bars, lines = [], []
+    bars, lines, before = [], [], None
     for start in range(0, slots, per_bar):
         tokens = names[start : start + per_bar]
         text = tokens[0] if len(set(tokens)) == 1 else " ".join(
             "." if i and token == tokens[i - 1] else token for i, token in enumerate(tokens))
-        bars.append("%" if bars and text == _last_bar(bars) else text)
+        bars.append("%" if text == before else text)
+        before = text
     for start in range(0, len(bars), bars_per_line):
         lines.append(" | ".join(bars[start : start + bars_per_line]))
     return "\n".join(lines) + "\n"
-
-
-def _last_bar(bars: list[str]) -> str:
-    """The text the last written bar stands for (a ``%`` repeats the one before it)."""
-    return next(b for b in reversed(bars) if b != "%")
 
 
 def guess_chart(model_path: str, vocal_path: str, bpm: float, meter: str = "4/4", downbeat: float = 0.0,
@@ -278,8 +274,7 @@ def chords_input(chart: ChordChart | None, start_seconds: float, samples: int, c
     int32 ``[1, frames]``, or ``[[UNKNOWN]]`` (the network's guess everywhere) without a chart."""
     if chart is None:
         return np.full((1, 1), UNKNOWN, np.int32)
-    from kgan.spectrogram import Spectrogram
+    from kgan.spectrogram import frame_count
 
-    frames = int(Spectrogram(config.stft).num_frames(int(samples)))
-    return chart.frames(start_seconds, frames, config)[None]
+    return chart.frames(start_seconds, frame_count(int(samples), config.stft), config)[None]
 

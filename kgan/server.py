@@ -79,9 +79,13 @@ class _Version:
         # the signature that answers each one: serving_default's bfloat16 twin where it runs at speed
         self.runs = {name: signature_for(name, self.signature_defs, compute) for name in self.signature_defs}
 
+    def stft_frames(self, samples: int) -> int:
+        """STFT frames of one row of ``samples`` (``kgan.spectrogram.frame_count``)."""
+        return 1 + (samples + self.pad - 1) // self.hop
+
     def windows(self, samples: int) -> int:
         """Generator windows one row of ``samples`` costs (as ``kgan.inference.Generate`` cuts it)."""
-        frames = 1 + (samples + self.pad - 1) // self.hop
+        frames = self.stft_frames(samples)
         hop = self.window_hop
         return 1 + max(0, (frames - self.frames + hop - 1) // hop)
 
@@ -201,7 +205,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             if shape[0] > MAX_PROBE:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"input {key!r}: at most {MAX_PROBE} elements, got {shape[0]}")
-            frames = (int(self.max_seconds * version.sample_rate) + version.pad - 1) // version.hop + 1  # a chart's
+            frames = version.stft_frames(int(self.max_seconds * version.sample_rate))  # a chart's at most
             if key == "chords" and shape[1] > frames:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"input 'chords': at most {frames} frames ({self.max_seconds:.0f} s), "

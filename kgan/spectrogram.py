@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from kgan.config import STFTConfig
 
-__all__ = ["Spectrogram", "spectral_convergence", "integrated_phase", "lobe_peaks", "overlap_add",
+__all__ = ["Spectrogram", "spectral_convergence", "integrated_phase", "lobe_peaks", "overlap_add", "frame_count",
            "GRIFFIN_LIM_ALGORITHMS"]
 
 # Griffin-Lim's variants (``Spectrogram.griffin_lim``'s ``algorithm``): "fast" (Perraudin, Balazs & Sondergaard 2013)
@@ -44,6 +44,12 @@ __all__ = ["Spectrogram", "spectral_convergence", "integrated_phase", "lobe_peak
 GRIFFIN_LIM_ALGORITHMS = ("fast", "accelerated")
 ACCELERATED_BETA, ACCELERATED_GAMMA = 1.1, 1.2
 TINY = 1e-15  # Griffin-Lim's magnitude projection: below half a float32 step of any value above 1e-7
+
+
+def frame_count(num_samples, stft: STFTConfig):
+    """Frames that ``Spectrogram(stft).forward`` returns for ``num_samples`` samples (int or scalar tensor), without
+    making the ``Spectrogram``."""
+    return 1 + (num_samples + stft.n_fft - stft.hop_length - 1) // stft.hop_length
 
 
 def overlap_add(frames, step: int):
@@ -94,7 +100,7 @@ class Spectrogram:
     # ----------------------------------------------------------------- framing
     def num_frames(self, num_samples):
         """Frames that ``forward`` returns for ``num_samples`` samples (int or scalar tensor)."""
-        return 1 + (num_samples + self.pad - 1) // self.hop
+        return frame_count(num_samples, self.config)
 
     def num_samples(self, num_frames: int) -> int:
         """The longest waveform whose ``forward`` has ``num_frames`` frames (e.g. a model window's audio)."""
